@@ -1,0 +1,3 @@
+from fracta.cli.main import entry
+
+entry()

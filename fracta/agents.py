@@ -1,0 +1,207 @@
+"""Agent records: one agent.json per agent, changed only under its lock, read by anyone at any time."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from . import atomic, clock, names
+from .errors import AgentExists, AgentNotFound, CorruptRecord, InvalidInput
+from .repo import Repo
+
+SCHEMA = 1
+MAX_INTENT = 200
+
+
+class Status(str, Enum):
+    QUEUED = "queued"
+    STARTING = "starting"
+    RUNNING = "running"
+    IDLE = "idle"
+    DONE = "done"
+    FAILED = "failed"
+    KILLED = "killed"
+    LOST = "lost"
+
+
+LIVE = frozenset({Status.QUEUED, Status.STARTING, Status.RUNNING, Status.IDLE})
+FINISHED = frozenset({Status.DONE, Status.FAILED, Status.KILLED, Status.LOST})
+
+
+@dataclass(frozen=True)
+class Agent:
+    """An agent's record as stored in agents/<name>/agent.json."""
+
+    name: str
+    runtime: str
+    status: Status
+    created_at: str
+    updated_at: str
+    intent: str = ""
+    kind: str = "spawned"  # "spawned" by fracta, or "joined" (run by hand)
+    workspace: str | None = None
+    workspace_kind: str | None = None  # "git" or "directory"
+    branch: str | None = None
+    base: str | None = None
+    command: list[str] = field(default_factory=list)
+    pid: int | None = None
+    pid_start: int | None = None  # process start time in clock ticks since boot, to detect pid reuse
+    session_id: str | None = None
+    exit_code: int | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    last_commit: str | None = None
+    last_commit_subject: str | None = None
+    tokens_used: int | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["status"] = self.status.value
+        data["schema"] = SCHEMA
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], path: Path) -> Agent:
+        schema = data.get("schema")
+        if schema != SCHEMA:
+            raise CorruptRecord(path, f"schema version {schema!r}, this fracta reads version {SCHEMA}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        try:
+            values = {k: v for k, v in data.items() if k in known}
+            values["status"] = Status(values["status"])
+            return cls(**values)
+        except (KeyError, ValueError, TypeError) as exc:
+            raise CorruptRecord(path, f"missing or invalid field ({exc})") from None
+
+    @property
+    def live(self) -> bool:
+        return self.status in LIVE
+
+
+def record_path(repo: Repo, name: str) -> Path:
+    return repo.agent_dir(name) / "agent.json"
+
+
+def activity_path(repo: Repo, name: str) -> Path:
+    return repo.agent_dir(name) / "activity"
+
+
+def exists(repo: Repo, name: str) -> bool:
+    return record_path(repo, name).exists()
+
+
+def load(repo: Repo, name: str) -> Agent:
+    path = record_path(repo, name)
+    try:
+        data = atomic.read_json(path)
+    except FileNotFoundError:
+        raise AgentNotFound(f"no agent named {name!r}", "run fracta list to see the agents") from None
+    return Agent.from_dict(data, path)
+
+
+def list_all(repo: Repo) -> tuple[list[Agent], list[CorruptRecord]]:
+    """Every agent, sorted by creation; a corrupt record is reported, never fatal for the others."""
+    found: list[Agent] = []
+    problems: list[CorruptRecord] = []
+    try:
+        entries = os.listdir(repo.agents_dir)
+    except FileNotFoundError:
+        return [], []
+    for entry in entries:
+        if entry.startswith("."):
+            continue
+        try:
+            found.append(load(repo, entry))
+        except CorruptRecord as exc:
+            problems.append(exc)
+        except AgentNotFound:
+            continue  # a folder being created or removed right now
+    found.sort(key=lambda a: (a.created_at, a.name))
+    return found, problems
+
+
+def create(repo: Repo, agent: Agent) -> Agent:
+    """Create the agent's folder, record, inbox and token in one rename: it appears whole or not at all."""
+    names.validate(agent.name)
+    exists_error = AgentExists(
+        f"an agent named {agent.name!r} already exists",
+        f"choose another name, or remove it first with: fracta kill {agent.name}",
+    )
+    if repo.agent_dir(agent.name).exists():
+        raise exists_error
+
+    def populate(folder: Path) -> None:
+        for sub in ("inbox/tmp", "inbox/new", "inbox/cur"):
+            (folder / sub).mkdir(parents=True)
+        atomic.write_json(folder / "agent.json", agent.to_dict())
+        atomic.write_text(folder / "token", secrets.token_urlsafe(32) + "\n", mode=0o600)
+        atomic.write_bytes(folder / "activity", b"", durable=False)
+
+    if not atomic.create_dir(repo.agent_dir(agent.name), populate):
+        raise exists_error
+    return agent
+
+
+def new(name: str, runtime: str, status: Status, **fields: Any) -> Agent:
+    stamp = clock.now()
+    return Agent(name=name, runtime=runtime, status=status, created_at=stamp, updated_at=stamp, **fields)
+
+
+def modify(repo: Repo, name: str, change: Callable[[Agent], Agent | None]) -> Agent:
+    """Apply `change` to the freshly read record under its lock; returning None leaves it as is."""
+    path = record_path(repo, name)
+    if not path.parent.is_dir():
+        raise AgentNotFound(f"no agent named {name!r}", "run fracta list to see the agents")
+    with atomic.lock(path.parent / "agent.lock"):
+        current = load(repo, name)  # re-read under the lock: another process may have changed it
+        changed = change(current)
+        if changed is None or changed == current:
+            return current
+        changed = dataclasses.replace(changed, updated_at=clock.now())
+        atomic.write_json(path, changed.to_dict())
+    touch_activity(repo, name)
+    return changed
+
+
+def update(repo: Repo, name: str, **values: Any) -> Agent:
+    return modify(repo, name, lambda a: dataclasses.replace(a, **values))
+
+
+def touch_activity(repo: Repo, name: str) -> None:
+    """Last activity is the mtime of agents/<name>/activity: one syscall, no lock."""
+    if name == names.CHESSMASTER:
+        return
+    atomic.touch(activity_path(repo, name))
+
+
+def last_activity(repo: Repo, name: str) -> float | None:
+    try:
+        return activity_path(repo, name).stat().st_mtime
+    except FileNotFoundError:
+        return None
+
+
+def clean_intent(text: str) -> str:
+    """One line, bounded: newlines and runs of whitespace fold into single spaces."""
+    folded = " ".join(text.split())
+    if len(folded) > MAX_INTENT:
+        raise InvalidInput(
+            f"the intent is {len(folded)} characters long; the limit is {MAX_INTENT}",
+            "say what the agent is doing in one short line",
+        )
+    return folded
+
+
+def remove(repo: Repo, name: str) -> None:
+    """Delete the agent's folder (its record, inbox and output). Callers check for unsaved work first."""
+    folder = repo.agent_dir(name)
+    if not folder.exists():
+        raise AgentNotFound(f"no agent named {name!r}", "run fracta list to see the agents")
+    atomic.remove_dir(folder)

@@ -1,0 +1,203 @@
+"""Every write under .fracta/ goes through here: atomic replace, locks, appends, Maildir delivery.
+
+A reader never sees a half-written file and a crash never leaves one visible: files are written
+to a temporary name in the same folder, fsync'd, then renamed over the target.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from .errors import CorruptRecord, LockTimeout
+
+TMP_MARK = ".tmp."
+DEFAULT_LOCK_TIMEOUT = 30.0
+
+
+def _tmp_name(target: Path) -> Path:
+    return target.with_name(f".{target.name}{TMP_MARK}{os.getpid()}.{secrets.token_hex(4)}")
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename into `folder` durable."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_bytes(path: Path, data: bytes, *, durable: bool = True, mode: int = 0o644) -> None:
+    """Atomically replace `path` with `data`; `durable` also fsyncs the file and its folder."""
+    tmp = _tmp_name(path)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    if durable:
+        fsync_dir(path.parent)
+
+
+def write_text(path: Path, text: str, *, durable: bool = True, mode: int = 0o644) -> None:
+    write_bytes(path, text.encode("utf-8"), durable=durable, mode=mode)
+
+
+def write_json(path: Path, data: dict[str, Any], *, durable: bool = True, mode: int = 0o644) -> None:
+    write_bytes(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode(), durable=durable, mode=mode)
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """Read a JSON object; a truncated or corrupt file raises CorruptRecord naming it."""
+    raw = path.read_bytes()
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        problem = "empty file" if not raw.strip() else f"not valid JSON ({exc})"
+        raise CorruptRecord(path, problem) from None
+    if not isinstance(data, dict):
+        raise CorruptRecord(path, f"expected a JSON object, found {type(data).__name__}")
+    return data
+
+
+@contextlib.contextmanager
+def lock(path: Path, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (a lock file). The OS releases it if the holder dies."""
+    import filelock  # imported here: it is not needed on read-only paths
+
+    flock = filelock.FileLock(str(path), timeout=timeout, thread_local=False, is_singleton=False)
+    try:
+        flock.acquire()
+    except filelock.Timeout:
+        raise LockTimeout(path, timeout) from None
+    try:
+        yield
+    finally:
+        flock.release()
+
+
+def append_line(path: Path, line: str) -> None:
+    """Append one whole line; concurrent appenders never interleave partial lines."""
+    data = (line.rstrip("\n") + "\n").encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)  # closing releases the flock
+
+
+def ensure_dirs(*folders: Path, mode: int = 0o755) -> None:
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True, mode=mode)
+
+
+# --- Maildir: write into tmp/, rename into new/; reading renames new/ -> cur/ -------------------
+
+
+def maildir_deliver(maildir: Path, name: str, data: bytes) -> Path:
+    """Deliver one message durably; it is visible in new/ only once whole and fsync'd."""
+    tmp = maildir / "tmp" / name
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        final = maildir / "new" / name
+        os.rename(tmp, final)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(final.parent)
+    return final
+
+
+def maildir_claim(maildir: Path, name: str) -> Path | None:
+    """Move new/<name> to cur/<name>; returns None when another reader claimed it first."""
+    target = maildir / "cur" / name
+    try:
+        os.rename(maildir / "new" / name, target)
+    except FileNotFoundError:
+        return None
+    return target
+
+
+def remove_stale_temp_files(folder: Path, older_than: float) -> list[Path]:
+    """Delete temporary files left by writers that died mid-write (they were never visible)."""
+    removed: list[Path] = []
+    cutoff = time.time() - older_than
+    for entry in _walk_files(folder):
+        in_maildir_tmp = entry.parent.name == "tmp" and entry.parent.parent.name == "inbox"
+        if TMP_MARK not in entry.name and not in_maildir_tmp:
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            if entry.stat().st_mtime < cutoff:
+                entry.unlink()
+                removed.append(entry)
+    return removed
+
+
+def _walk_files(folder: Path) -> Iterator[Path]:
+    for root, dirs, files in os.walk(folder):
+        # Worktrees hold the user's files, never ours.
+        dirs[:] = [d for d in dirs if not (root == str(folder) and d == "worktrees")]
+        for name in files:
+            yield Path(root) / name
+
+
+# --- Whole folders: appear complete or not at all, vanish at once ---------------------------
+
+
+def create_dir(final: Path, populate: Callable[[Path], None]) -> bool:
+    """Build a folder under a hidden name, then rename it into place; False if `final` exists."""
+    staging = final.with_name(f".new-{final.name}-{secrets.token_hex(4)}")
+    try:
+        staging.mkdir(parents=True)
+        populate(staging)
+        try:
+            os.rename(staging, final)
+        except OSError:
+            return False  # renaming onto a non-empty folder fails: someone created it first
+        fsync_dir(final.parent)
+        return True
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def remove_dir(folder: Path) -> None:
+    """Rename the folder away first so readers see it vanish at once, never half-deleted."""
+    grave = folder.with_name(f".gone-{folder.name}-{secrets.token_hex(4)}")
+    os.rename(folder, grave)
+    shutil.rmtree(grave, ignore_errors=True)
+
+
+def touch(path: Path) -> None:
+    """Bump a file's mtime (used as a cheap 'last activity' marker); absent files are ignored."""
+    with contextlib.suppress(FileNotFoundError):
+        os.utime(path)

@@ -1,0 +1,123 @@
+"""Commands for setting up and coordinating: init, join, list, say, inbox, intent, progress."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .. import agents, mailbox, progress, project, repo, results
+from ..errors import EXIT_CORRUPT
+from . import render
+
+
+def _repo() -> repo.Repo:
+    return repo.find().require_initialized()
+
+
+@click.command("init")
+def init_cmd() -> None:
+    """Set up fracta in this git repository (.fracta/, fracta.yaml, git exclude). Safe to run twice."""
+    result = project.init(repo.find())
+    click.echo(f"{'initialized' if result.created else 'already initialized'} fracta in {result.root}")
+    if result.wrote_config:
+        click.echo(f"wrote {result.root / 'fracta.yaml'} (commented defaults)")
+
+
+@click.command("join")
+@click.argument("name")
+@click.option("--intent", default="", help="One line: what this agent is about to do.")
+@click.option("--json", "as_json", is_flag=True, help="Print the versioned JSON shape.")
+def join_cmd(name: str, intent: str, as_json: bool) -> None:
+    """Register an agent you run by hand (e.g. Claude Code in another terminal).
+
+    Prints the environment lines that agent's shell needs.
+    """
+    result = project.join(_repo(), name, intent=intent, workspace=Path.cwd())
+    if as_json:
+        render.emit_json(results.joined(result.agent, result.env))
+        return
+    click.echo(f"# agent {name} joined; set these in its environment:", err=True)
+    for key, value in result.env.items():
+        click.echo(f"export {key}={value}")
+
+
+@click.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the versioned JSON shape.")
+def list_cmd(as_json: bool) -> int:
+    """Every agent's status, intent, branch and unread count."""
+    r = _repo()
+    found, problems = agents.list_all(r)
+    data = results.agent_list(r, found, problems)
+    if as_json:
+        render.emit_json(data)
+    elif not found and not problems:
+        click.echo("no agents yet: fracta join NAME, or fracta spawn TASK")
+    else:
+        rows = [
+            [a["name"], a["status"], a["runtime"], str(a["unread"]), a["branch"] or "-", a["intent"] or "-"]
+            for a in data["agents"]
+        ]
+        click.echo(render.table(rows, ["name", "status", "runtime", "unread", "branch", "intent"]))
+    for problem in problems:
+        render.warn(f"{problem.message} ({problem.hint})")
+    return EXIT_CORRUPT if problems else 0
+
+
+@click.command("say")
+@click.argument("to")
+@click.argument("message")
+@click.option("--from", "sender", default="chessmaster", show_default=True, help="Who sends it.")
+@click.option("--subject", default=None, help="Optional one-line subject.")
+@click.option("--reply-to", default=None, help="Optional id of the message this answers.")
+@click.option("--json", "as_json", is_flag=True, help="Print the versioned JSON shape.")
+def say_cmd(to: str, message: str, sender: str, subject: str | None, reply_to: str | None, as_json: bool) -> None:
+    """Send MESSAGE to agent TO (or * for every agent but the sender)."""
+    sent = mailbox.send(_repo(), sender, to, message, subject=subject, reply_to=reply_to)
+    if as_json:
+        render.emit_json(results.sent(sent))
+    else:
+        click.echo(f"sent to {', '.join(m.to for m in sent) or 'nobody (no other agents)'}")
+
+
+@click.command("inbox")
+@click.argument("name")
+@click.option("--all", "include_read", is_flag=True, help="Also show messages already read.")
+@click.option("--json", "as_json", is_flag=True, help="Print the versioned JSON shape.")
+def inbox_cmd(name: str, include_read: bool, as_json: bool) -> int:
+    """Read NAME's unread messages (marking them read)."""
+    box = mailbox.read(_repo(), name, include_read=include_read)
+    if as_json:
+        render.emit_json(results.inbox(name, box))
+    elif not box.messages:
+        click.echo("no unread messages" if not include_read else "no messages")
+    else:
+        click.echo("\n".join(render.message(m) for m in box.messages))
+    for problem in box.problems:
+        render.warn(f"{problem.message} ({problem.hint})")
+    return EXIT_CORRUPT if box.problems else 0
+
+
+@click.command("intent")
+@click.argument("name")
+@click.argument("text", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print the versioned JSON shape.")
+def intent_cmd(name: str, text: str | None, as_json: bool) -> None:
+    """Show NAME's one-line intent, or set it to TEXT."""
+    r = _repo()
+    agent = agents.load(r, name) if text is None else project.set_intent(r, name, text)
+    if as_json:
+        render.emit_json(results.intent(agent))
+    else:
+        click.echo(agent.intent or "(no intent set)")
+
+
+@click.command("progress")
+def progress_cmd() -> None:
+    """Print .fracta/progress.md (regenerated first)."""
+    r = _repo()
+    progress.refresh(r)
+    click.echo(r.progress_path.read_text(), nl=False)
+
+
+COMMANDS = [init_cmd, join_cmd, list_cmd, say_cmd, inbox_cmd, intent_cmd, progress_cmd]

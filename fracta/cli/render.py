@@ -1,0 +1,35 @@
+"""Text and JSON rendering for the CLI: no logic, only presentation."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from .. import mailbox
+
+
+def emit_json(data: dict[str, Any]) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=True))
+
+
+def table(rows: list[list[str]], headers: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
+    lines = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths))]
+    lines += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    return "\n".join(lines)
+
+
+def message(msg: mailbox.Message) -> str:
+    head = f"[{msg.sent_at}] {msg.sender} -> {msg.to}"
+    if msg.subject:
+        head += f"  ({msg.subject})"
+    if msg.reply_to:
+        head += f"  reply-to {msg.reply_to}"
+    status = "" if not msg.read else "  (read)"
+    return f"{head}{status}  id {msg.id}\n" + "\n".join(f"  {line}" for line in msg.body.splitlines())
+
+
+def warn(text: str) -> None:
+    click.echo(f"warning: {text}", err=True)

@@ -1,0 +1,152 @@
+"""fracta.yaml: defaults, ${VAR} interpolation and typed access with clear errors."""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+DEFAULTS: dict[str, Any] = {
+    "control_plane": {"host": "127.0.0.1", "port": 9090},
+    "gateway": {"host": "127.0.0.1", "port": 8080},
+    "agents": {"max_agents": 4, "default_runtime": "command", "wake": True, "agent_runtimes": {}},
+    "mailbox": {"max_message_bytes": 65536},
+    "reaper": {"ttl": 86400, "sweep_interval": 60, "kill_grace": 5},
+    "hooks": {"notify_chessmaster": True, "subscribers": {}},
+    "mcp_servers": {},
+    "auth": {"credentials": {"profiles": {}}},
+}
+
+TEMPLATE = """\
+# fracta.yaml: configuration for fracta in this repository.
+# Values may use ${VAR} or ${VAR:-default}, taken from the environment.
+
+control_plane:
+  host: 127.0.0.1        # loopback only; binding elsewhere needs an explicit setting
+  port: 9090
+
+gateway:
+  host: 127.0.0.1
+  port: 8080             # MCP over streamable HTTP for agents
+
+agents:
+  max_agents: 4          # agents running at once; further spawns wait in the mission queue
+  default_runtime: command
+  wake: true             # resume an idle agent's session when a message arrives
+
+mailbox:
+  max_message_bytes: 65536
+
+reaper:
+  ttl: 86400             # seconds after an agent finished before it may be removed
+                         # (never while it has unmerged or uncommitted work)
+  sweep_interval: 60     # seconds between slow sweeps; exits are noticed at once
+  kill_grace: 5          # seconds between SIGTERM and SIGKILL
+
+hooks:
+  notify_chessmaster: true   # an agent's commit sends the chessmaster a message
+  subscribers: {}            # e.g. {b: [a]}: agent b hears of agent a's commits
+
+# Backend MCP servers proxied to agents (tools appear as <server>__<tool>):
+# mcp_servers:
+#   time:
+#     command: uvx
+#     args: [mcp-server-time]
+"""
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def interpolate(value: Any, env: Mapping[str, str], missing: list[str]) -> Any:
+    """Replace ${VAR} and ${VAR:-default} in every string of `value`; collect unset names in `missing`."""
+    if isinstance(value, str):
+
+        def sub(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            missing.append(name)
+            return ""
+
+        return _VAR.sub(sub, value)
+    if isinstance(value, list):
+        return [interpolate(v, env, missing) for v in value]
+    if isinstance(value, dict):
+        return {k: interpolate(v, env, missing) for k, v in value.items()}
+    return value
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+@dataclass(frozen=True)
+class Config:
+    """The merged configuration. Raw values keep their ${VAR}s; `resolved` interpolates them."""
+
+    path: Path
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def get(self, dotted: str) -> Any:
+        node: Any = self.data
+        for part in dotted.split("."):
+            if not isinstance(node, Mapping) or part not in node:
+                raise ConfigError(
+                    f"missing config key {dotted!r} in {self.path}",
+                    f"add {dotted} to {self.path.name} (see the commented template from fracta init)",
+                )
+            node = node[part]
+        return node
+
+    def resolved(self, dotted: str, env: Mapping[str, str] | None = None) -> Any:
+        """The value at `dotted` with ${VAR}s filled in; an unset variable is a ConfigError."""
+        missing: list[str] = []
+        value = interpolate(self.get(dotted), os.environ if env is None else env, missing)
+        if missing:
+            raise ConfigError(
+                f"{dotted} in {self.path.name} needs environment variable(s) {', '.join(sorted(set(missing)))}",
+                "export them (or use ${VAR:-default}) and retry",
+            )
+        return value
+
+    def integer(self, dotted: str, minimum: int = 0) -> int:
+        raw = self.resolved(dotted)
+        try:
+            value = int(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{dotted} in {self.path.name} must be an integer, not {raw!r}") from None
+        if value < minimum:
+            raise ConfigError(f"{dotted} in {self.path.name} must be at least {minimum}, not {value}")
+        return value
+
+    def text(self, dotted: str) -> str:
+        return str(self.resolved(dotted))
+
+
+def load(path: Path) -> Config:
+    """Load fracta.yaml over the defaults; a missing file means all defaults."""
+    if not path.exists():
+        return Config(path=path, data=copy.deepcopy(DEFAULTS))
+    import yaml  # not needed on the fast paths that never read config
+
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}", "fix the syntax; fracta init writes a template") from None
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{path} must be a mapping at the top level", "see the template written by fracta init")
+    return Config(path=path, data=_merge(DEFAULTS, raw))

@@ -1,0 +1,136 @@
+"""The one error hierarchy: every expected failure is a FractaError with a hint and an exit code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# Named exit codes, shared by every face (the CLI maps errors to these; HTTP maps them to 4xx).
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_NOT_FOUND = 3
+EXIT_CONFLICT = 4
+EXIT_REFUSED = 5
+EXIT_CORRUPT = 6
+EXIT_LOCKED = 7
+EXIT_UNAVAILABLE = 8
+EXIT_INTERRUPTED = 130
+
+
+class FractaError(Exception):
+    """An expected failure: a message saying what is wrong and a hint saying what to do."""
+
+    exit_code = EXIT_ERROR
+    http_status = 400
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class NotInitialized(FractaError):
+    exit_code = EXIT_USAGE
+    http_status = 409
+
+
+class NotARepository(FractaError):
+    exit_code = EXIT_USAGE
+    http_status = 409
+
+
+class InvalidName(FractaError):
+    exit_code = EXIT_USAGE
+    http_status = 422
+
+
+class InvalidInput(FractaError):
+    exit_code = EXIT_USAGE
+    http_status = 422
+
+
+class ConfigError(FractaError):
+    exit_code = EXIT_USAGE
+    http_status = 422
+
+
+class AgentNotFound(FractaError):
+    exit_code = EXIT_NOT_FOUND
+    http_status = 404
+
+
+class AgentExists(FractaError):
+    exit_code = EXIT_CONFLICT
+    http_status = 409
+
+
+class Refused(FractaError):
+    """The action would lose work or break a rule; nothing was changed."""
+
+    exit_code = EXIT_REFUSED
+    http_status = 409
+
+
+class Forbidden(FractaError):
+    """The caller's identity does not allow this action."""
+
+    exit_code = EXIT_REFUSED
+    http_status = 403
+
+
+class CorruptRecord(FractaError):
+    exit_code = EXIT_CORRUPT
+    http_status = 500
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(
+            f"corrupt record {path}: {problem}",
+            "inspect the file; move it aside or delete it if it cannot be repaired",
+        )
+        self.path = path
+
+
+class LockTimeout(FractaError):
+    exit_code = EXIT_LOCKED
+    http_status = 503
+
+    def __init__(self, path: Path, seconds: float) -> None:
+        super().__init__(
+            f"timed out after {seconds:g}s waiting for lock {path}",
+            "another fracta process holds it; retry, or remove the lock file if no fracta process is running",
+        )
+        self.path = path
+
+
+class ControlPlaneUnavailable(FractaError):
+    exit_code = EXIT_UNAVAILABLE
+    http_status = 503
+
+
+class GitError(FractaError):
+    """A git (or other) command failed; carries the command, return code and output."""
+
+    def __init__(self, cmd: list[str], returncode: int, stdout: str, stderr: str, hint: str = "") -> None:
+        shown = " ".join(cmd)
+        detail = (stderr or stdout).strip()
+        super().__init__(f"command failed ({returncode}): {shown}\n{detail}".rstrip(), hint)
+        self.cmd = cmd
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
+
+
+class MergeConflict(FractaError):
+    exit_code = EXIT_CONFLICT
+    http_status = 409
+
+    def __init__(self, branch: str, files: list[str]) -> None:
+        listing = "\n".join(f"  {f}" for f in files)
+        super().__init__(
+            f"merging {branch} would conflict in {len(files)} file(s); nothing was changed:\n{listing}",
+            f"resolve by hand (git merge {branch}), or ask the agent to merge your branch into its own first",
+        )
+        self.branch = branch
+        self.files = files

@@ -1,0 +1,77 @@
+"""The event log: .fracta/events.jsonl, one JSON object a line, appended whole."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from . import atomic, clock
+from .repo import Repo
+
+SCHEMA = 1
+
+
+@dataclass(frozen=True)
+class Event:
+    offset: int  # byte offset of the line: a cursor for readers that follow the log
+    data: dict[str, Any]
+
+
+def record(repo: Repo, event: str, agent: str | None = None, **data: Any) -> None:
+    """Append one event. Never carries secrets: callers pass names and ids, not tokens or bodies."""
+    line = {"v": SCHEMA, "ts": clock.now(), "event": event, "agent": agent, **data}
+    atomic.append_line(repo.events_path, json.dumps(line, sort_keys=True, separators=(",", ":")))
+
+
+def read(repo: Repo, since: int = 0, limit: int | None = None) -> Iterator[Event]:
+    """Events from byte offset `since`; a torn last line (a writer still appending) is left for later."""
+    try:
+        fh = open(repo.events_path, "rb")  # noqa: SIM115 - closed in finally, generator-safe
+    except FileNotFoundError:
+        return
+    try:
+        fh.seek(since)
+        offset = since
+        count = 0
+        for raw in fh:
+            if not raw.endswith(b"\n"):
+                break
+            try:
+                data = json.loads(raw)
+            except json.JSONDecodeError:
+                data = {"v": SCHEMA, "event": "corrupt-line", "offset": offset}
+            yield Event(offset=offset, data=data)
+            offset += len(raw)
+            count += 1
+            if limit is not None and count >= limit:
+                break
+    finally:
+        fh.close()
+
+
+def tail(repo: Repo, n: int) -> list[Event]:
+    """The last `n` events, reading only the end of the file."""
+    try:
+        size = os.path.getsize(repo.events_path)
+    except FileNotFoundError:
+        return []
+    start = max(0, size - max(n, 1) * 512)
+    while True:
+        found = list(read(repo, _line_start(repo, start)))
+        if len(found) >= n or start == 0:
+            return found[-n:] if n else []
+        start = max(0, start - n * 2048)
+
+
+def _line_start(repo: Repo, offset: int) -> int:
+    if offset == 0:
+        return 0
+    with open(repo.events_path, "rb") as fh:
+        fh.seek(offset - 1)
+        if fh.read(1) == b"\n":
+            return offset
+        fh.readline()
+        return fh.tell()

@@ -1,0 +1,203 @@
+"""Mailboxes with Maildir semantics: one message a file, durable on send, delivered exactly once."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import agents, atomic, clock, events, names, progress
+from .errors import AgentNotFound, CorruptRecord, InvalidInput
+from .repo import Repo
+
+SCHEMA = 1
+_HEADER_ORDER = ("fracta-message", "id", "from", "to", "sent", "subject", "reply-to")
+_seq = itertools.count()
+
+
+@dataclass(frozen=True)
+class Message:
+    id: str
+    sender: str
+    to: str
+    sent_at: str
+    body: str
+    subject: str | None = None
+    reply_to: str | None = None
+    read: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "from": self.sender,
+            "to": self.to,
+            "sent_at": self.sent_at,
+            "subject": self.subject,
+            "reply_to": self.reply_to,
+            "body": self.body,
+            "read": self.read,
+        }
+
+    def render(self) -> bytes:
+        """The file format: mail-like headers, a blank line, the body. Readable with cat."""
+        headers = {
+            "fracta-message": str(SCHEMA),
+            "id": self.id,
+            "from": self.sender,
+            "to": self.to,
+            "sent": self.sent_at,
+            "subject": self.subject,
+            "reply-to": self.reply_to,
+        }
+        head = "".join(f"{k}: {v}\n" for k, v in headers.items() if v is not None)
+        return f"{head}\n{self.body}".encode()
+
+
+def parse(path: Path, data: bytes, read: bool) -> Message:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CorruptRecord(path, "not UTF-8 text") from None
+    head, sep, body = text.partition("\n\n")
+    if not sep:
+        raise CorruptRecord(path, "no blank line between headers and body")
+    headers: dict[str, str] = {}
+    for line in head.splitlines():
+        key, colon, value = line.partition(": ")
+        if not colon:
+            raise CorruptRecord(path, f"bad header line {line!r}")
+        headers[key] = value
+    if headers.get("fracta-message") != str(SCHEMA):
+        raise CorruptRecord(path, f"message schema {headers.get('fracta-message')!r}, expected {SCHEMA}")
+    try:
+        return Message(
+            id=headers["id"],
+            sender=headers["from"],
+            to=headers["to"],
+            sent_at=headers["sent"],
+            body=body,
+            subject=headers.get("subject"),
+            reply_to=headers.get("reply-to"),
+            read=read,
+        )
+    except KeyError as exc:
+        raise CorruptRecord(path, f"missing header {exc}") from None
+
+
+def _new_id() -> str:
+    # Sorting ids sorts by send time; pid + sequence + random keep concurrent senders apart.
+    return f"{time.time_ns():019d}.{os.getpid()}.{next(_seq)}.{secrets.token_hex(3)}"
+
+
+def _known(repo: Repo, name: str) -> bool:
+    return name == names.CHESSMASTER or agents.exists(repo, name)
+
+
+def recipients(repo: Repo, sender: str, to: str) -> list[str]:
+    """Resolve `to` (a name, or * for every agent but the sender); unknown names are an error."""
+    if to == names.BROADCAST:
+        everyone, _ = agents.list_all(repo)
+        return [a.name for a in everyone if a.name != sender]
+    names.validate_participant(to)
+    if not _known(repo, to):
+        raise AgentNotFound(f"cannot send to {to!r}: no such agent", "run fracta list to see the agents")
+    return [to]
+
+
+def send(
+    repo: Repo,
+    sender: str,
+    to: str,
+    body: str,
+    *,
+    subject: str | None = None,
+    reply_to: str | None = None,
+) -> list[Message]:
+    """Deliver a message durably to one agent or to all (*); validates everything before writing."""
+    names.validate_participant(sender)
+    if not _known(repo, sender):
+        raise AgentNotFound(f"unknown sender {sender!r}", "send as an existing agent or as chessmaster")
+    limit = repo.config.integer("mailbox.max_message_bytes", minimum=1) if repo.config_path.exists() else 65536
+    if not body.strip():
+        raise InvalidInput("the message is empty", "say something")
+    size = len(body.encode())
+    if size > limit:
+        raise InvalidInput(
+            f"the message is {size} bytes; the limit is {limit}",
+            "send a shorter message, or commit a file and send its path",
+        )
+    for field_name, value in (("subject", subject), ("reply-to", reply_to)):
+        if value is not None and ("\n" in value or "\r" in value):
+            raise InvalidInput(f"the {field_name} must be one line", f"remove the line breaks from the {field_name}")
+    targets = recipients(repo, sender, to)
+    sent: list[Message] = []
+    for target in targets:
+        msg = Message(_new_id(), sender, target, clock.now(), body, subject, reply_to)
+        atomic.maildir_deliver(repo.inbox_dir(target), msg.id, msg.render())
+        sent.append(msg)
+    agents.touch_activity(repo, sender)
+    for msg in sent:
+        events.record(repo, "message.sent", agent=sender, to=msg.to, id=msg.id)
+    progress.refresh(repo)
+    return sent
+
+
+@dataclass(frozen=True)
+class Inbox:
+    messages: list[Message]
+    problems: list[CorruptRecord]
+
+
+def read(repo: Repo, name: str, *, include_read: bool = False) -> Inbox:
+    """Unread messages in send order, each claimed (marked read) exactly once across readers.
+
+    A corrupt message file is reported and left where it is; it never hides the others.
+    """
+    names.validate_participant(name)
+    if not _known(repo, name):
+        raise AgentNotFound(f"no agent named {name!r}", "run fracta list to see the agents")
+    box = repo.inbox_dir(name)
+    out: list[Message] = []
+    problems: list[CorruptRecord] = []
+    if include_read:
+        for entry in sorted(_names(box / "cur")):
+            try:
+                out.append(parse(box / "cur" / entry, (box / "cur" / entry).read_bytes(), read=True))
+            except CorruptRecord as exc:
+                problems.append(exc)
+            except FileNotFoundError:
+                continue
+    claimed = 0
+    for entry in sorted(_names(box / "new")):
+        path = box / "new" / entry
+        try:
+            msg = parse(path, path.read_bytes(), read=False)
+        except FileNotFoundError:
+            continue  # another reader claimed it
+        except CorruptRecord as exc:
+            problems.append(exc)
+            continue
+        if atomic.maildir_claim(box, entry) is None:
+            continue  # another reader claimed it between our read and our rename
+        out.append(msg)
+        claimed += 1
+    if claimed:
+        agents.touch_activity(repo, name)
+        events.record(repo, "inbox.read", agent=name, count=claimed)
+        progress.refresh(repo)
+    return Inbox(out, problems)
+
+
+def unread_count(repo: Repo, name: str) -> int:
+    return len(_names(repo.inbox_dir(name) / "new"))
+
+
+def _names(folder: Path) -> list[str]:
+    try:
+        return [n for n in os.listdir(folder) if not n.startswith(".")]
+    except FileNotFoundError:
+        return []

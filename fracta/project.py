@@ -1,0 +1,108 @@
+"""Setting fracta up in a repository (init) and registering agents run by hand (join)."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import agents, atomic, config, events, names, progress
+from .errors import CorruptRecord
+from .repo import Repo
+
+
+@dataclass(frozen=True)
+class InitResult:
+    root: Path
+    created: bool  # False when .fracta/ already existed
+    wrote_config: bool
+
+
+def init(repo: Repo) -> InitResult:
+    """Create .fracta/, a commented fracta.yaml and the git exclude entry. Safe to run twice."""
+    created = not repo.initialized
+    atomic.ensure_dirs(
+        repo.agents_dir,
+        repo.chessmaster_dir / "inbox" / "tmp",
+        repo.chessmaster_dir / "inbox" / "new",
+        repo.chessmaster_dir / "inbox" / "cur",
+        repo.worktrees_dir,
+        repo.missions_dir,
+        repo.logs_dir,
+    )
+    if not repo.token_path.exists():
+        atomic.write_text(repo.token_path, secrets.token_urlsafe(32) + "\n", mode=0o600)
+    wrote_config = not repo.config_path.exists()
+    if wrote_config:
+        atomic.write_text(repo.config_path, config.TEMPLATE)
+    _exclude_state_dir(repo)
+    if created:
+        events.record(repo, "fracta.initialized", root=str(repo.root))
+    progress.refresh(repo)
+    return InitResult(root=repo.root, created=created, wrote_config=wrote_config)
+
+
+def _exclude_state_dir(repo: Repo) -> None:
+    if repo.git_common_dir is None:
+        return
+    exclude = repo.git_common_dir / "info" / "exclude"
+    exclude.parent.mkdir(exist_ok=True)
+    current = exclude.read_text() if exclude.exists() else ""
+    if any(line.strip() in {".fracta/", ".fracta", "/.fracta/", "/.fracta"} for line in current.splitlines()):
+        return
+    sep = "" if current == "" or current.endswith("\n") else "\n"
+    atomic.write_text(exclude, f"{current}{sep}# fracta's state (fracta init)\n/.fracta/\n")
+
+
+@dataclass(frozen=True)
+class JoinResult:
+    agent: agents.Agent
+    env: dict[str, str]
+
+
+def join(repo: Repo, name: str, intent: str = "", workspace: Path | None = None, branch: str | None = None) -> JoinResult:
+    """Register an agent the user runs by hand; returns the environment lines it needs."""
+    repo.require_initialized()
+    names.validate(name)
+    agent = agents.new(
+        name,
+        runtime="manual",
+        status=agents.Status.RUNNING,
+        kind="joined",
+        intent=agents.clean_intent(intent),
+        workspace=str(workspace) if workspace else None,
+        branch=branch,
+    )
+    agents.create(repo, agent)
+    events.record(repo, "agent.joined", agent=name)
+    progress.refresh(repo)
+    return JoinResult(agent=agent, env=agent_env(repo, name))
+
+
+def agent_token(repo: Repo, name: str) -> str:
+    return (repo.agent_dir(name) / "token").read_text().strip()
+
+
+def agent_env(repo: Repo, name: str) -> dict[str, str]:
+    """What an agent's process needs to find fracta and prove who it is."""
+    env = {"FRACTA_AGENT": name, "FRACTA_HOME": str(repo.state), "FRACTA_TOKEN": agent_token(repo, name)}
+    control = repo.control_path
+    if control.exists():
+        try:
+            data = atomic.read_json(control)
+        except CorruptRecord:  # a damaged control.json only means no URL to print
+            data = {}
+        if data.get("url"):
+            env["FRACTA_URL"] = str(data["url"])
+        if data.get("gateway_url"):
+            env["FRACTA_GATEWAY_URL"] = str(data["gateway_url"])
+    return env
+
+
+def set_intent(repo: Repo, name: str, text: str) -> agents.Agent:
+    """Set an agent's one-line intent."""
+    intent = agents.clean_intent(text)
+    agent = agents.update(repo, name, intent=intent)
+    events.record(repo, "agent.intent", agent=name, intent=intent)
+    progress.refresh(repo)
+    return agent

@@ -1,0 +1,165 @@
+"""The one object for "this repo's fracta": roots and paths, found once at the edge and passed down."""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import NotARepository, NotInitialized
+
+if TYPE_CHECKING:
+    from .config import Config
+
+STATE_DIR = ".fracta"
+CONFIG_FILE = "fracta.yaml"
+
+
+@dataclass(frozen=True)
+class Repo:
+    """The main repository's root and its .fracta/ state folder, wherever the command ran from."""
+
+    root: Path
+    git_common_dir: Path | None  # None for a state folder outside any git repo (FRACTA_HOME)
+    state: Path = field(default=Path())
+
+    def __post_init__(self) -> None:
+        if self.state == Path():
+            object.__setattr__(self, "state", self.root / STATE_DIR)
+
+    # Paths of the on-disk format (documented in .fracta.example/).
+    @property
+    def agents_dir(self) -> Path:
+        return self.state / "agents"
+
+    @property
+    def chessmaster_dir(self) -> Path:
+        return self.state / "chessmaster"
+
+    @property
+    def worktrees_dir(self) -> Path:
+        return self.state / "worktrees"
+
+    @property
+    def missions_dir(self) -> Path:
+        return self.state / "missions"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.state / "logs"
+
+    @property
+    def events_path(self) -> Path:
+        return self.state / "events.jsonl"
+
+    @property
+    def progress_path(self) -> Path:
+        return self.state / "progress.md"
+
+    @property
+    def control_path(self) -> Path:
+        return self.state / "control.json"
+
+    @property
+    def token_path(self) -> Path:
+        return self.state / "token"
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / CONFIG_FILE
+
+    def agent_dir(self, name: str) -> Path:
+        return self.agents_dir / name
+
+    def inbox_dir(self, name: str) -> Path:
+        from .names import CHESSMASTER
+
+        return (self.chessmaster_dir if name == CHESSMASTER else self.agent_dir(name)) / "inbox"
+
+    @property
+    def initialized(self) -> bool:
+        return self.agents_dir.is_dir()
+
+    def require_initialized(self) -> Repo:
+        if not self.initialized:
+            raise NotInitialized(f"fracta is not initialized in {self.root}", "run: fracta init")
+        return self
+
+    @functools.cached_property
+    def config(self) -> Config:
+        from .config import load
+
+        return load(self.config_path)
+
+
+def find(start: Path | None = None, env: dict[str, str] | None = None) -> Repo:
+    """Find the main repo from any folder of it or of its linked worktrees (or FRACTA_HOME)."""
+    env = dict(os.environ) if env is None else env
+    home = env.get("FRACTA_HOME")
+    if home:
+        state = Path(home).resolve()
+        return Repo(root=state.parent, git_common_dir=_common_dir_or_none(state.parent), state=state)
+    start = (start or Path.cwd()).resolve()
+    if "GIT_DIR" not in env:
+        found = _walk_up(start)
+        if found is not None:
+            return found
+    return _ask_git(start)
+
+
+def _walk_up(start: Path) -> Repo | None:
+    """Resolve the common git dir by reading .git files ourselves: no subprocess on the fast path."""
+    for folder in (start, *start.parents):
+        dot_git = folder / ".git"
+        if dot_git.is_dir():
+            if (dot_git / "commondir").exists():
+                return None  # unusual layout: let git decide
+            return Repo(root=folder, git_common_dir=dot_git)
+        if dot_git.is_file():
+            try:
+                line = dot_git.read_text().strip()
+            except OSError:
+                return None
+            if not line.startswith("gitdir:"):
+                return None
+            gitdir = (folder / line[len("gitdir:") :].strip()).resolve()
+            commondir_file = gitdir / "commondir"
+            if not commondir_file.exists():
+                return None  # a submodule or separate git dir: let git decide
+            common = (gitdir / commondir_file.read_text().strip()).resolve()
+            if common.name != ".git":
+                return None
+            return Repo(root=common.parent, git_common_dir=common)
+    return None
+
+
+def _ask_git(start: Path) -> Repo:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    proc = subprocess.run(
+        ["git", "rev-parse", "--path-format=absolute", "--git-common-dir", "--show-toplevel"],
+        cwd=start,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    if proc.returncode != 0:
+        raise NotARepository(
+            f"{start} is not inside a git repository",
+            "run fracta from your project's git repository (git init first if it has none), "
+            "or set FRACTA_HOME to a .fracta folder",
+        )
+    common_s, *rest = proc.stdout.splitlines()
+    common = Path(common_s)
+    if common.name == ".git":
+        return Repo(root=common.parent, git_common_dir=common)
+    if rest:
+        return Repo(root=Path(rest[0]), git_common_dir=common)
+    raise NotARepository(f"{start} is in a bare repository", "run fracta from a repository with a work tree")
+
+
+def _common_dir_or_none(root: Path) -> Path | None:
+    dot_git = root / ".git"
+    return dot_git if dot_git.is_dir() else None

@@ -1,0 +1,61 @@
+"""The structured-output contract: the shapes of --json output, HTTP bodies and MCP results.
+
+Every document carries `version`; tests/test_contract.py pins the shapes. Bump VERSION on any
+incompatible change and document it in docs/json.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import agents, clock, mailbox
+from .errors import CorruptRecord, FractaError
+from .repo import Repo
+
+VERSION = 1
+
+
+def agent_view(repo: Repo, agent: agents.Agent) -> dict[str, Any]:
+    data = agent.to_dict()
+    data.pop("schema", None)
+    seen = agents.last_activity(repo, agent.name)
+    data["unread"] = mailbox.unread_count(repo, agent.name)
+    data["last_activity"] = clock.stamp(seen) if seen else None
+    return data
+
+
+def problem_view(problem: CorruptRecord) -> dict[str, Any]:
+    return {"path": str(problem.path), "error": problem.message}
+
+
+def agent_list(repo: Repo, found: list[agents.Agent], problems: list[CorruptRecord]) -> dict[str, Any]:
+    return {
+        "version": VERSION,
+        "agents": [agent_view(repo, a) for a in found],
+        "problems": [problem_view(p) for p in problems],
+    }
+
+
+def inbox(name: str, box: mailbox.Inbox) -> dict[str, Any]:
+    return {
+        "version": VERSION,
+        "agent": name,
+        "messages": [m.to_dict() for m in box.messages],
+        "problems": [problem_view(p) for p in box.problems],
+    }
+
+
+def sent(messages: list[mailbox.Message]) -> dict[str, Any]:
+    return {"version": VERSION, "sent": [m.to_dict() for m in messages]}
+
+
+def intent(agent: agents.Agent) -> dict[str, Any]:
+    return {"version": VERSION, "agent": agent.name, "intent": agent.intent}
+
+
+def joined(agent: agents.Agent, env: dict[str, str]) -> dict[str, Any]:
+    return {"version": VERSION, "agent": agent.name, "env": env}
+
+
+def error(exc: FractaError) -> dict[str, Any]:
+    return {"version": VERSION, "error": {"type": type(exc).__name__, "message": exc.message, "hint": exc.hint}}
