@@ -7,7 +7,7 @@ import os
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ SCHEMA = 1
 MAX_INTENT = 200
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     QUEUED = "queued"
     STARTING = "starting"
     RUNNING = "running"

@@ -35,8 +35,7 @@ def read(repo: Repo, since: int = 0, limit: int | None = None) -> Iterator[Event
     try:
         fh.seek(since)
         offset = since
-        count = 0
-        for raw in fh:
+        for count, raw in enumerate(fh, start=1):
             if not raw.endswith(b"\n"):
                 break
             try:
@@ -45,7 +44,6 @@ def read(repo: Repo, since: int = 0, limit: int | None = None) -> Iterator[Event
                 data = {"v": SCHEMA, "event": "corrupt-line", "offset": offset}
             yield Event(offset=offset, data=data)
             offset += len(raw)
-            count += 1
             if limit is not None and count >= limit:
                 break
     finally:

@@ -60,7 +60,9 @@ class JoinResult:
     env: dict[str, str]
 
 
-def join(repo: Repo, name: str, intent: str = "", workspace: Path | None = None, branch: str | None = None) -> JoinResult:
+def join(
+    repo: Repo, name: str, intent: str = "", workspace: Path | None = None, branch: str | None = None
+) -> JoinResult:
     """Register an agent the user runs by hand; returns the environment lines it needs."""
     repo.require_initialized()
     names.validate(name)

@@ -1,0 +1,71 @@
+"""git, wrapped once: every call raises GitError with the command, return code and output."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+
+from .errors import GitError
+
+
+def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment without inherited GIT_* variables (set when we run inside a git hook)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_") or k in _KEEP}
+    env.update(extra or {})
+    return env
+
+
+# Test and user configuration that must survive the scrub.
+_KEEP = frozenset({"GIT_CONFIG_GLOBAL", "GIT_CONFIG_NOSYSTEM", "GIT_CONFIG_SYSTEM"})
+
+
+def run(
+    cwd: Path,
+    *args: str,
+    check: bool = True,
+    env: Mapping[str, str] | None = None,
+    input: str | None = None,
+    hint: str = "",
+) -> subprocess.CompletedProcess[str]:
+    """Run `git ARGS` in `cwd`; raise GitError on failure unless check=False."""
+    cmd = ["git", *args]
+    try:
+        proc = subprocess.run(
+            cmd, cwd=cwd, capture_output=True, text=True, env=clean_env(env), input=input, check=False
+        )
+    except FileNotFoundError:
+        raise GitError(cmd, 127, "", "git is not installed or not on PATH", hint="install git 2.38 or newer") from None
+    if check and proc.returncode != 0:
+        raise GitError(cmd, proc.returncode, proc.stdout, proc.stderr, hint=hint)
+    return proc
+
+
+def out(cwd: Path, *args: str, **kwargs: object) -> str:
+    """stdout of `git ARGS`, stripped."""
+    return run(cwd, *args, **kwargs).stdout.strip()  # type: ignore[arg-type]
+
+
+def ok(cwd: Path, *args: str) -> bool:
+    """True when `git ARGS` exits 0."""
+    return run(cwd, *args, check=False).returncode == 0
+
+
+def current_branch(cwd: Path) -> str | None:
+    """The checked-out branch, or None on a detached HEAD."""
+    proc = run(cwd, "symbolic-ref", "--quiet", "--short", "HEAD", check=False)
+    return proc.stdout.strip() or None
+
+
+def head(cwd: Path) -> str:
+    return out(cwd, "rev-parse", "HEAD")
+
+
+def is_dirty(cwd: Path) -> bool:
+    """Uncommitted changes to tracked files, or untracked files that are not ignored."""
+    return bool(out(cwd, "status", "--porcelain", "--untracked-files=normal"))
+
+
+def branch_exists(cwd: Path, branch: str) -> bool:
+    return ok(cwd, "show-ref", "--verify", "--quiet", f"refs/heads/{branch}")

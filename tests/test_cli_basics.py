@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import CliRunner, git
+
+from fracta import repo as repo_mod
+
+
+def test_init_creates_state_config_and_exclude_and_is_safe_twice(repo_dir: Path, cli: CliRunner) -> None:
+    first = cli("init")
+    assert first.returncode == 0, first.stderr
+    assert (repo_dir / ".fracta" / "agents").is_dir()
+    assert (repo_dir / "fracta.yaml").read_text().startswith("# fracta.yaml")
+    assert ((repo_dir / ".fracta" / "token").stat().st_mode & 0o777) == 0o600
+    second = cli("init")
+    assert second.returncode == 0
+    assert "already initialized" in second.stdout
+    exclude = (repo_dir / ".git" / "info" / "exclude").read_text()
+    assert exclude.count("/.fracta/") == 1
+    assert git(repo_dir, "status", "--porcelain", "--untracked-files=all") == "?? fracta.yaml"
+
+
+def test_commands_before_init_say_what_to_run(cli: CliRunner) -> None:
+    result = cli("list")
+    assert result.returncode == 2
+    assert "fracta init" in result.stderr
+
+
+def test_commands_outside_a_repo_say_so(tmp_path: Path, cli: CliRunner) -> None:
+    outside = tmp_path / "nowhere"
+    outside.mkdir()
+    result = cli("list", cwd=outside)
+    assert result.returncode == 2
+    assert "not inside a git repository" in result.stderr
+
+
+def test_join_say_inbox_intent_list_round_trip(initialized: repo_mod.Repo, cli: CliRunner) -> None:
+    joined = cli("join", "api", "--intent", "design endpoints")
+    assert joined.returncode == 0, joined.stderr
+    assert "export FRACTA_AGENT=api" in joined.stdout
+    assert "FRACTA_TOKEN=" in joined.stdout
+    assert cli("say", "api", "hello there").returncode == 0
+    listed = json.loads(cli("list", "--json").stdout)
+    assert listed["version"] == 1
+    assert listed["agents"][0]["unread"] == 1
+    inbox = json.loads(cli("inbox", "api", "--json").stdout)
+    assert [m["body"] for m in inbox["messages"]] == ["hello there"]
+    assert inbox["messages"][0]["from"] == "chessmaster"
+    assert json.loads(cli("inbox", "api", "--json").stdout)["messages"] == []
+    assert cli("intent", "api", "now: reviewing").returncode == 0
+    assert cli("intent", "api").stdout.strip() == "now: reviewing"
+    assert "now: reviewing" in initialized.progress_path.read_text()
+
+
+def test_commands_from_a_linked_worktree_find_the_main_state(
+    initialized: repo_mod.Repo, repo_dir: Path, cli: CliRunner, tmp_path: Path
+) -> None:
+    wt = repo_dir / ".fracta" / "worktrees" / "side"
+    git(repo_dir, "worktree", "add", "-q", str(wt), "-b", "feature/side")
+    (wt / "sub").mkdir()
+    assert cli("join", "side", cwd=wt / "sub").returncode == 0
+    outside_wt = tmp_path / "elsewhere"
+    git(repo_dir, "worktree", "add", "-q", str(outside_wt), "-b", "feature/elsewhere")
+    listed = json.loads(cli("list", "--json", cwd=outside_wt).stdout)
+    assert [a["name"] for a in listed["agents"]] == ["side"]
+    assert repo_mod.find(wt / "sub", env={}).root == repo_dir
