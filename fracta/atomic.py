@@ -201,3 +201,22 @@ def touch(path: Path) -> None:
     """Bump a file's mtime (used as a cheap 'last activity' marker); absent files are ignored."""
     with contextlib.suppress(FileNotFoundError):
         os.utime(path)
+
+
+def remove_stale_dirs(parent: Path, prefixes: tuple[str, ...], older_than: float) -> int:
+    """Remove leftover staging/removal folders (see create_dir, remove_dir) older than `older_than`."""
+    cutoff = time.time() - older_than
+    count = 0
+    try:
+        entries = os.listdir(parent)
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        if not entry.startswith(prefixes):
+            continue
+        path = parent / entry
+        with contextlib.suppress(FileNotFoundError):
+            if path.stat().st_mtime < cutoff:
+                shutil.rmtree(path, ignore_errors=True)
+                count += 1
+    return count

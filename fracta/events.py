@@ -17,6 +17,7 @@ SCHEMA = 1
 @dataclass(frozen=True)
 class Event:
     offset: int  # byte offset of the line: a cursor for readers that follow the log
+    end: int  # byte offset just past the line: where the next read starts
     data: dict[str, Any]
 
 
@@ -42,7 +43,7 @@ def read(repo: Repo, since: int = 0, limit: int | None = None) -> Iterator[Event
                 data = json.loads(raw)
             except json.JSONDecodeError:
                 data = {"v": SCHEMA, "event": "corrupt-line", "offset": offset}
-            yield Event(offset=offset, data=data)
+            yield Event(offset=offset, end=offset + len(raw), data=data)
             offset += len(raw)
             if limit is not None and count >= limit:
                 break

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from .. import mailbox
+from ..runtimes.base import OutputEvent
 
 
 def emit_json(data: dict[str, Any]) -> None:
@@ -33,3 +34,10 @@ def message(msg: mailbox.Message) -> str:
 
 def warn(text: str) -> None:
     click.echo(f"warning: {text}", err=True)
+
+
+def output_event(event: OutputEvent) -> str:
+    stamp = (event.ts or "")[11:19]
+    prefix = {"line": "", "text": "", "tool_call": "→ ", "tool_result": "← ", "usage": "· ", "error": "! "}.get(event.kind, "")
+    stream = " (stderr)" if event.data.get("stream") == "stderr" else ""
+    return f"{stamp} {prefix}{event.text}{stream}".strip()

@@ -1,0 +1,168 @@
+"""The control-plane process: REST API under uvicorn, the spawner and the reaper.
+
+Only one runs per repository (it holds .fracta/control.lock for its lifetime). Killing it at
+any moment loses nothing: agents run under their own runners, and on start it reconciles.
+Run as `python -m fracta.control.server STATE_DIR [--foreground] [--log-format json|text]`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+from typing import Any
+
+from .. import atomic, clock, processes, reaper, spawner
+from .. import repo as repo_mod
+from ..errors import FractaError, LockTimeout
+from . import daemon
+
+log = logging.getLogger("fracta.control")
+
+
+class Supervisor:
+    """Wakes on changes in missions/ (watchdog) and on a slow timer; sleeps otherwise."""
+
+    def __init__(self, repo: repo_mod.Repo, urls: spawner.Urls) -> None:
+        self.repo = repo
+        self.urls = urls
+        self.wake = threading.Event()
+        self.stopping = threading.Event()
+        self.observer: Any = None
+
+    def kick(self) -> None:
+        self.wake.set()
+
+    def start(self) -> None:
+        from watchdog.events import FileSystemEvent, FileSystemEventHandler
+        from watchdog.observers import Observer
+
+        kick = self.kick
+
+        class Handler(FileSystemEventHandler):
+            def on_any_event(self, event: FileSystemEvent) -> None:
+                if event.event_type not in {"created", "moved", "modified", "deleted"}:
+                    return
+                path = str(getattr(event, "dest_path", "") or event.src_path)
+                if not os.path.basename(path).startswith("."):  # our own temp and lock files
+                    kick()
+
+        self.observer = Observer()
+        self.observer.schedule(Handler(), str(self.repo.missions_dir), recursive=False)
+        self.observer.daemon = True
+        self.observer.start()
+        threading.Thread(target=self.loop, name="supervisor", daemon=True).start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.wake.set()
+        if self.observer is not None:
+            self.observer.stop()
+
+    def loop(self) -> None:
+        interval = float(self.repo.config.integer("reaper.sweep_interval", minimum=1))
+        next_full = 0.0
+        while not self.stopping.is_set():
+            full = time.monotonic() >= next_full
+            try:
+                swept = reaper.sweep(self.repo, full=full)
+                if swept.lost or swept.removed:
+                    log.info("reaper", extra={"lost": swept.lost, "removed": swept.removed})
+                started = spawner.schedule(self.repo, self.urls)
+                for name in started:
+                    log.info("agent started", extra={"agent": name})
+            except FractaError as exc:
+                log.warning("supervisor pass failed", extra={"error": exc.message})
+            except Exception:  # the supervisor must outlive any one bad pass
+                log.exception("supervisor pass crashed")
+            if full:
+                next_full = time.monotonic() + interval
+            self.wake.wait(timeout=max(0.0, next_full - time.monotonic()))
+            self.wake.clear()
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise FractaError(
+            f"cannot listen on {host}:{port}: {exc.strerror}",
+            "set control_plane.port in fracta.yaml to a free port (0 picks one)",
+        ) from None
+    sock.listen(128)
+    sock.set_inheritable(False)
+    return sock
+
+
+def serve(repo: repo_mod.Repo, *, foreground: bool = False, log_format: str = "json") -> int:
+    """Run the control plane until SIGTERM/SIGINT."""
+    import uvicorn
+
+    from .. import logs
+    from . import app as app_mod
+
+    repo.require_initialized()
+    logs.setup(repo.logs_dir, "control", foreground=foreground, fmt=log_format)
+    try:
+        with atomic.lock(repo.state / "control.lock", timeout=0):
+            host = repo.config.text("control_plane.host")
+            if host not in {"127.0.0.1", "localhost", "::1"}:
+                log.warning("control plane bound to a non-loopback address", extra={"host": host})
+            sock = _bind(host, repo.config.integer("control_plane.port"))
+            url = f"http://{host}:{sock.getsockname()[1]}"
+            me = os.getpid()
+            atomic.write_json(
+                repo.control_path,
+                {"schema": 1, "pid": me, "pid_start": processes.start_time(me), "url": url, "started_at": clock.now()},
+            )
+            supervisor = Supervisor(repo, spawner.Urls(control=url))
+            app = app_mod.build(repo, supervisor.kick)
+            supervisor.start()
+            log.info("control plane listening", extra={"url": url, "pid": me})
+            try:
+                config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
+                uvicorn.Server(config).run(sockets=[sock])
+            finally:
+                supervisor.stop()
+                _forget(repo, me)
+                log.info("control plane stopped", extra={"pid": me})
+    except LockTimeout:
+        info = daemon.read_info(repo)
+        where = f" at {info.url} (pid {info.pid})" if info else ""
+        raise FractaError(f"a control plane is already running for {repo.root}{where}", "fracta down stops it") from None
+    return 0
+
+
+def _forget(repo: repo_mod.Repo, pid: int) -> None:
+    with contextlib.suppress(FileNotFoundError, FractaError):
+        if atomic.read_json(repo.control_path).get("pid") == pid:
+            os.unlink(repo.control_path)
+
+
+def main(argv: list[str]) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="fracta-control")
+    parser.add_argument("state")
+    parser.add_argument("--foreground", action="store_true")
+    parser.add_argument("--log-format", choices=["json", "text"], default="json")
+    args = parser.parse_args(argv)
+    repo = repo_mod.find(env={"FRACTA_HOME": args.state})
+    try:
+        return serve(repo, foreground=args.foreground, log_format=args.log_format)
+    except FractaError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"hint: {exc.hint}", file=sys.stderr)
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

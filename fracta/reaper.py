@@ -1,0 +1,119 @@
+"""The reaper: reconciles statuses with reality and cleans up, never throwing work away.
+
+It runs on every wake-up of the control plane (a runner exiting, a mission queued) and in a
+slow periodic sweep; on start-up it reconciles whatever happened while no control plane ran.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+
+from . import agents, archive, atomic, clock, events, git, processes, progress, runner, workspaces
+from .errors import AgentNotFound, CorruptRecord, FractaError
+from .repo import Repo
+
+log = logging.getLogger("fracta.reaper")
+STALE_AFTER = 3600.0  # seconds before a leftover temp file or staging folder is cleared
+STARTING_GRACE = 60.0  # a record stuck in `starting` with no pid this long never got a runner
+
+
+@dataclass
+class SweepResult:
+    finished: list[str] = field(default_factory=list)  # exit records applied
+    lost: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)  # past their ttl but holding unsaved work
+    cleared: int = 0  # stale temp files and staging folders
+
+
+def sweep(repo: Repo, *, full: bool = True) -> SweepResult:
+    """Reconcile every agent; with `full`, also expire old agents and clear leftovers."""
+    result = SweepResult()
+    everyone, _ = agents.list_all(repo)
+    for agent in everyone:
+        try:
+            if agent.status in (agents.Status.STARTING, agents.Status.RUNNING):
+                _reconcile(repo, agent, result)
+            elif full and agent.status in agents.FINISHED:
+                _expire(repo, agent, result)
+        except (AgentNotFound, FileNotFoundError):
+            continue  # removed while we looked
+        except FractaError as exc:
+            log.warning("reaper could not handle agent", extra={"agent": agent.name, "error": exc.message})
+    if full:
+        result.cleared = _clear_leftovers(repo)
+        if repo.git_common_dir is not None:
+            git.run(repo.root, "worktree", "prune", check=False)
+    if result.finished or result.lost or result.removed:
+        progress.refresh(repo)
+    return result
+
+
+def _reconcile(repo: Repo, agent: agents.Agent, result: SweepResult) -> None:
+    exit_path = repo.agent_dir(agent.name) / runner.EXIT_FILE
+    if agent.pid and processes.alive(agent.pid, agent.pid_start):
+        return
+    if not agent.pid:
+        age = time.time() - clock.parse(agent.updated_at)
+        if agent.status == agents.Status.RUNNING or age < STARTING_GRACE:
+            return  # the runner is about to record its pid
+    if exit_path.exists():
+        _apply_exit(repo, agent, exit_path, result)
+        return
+    # Gone without an exit record: the runner itself was killed (or the pid was reused).
+    agents.update(repo, agent.name, status=agents.Status.LOST, finished_at=clock.now(), pid=None)
+    events.record(repo, "agent.lost", agent=agent.name)
+    log.warning("agent process vanished without an exit record", extra={"agent": agent.name})
+    result.lost.append(agent.name)
+
+
+def _apply_exit(repo: Repo, agent: agents.Agent, exit_path: os.PathLike[str], result: SweepResult) -> None:
+    from . import runtimes
+
+    try:
+        data = atomic.read_json(exit_path)  # type: ignore[arg-type]
+    except CorruptRecord:
+        data = {"exit_code": None}
+    code = data.get("exit_code")
+    status = runtimes.get(agent.runtime).finished_status(code) if isinstance(code, int) else "failed"
+    agents.update(
+        repo,
+        agent.name,
+        status=agents.Status(status),
+        exit_code=code,
+        finished_at=data.get("finished_at") or clock.now(),
+        pid=None,
+    )
+    events.record(repo, "agent.exited", agent=agent.name, exit_code=code, status=status, reconciled=True)
+    result.finished.append(agent.name)
+
+
+def _expire(repo: Repo, agent: agents.Agent, result: SweepResult) -> None:
+    ttl = repo.config.integer("reaper.ttl")
+    finished = clock.parse(agent.finished_at or agent.updated_at)
+    if time.time() - finished < ttl:
+        return
+    ws = workspaces.from_agent(agent)
+    if ws is not None and ws.kind == "git":
+        unsaved = archive.unsaved_work(repo, agent)
+        if unsaved.any:
+            if agent.name not in result.kept:
+                result.kept.append(agent.name)
+            log.info("keeping expired agent with unsaved work", extra={"agent": agent.name})
+            return
+        workspaces.remove(repo, ws)
+    agents.remove(repo, agent.name)
+    events.record(repo, "agent.reaped", agent=agent.name)
+    log.info("removed expired agent", extra={"agent": agent.name})
+    result.removed.append(agent.name)
+
+
+def _clear_leftovers(repo: Repo) -> int:
+    cleared = len(atomic.remove_stale_temp_files(repo.state, STALE_AFTER))
+    # Staging folders of creators that died (.new-*) and half-removed folders (.gone-*).
+    # Lock files are never "stale": they are flock()ed and the OS releases a dead holder's lock.
+    cleared += atomic.remove_stale_dirs(repo.agents_dir, (".new-", ".gone-"), STALE_AFTER)
+    return cleared

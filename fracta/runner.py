@@ -1,0 +1,134 @@
+"""The runner: a small supervisor that outlives the control plane.
+
+It runs in its own process session, starts the runtime, streams its output to
+agents/<name>/output.jsonl, and records the exit status in exit.json and the agent record.
+Run as `python -m fracta.runner STATE_DIR NAME`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import IO, Any
+
+from . import agents, atomic, clock, events, missions, processes, progress
+from . import repo as repo_mod
+from .errors import AgentNotFound, FractaError
+
+LAUNCH_FILE = "launch.json"
+EXIT_FILE = "exit.json"
+OUTPUT_FILE = "output.jsonl"
+KILL_MARK = "kill-requested"
+
+
+def spawn_detached(repo: repo_mod.Repo, name: str) -> tuple[int, int | None]:
+    """Start the runner for `name` in a new session; returns (pid, start time)."""
+    log = open(repo.agent_dir(name) / "runner.log", "ab")  # noqa: SIM115 - handed to the child
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "fracta.runner", str(repo.state), name],
+            cwd=repo.root,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+        )
+    finally:
+        log.close()
+    # Reap it when it exits so it never lingers as a zombie of the control plane.
+    threading.Thread(target=proc.wait, daemon=True, name=f"reap-{name}").start()
+    return proc.pid, processes.start_time(proc.pid)
+
+
+def _pump(stream: IO[bytes], name: str, out: Path) -> None:
+    for raw in stream:
+        line = raw.decode("utf-8", errors="replace").rstrip("\n")
+        record = {"ts": clock.now(), "stream": name, "line": line}
+        atomic.append_line(out, json.dumps(record, ensure_ascii=False))
+
+
+def _finish(repo: repo_mod.Repo, name: str, code: int, error: str | None) -> None:
+    folder = repo.agent_dir(name)
+    finished = clock.now()
+    killed = (folder / KILL_MARK).exists()
+    exit_record: dict[str, Any] = {"schema": 1, "exit_code": code, "finished_at": finished, "error": error}
+    try:
+        atomic.write_json(folder / EXIT_FILE, exit_record)
+    except FileNotFoundError:
+        return  # the agent was killed and removed while we ran
+    try:
+        agent = agents.load(repo, name)
+        from . import runtimes
+
+        status = "killed" if killed else runtimes.get(agent.runtime).finished_status(code)
+        agents.update(
+            repo, name, status=agents.Status(status), exit_code=code, finished_at=finished, error=error, pid=None
+        )
+        events.record(repo, "agent.exited", agent=name, exit_code=code, status=status)
+        progress.refresh(repo)
+    except (AgentNotFound, FileNotFoundError):
+        pass
+    missions.wake(repo)
+
+
+def run(repo: repo_mod.Repo, name: str) -> int:
+    folder = repo.agent_dir(name)
+    launch = atomic.read_json(folder / LAUNCH_FILE)
+    out = folder / OUTPUT_FILE
+    # SIGTERM reaches the whole group: let the runtime exit first so we record its status.
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    env = {**os.environ, **launch["env"]}
+    try:
+        proc = subprocess.Popen(
+            launch["argv"],
+            cwd=launch["cwd"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+    except OSError as exc:
+        message = f"could not start {launch['argv'][0]!r}: {exc.strerror or exc}"
+        atomic.append_line(out, json.dumps({"ts": clock.now(), "stream": "fracta", "line": message}))
+        _finish(repo, name, 127, message)
+        return 127
+    me = os.getpid()
+    agents.update(
+        repo, name, status=agents.Status.RUNNING, started_at=clock.now(), pid=me, pid_start=processes.start_time(me)
+    )
+    events.record(repo, "agent.started", agent=name, pid=os.getpid())
+    progress.refresh(repo)
+    assert proc.stdout is not None and proc.stderr is not None
+    pumps = [
+        threading.Thread(target=_pump, args=(proc.stdout, "stdout", out), daemon=True),
+        threading.Thread(target=_pump, args=(proc.stderr, "stderr", out), daemon=True),
+    ]
+    for pump in pumps:
+        pump.start()
+    code = proc.wait()
+    for pump in pumps:
+        pump.join()
+    # A signal death is reported shell-style: 128 + signal number.
+    _finish(repo, name, code if code >= 0 else 128 - code, None)
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    state, name = Path(argv[0]), argv[1]
+    repo = repo_mod.find(env={"FRACTA_HOME": str(state)})
+    try:
+        return run(repo, name)
+    except FractaError as exc:
+        print(f"fracta runner: {exc.message}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

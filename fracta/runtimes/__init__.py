@@ -1,0 +1,29 @@
+"""The runtime registry: names to small adapter modules, imported only when used."""
+
+from __future__ import annotations
+
+import importlib
+
+from ..errors import InvalidInput
+from .base import Runtime
+
+# name -> "module:Class"; adapters are imported lazily so the CLI's fast paths stay light.
+REGISTRY = {
+    "command": "fracta.runtimes.command:CommandRuntime",
+}
+
+
+def get(name: str) -> Runtime:
+    try:
+        target = REGISTRY[name]
+    except KeyError:
+        raise InvalidInput(
+            f"unknown runtime {name!r}", f"use one of: {', '.join(sorted(REGISTRY))}"
+        ) from None
+    module, cls = target.split(":")
+    runtime: Runtime = getattr(importlib.import_module(module), cls)()
+    return runtime
+
+
+def names() -> list[str]:
+    return sorted(REGISTRY)

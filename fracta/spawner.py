@@ -1,0 +1,93 @@
+"""The spawner: starts queued missions in FIFO order, never more than max_agents at once."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import agents, atomic, clock, events, missions, progress, project, runner, runtimes
+from .errors import AgentNotFound, FractaError
+from .repo import Repo
+from .runtimes.base import LaunchContext
+
+ACTIVE = frozenset({agents.Status.STARTING, agents.Status.RUNNING})
+
+
+@dataclass(frozen=True)
+class Urls:
+    control: str | None = None
+    gateway: str | None = None
+
+
+def context(repo: Repo, agent: agents.Agent, prompt: str | None, args: list[str], urls: Urls) -> LaunchContext:
+    options = repo.config.get("agents.agent_runtimes").get(agent.runtime, {}) or {}
+    return LaunchContext(
+        name=agent.name,
+        prompt=prompt,
+        workspace=Path(agent.workspace or repo.root),
+        agent_dir=repo.agent_dir(agent.name),
+        home=repo.state,
+        token=project.agent_token(repo, agent.name),
+        control_url=urls.control,
+        gateway_url=urls.gateway,
+        args=list(args),
+        options=dict(options),
+    )
+
+
+def schedule(repo: Repo, urls: Urls) -> list[str]:
+    """Start as many queued missions as there are free slots; returns the names started."""
+    limit = repo.config.integer("agents.max_agents", minimum=1)
+    started: list[str] = []
+    with atomic.lock(repo.missions_dir / ".lock"):
+        everyone, _ = agents.list_all(repo)
+        slots = limit - sum(1 for a in everyone if a.status in ACTIVE)
+        queue, _ = missions.pending(repo)
+        for mission in queue:
+            if slots <= 0:
+                break
+            try:
+                agent = agents.load(repo, mission.name)
+            except (AgentNotFound, FractaError):
+                missions.remove(repo, mission)
+                continue
+            if agent.status != agents.Status.QUEUED:
+                missions.remove(repo, mission)
+                continue
+            start(repo, agent, mission, urls)
+            missions.remove(repo, mission)
+            started.append(agent.name)
+            slots -= 1
+    return started
+
+
+def start(repo: Repo, agent: agents.Agent, mission: missions.Mission, urls: Urls) -> None:
+    """Build the launch and hand it to a detached runner; a failure marks the agent failed."""
+    try:
+        runtime = runtimes.get(agent.runtime)
+        ctx = context(repo, agent, mission.prompt, mission.args, urls)
+        runtime.check(ctx)
+        launch = runtime.launch(ctx)
+        env = {**project.agent_env(repo, agent.name), **launch.env}
+        atomic.write_json(
+            repo.agent_dir(agent.name) / runner.LAUNCH_FILE,
+            {"schema": 1, "argv": launch.argv, "env": env, "cwd": str(launch.cwd)},
+            mode=0o600,  # it holds the agent's token
+        )
+        agents.update(repo, agent.name, status=agents.Status.STARTING)
+        pid, pid_start = runner.spawn_detached(repo, agent.name)
+    except FractaError as exc:
+        agents.update(repo, agent.name, status=agents.Status.FAILED, error=exc.message, finished_at=clock.now())
+        events.record(repo, "agent.failed", agent=agent.name, error=exc.message)
+        progress.refresh(repo)
+        return
+
+    def record_pid(current: agents.Agent) -> agents.Agent:
+        # The runner may already have moved on (running, or even finished): only add the pid.
+        if current.status in (agents.Status.STARTING, agents.Status.RUNNING):
+            return dataclasses.replace(current, pid=pid, pid_start=pid_start)
+        return current
+
+    agents.modify(repo, agent.name, record_pid)
+    events.record(repo, "agent.starting", agent=agent.name, pid=pid)

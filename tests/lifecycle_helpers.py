@@ -1,0 +1,80 @@
+"""Helpers for lifecycle tests: a control plane on a free port, waiting for files and statuses."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from conftest import CliRunner
+
+from fracta import agents, processes
+from fracta import repo as repo_mod
+from fracta.control import daemon
+
+
+def wait_for(what: str, check: Callable[[], object], timeout: float = 60.0) -> object:
+    """Poll `check` until it returns something truthy (a liveness bound, not a timing assertion)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"gave up waiting for {what}")
+
+
+def status(r: repo_mod.Repo, name: str) -> str:
+    return agents.load(r, name).status.value
+
+
+def wait_status(r: repo_mod.Repo, name: str, *wanted: str) -> None:
+    wait_for(f"{name} to be {wanted}", lambda: status(r, name) in wanted)
+
+
+def use_free_port(r: repo_mod.Repo, extra: str = "") -> None:
+    text = r.config_path.read_text().replace("port: 9090", "port: 0").replace("port: 8080", "port: 0")
+    r.config_path.write_text(text + extra)
+
+
+@contextlib.contextmanager
+def cleanup(r: repo_mod.Repo) -> Iterator[None]:
+    """Stop the control plane and every agent process group the test left behind."""
+    try:
+        yield
+    finally:
+        daemon.down(r)
+        found, _ = agents.list_all(r)
+        for a in found:
+            if a.pid:
+                processes.terminate_group(a.pid, a.pid_start, 1.0)
+
+
+def spawn(cli: CliRunner, name: str, *command: str, extra: tuple[str, ...] = ()) -> None:
+    result = cli("spawn", name, *extra, "--", *command)
+    assert result.returncode == 0, result.stderr
+
+
+def output_lines(r: repo_mod.Repo, name: str) -> list[str]:
+    path = r.agent_dir(name) / "output.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line)["line"] for line in path.read_text().splitlines()]
+
+
+def kill_control_plane_hard(r: repo_mod.Repo) -> int:
+    info = daemon.read_info(r)
+    assert info is not None
+    os.kill(info.pid, signal.SIGKILL)
+    wait_for("the control plane to die", lambda: daemon.read_info(r) is None)
+    return info.pid
+
+
+def script(folder: Path, name: str, body: str) -> Path:
+    path = folder / name
+    path.write_text("set -e\n" + body)
+    return path
