@@ -26,7 +26,8 @@ class Caller:
     def require_self(self, name: str, action: str) -> None:
         if not self.is_chessmaster and name != self.name:
             raise Forbidden(
-                f"agent {self.name!r} may not {action} as or for {name!r}", f"agents act only as themselves ({self.name})"
+                f"agent {self.name!r} may not {action} as or for {name!r}",
+                f"agents act only as themselves ({self.name})",
             )
 
 

@@ -119,7 +119,7 @@ def test_sigkill_of_control_plane_loses_nothing_and_restart_reconciles(fr: repo_
         fr.root.parent,
         "worker.sh",
         'echo "first line of $FRACTA_AGENT"\n'
-        f'while [ ! -e {gate} ]; do sleep 0.05; done\n'
+        f"while [ ! -e {gate} ]; do sleep 0.05; done\n"
         'echo "after the crash: $FRACTA_AGENT"\n'
         'exit "$1"\n',
     )

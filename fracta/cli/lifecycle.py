@@ -73,12 +73,26 @@ def status_cmd(as_json: bool) -> int:
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @click.option("--runtime", "-r", default="command", show_default=True, help="command, or an AI CLI adapter.")
 @click.option("--prompt", default=None, help="The task for the agent.")
-@click.option("--prompt-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Read the task from a file.")
+@click.option(
+    "--prompt-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Read the task from a file."
+)
 @click.option("--base", default=None, help="Start the worktree from this ref (default: the current HEAD).")
-@click.option("--workspace", type=click.Path(file_okay=False, path_type=Path), help="Use this directory instead of a git worktree.")
+@click.option(
+    "--workspace",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Use this directory instead of a git worktree.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the versioned JSON shape.")
-def spawn_cmd(task: str, args: tuple[str, ...], runtime: str, prompt: str | None, prompt_file: Path | None,
-              base: str | None, workspace: Path | None, as_json: bool) -> None:
+def spawn_cmd(
+    task: str,
+    args: tuple[str, ...],
+    runtime: str,
+    prompt: str | None,
+    prompt_file: Path | None,
+    base: str | None,
+    workspace: Path | None,
+    as_json: bool,
+) -> None:
     """Start agent TASK in its own worktree (feature/TASK). For --runtime command, give the command after --."""
     from ..control import client
 
@@ -87,8 +101,14 @@ def spawn_cmd(task: str, args: tuple[str, ...], runtime: str, prompt: str | None
     text = prompt_file.read_text() if prompt_file else prompt
     r = _repo()
     info = _control(r)
-    body = {"name": task, "runtime": runtime, "prompt": text, "args": list(args), "base": base,
-            "workspace": str(workspace.resolve()) if workspace else None}
+    body = {
+        "name": task,
+        "runtime": runtime,
+        "prompt": text,
+        "args": list(args),
+        "base": base,
+        "workspace": str(workspace.resolve()) if workspace else None,
+    }
     data = client.call(r, info, "POST", "/v1/agents", {k: v for k, v in body.items() if v is not None})
     if as_json:
         render.emit_json(data)

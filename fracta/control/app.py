@@ -207,8 +207,14 @@ class AuthMiddleware:
         caller = resolve(self.repo, token)
         if caller is None:
             response = JSONResponse(
-                {"version": results.VERSION, "error": {"type": "Unauthorized", "message": "missing or unknown token",
-                 "hint": "send Authorization: Bearer <token> (the chessmaster's is in .fracta/token)"}},
+                {
+                    "version": results.VERSION,
+                    "error": {
+                        "type": "Unauthorized",
+                        "message": "missing or unknown token",
+                        "hint": "send Authorization: Bearer <token> (the chessmaster's is in .fracta/token)",
+                    },
+                },
                 401,
                 headers={"WWW-Authenticate": "Bearer"},
             )

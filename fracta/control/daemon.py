@@ -31,8 +31,9 @@ def read_info(repo: Repo) -> ControlInfo | None:
     pid = data.get("pid")
     if not isinstance(pid, int) or not processes.alive(pid, data.get("pid_start")):
         return None
-    return ControlInfo(pid=pid, url=str(data.get("url")), started_at=str(data.get("started_at")),
-                       gateway_url=data.get("gateway_url"))
+    return ControlInfo(
+        pid=pid, url=str(data.get("url")), started_at=str(data.get("started_at")), gateway_url=data.get("gateway_url")
+    )
 
 
 def up(repo: Repo, wait: float = 30.0) -> tuple[ControlInfo, bool]:

@@ -136,7 +136,9 @@ def serve(repo: repo_mod.Repo, *, foreground: bool = False, log_format: str = "j
     except LockTimeout:
         info = daemon.read_info(repo)
         where = f" at {info.url} (pid {info.pid})" if info else ""
-        raise FractaError(f"a control plane is already running for {repo.root}{where}", "fracta down stops it") from None
+        raise FractaError(
+            f"a control plane is already running for {repo.root}{where}", "fracta down stops it"
+        ) from None
     return 0
 
 

@@ -17,9 +17,7 @@ def get(name: str) -> Runtime:
     try:
         target = REGISTRY[name]
     except KeyError:
-        raise InvalidInput(
-            f"unknown runtime {name!r}", f"use one of: {', '.join(sorted(REGISTRY))}"
-        ) from None
+        raise InvalidInput(f"unknown runtime {name!r}", f"use one of: {', '.join(sorted(REGISTRY))}") from None
     module, cls = target.split(":")
     runtime: Runtime = getattr(importlib.import_module(module), cls)()
     return runtime
