@@ -45,7 +45,9 @@ class Supervisor:
 
         class Handler(FileSystemEventHandler):
             def on_any_event(self, event: FileSystemEvent) -> None:
-                if event.event_type not in {"created", "moved", "modified", "deleted"}:
+                # Only mission files and the wake file matter; the folder's own events (and our lock
+                # and temp files, named with a leading dot) would wake us in a loop.
+                if event.is_directory or event.event_type not in {"created", "moved", "modified", "deleted"}:
                     return
                 path = str(getattr(event, "dest_path", "") or event.src_path)
                 if not os.path.basename(path).startswith("."):  # our own temp and lock files
