@@ -6,8 +6,8 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import agents, atomic, config, events, names, progress
-from .errors import CorruptRecord
+from . import agents, atomic, config, events, hooks, names, progress
+from .errors import CorruptRecord, FractaError
 from .repo import Repo
 
 
@@ -16,6 +16,7 @@ class InitResult:
     root: Path
     created: bool  # False when .fracta/ already existed
     wrote_config: bool
+    hook: hooks.InstallResult | FractaError | None = None  # the error when the hook could not be installed
 
 
 def init(repo: Repo) -> InitResult:
@@ -39,7 +40,11 @@ def init(repo: Repo) -> InitResult:
     if created:
         events.record(repo, "fracta.initialized", root=str(repo.root))
     progress.refresh(repo)
-    return InitResult(root=repo.root, created=created, wrote_config=wrote_config)
+    try:
+        hook: hooks.InstallResult | FractaError = hooks.install(repo)
+    except FractaError as exc:  # e.g. a relative core.hooksPath: init still succeeds and says why
+        hook = exc
+    return InitResult(root=repo.root, created=created, wrote_config=wrote_config, hook=hook)
 
 
 def _exclude_state_dir(repo: Repo) -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 from .. import agents, mailbox, progress, project, repo, results
-from ..errors import EXIT_CORRUPT
-from . import render
+from ..errors import EXIT_CORRUPT, FractaError
+from . import hooks, render
 
 
 def _repo() -> repo.Repo:
@@ -22,6 +22,10 @@ def init_cmd() -> None:
     click.echo(f"{'initialized' if result.created else 'already initialized'} fracta in {result.root}")
     if result.wrote_config:
         click.echo(f"wrote {result.root / 'fracta.yaml'} (commented defaults)")
+    if isinstance(result.hook, FractaError):
+        render.warn(f"post-commit hook not installed: {result.hook.message} ({result.hook.hint})")
+    elif result.hook is not None:
+        click.echo("\n".join(hooks.describe_install(result.hook)))
 
 
 @click.command("join")

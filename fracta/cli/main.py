@@ -23,9 +23,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from . import coordination, demo
+    from . import coordination, demo, hooks
 
-    for module in (coordination, demo):
+    for module in (coordination, demo, hooks):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -1,0 +1,327 @@
+"""The post-commit hook: installed once for every worktree, it turns each agent commit into news.
+
+Where it goes. Git runs hooks from the common git dir (`git rev-parse --git-common-dir`/hooks)
+in every linked worktree, so that is where the hook lives. With `core.hooksPath` set, git looks
+only there: an absolute path (or `~/...`) is shared by every worktree, so the hook is installed
+there when the folder is writable; if that folder is inside the main worktree, the files fracta
+adds are listed in .git/info/exclude so the work tree stays clean, and a tracked post-commit there
+is never touched (refused, with a hint). A relative path is resolved against each worktree's own
+root, so a hook placed in the main worktree's copy never fires in an agent's worktree: refused,
+with the command that makes the setting absolute.
+
+Chaining. A post-commit hook that was there before fracta is renamed to post-commit.fracta-chained
+and the fracta hook runs it first, with the same arguments, stdin and environment, and exits with
+its status. Our own hook is recognised by MARKER, so reinstalling rewrites it in place and never
+chains it to itself.
+
+Timing. The script is plain POSIX sh. It skips the main worktree without starting Python, finds
+`fracta` on PATH (absent: it does nothing), and runs `fracta hook post-commit` with stdin from
+/dev/null and stdout discarded; that command gives up after `--timeout` seconds (SIGALRM), so a
+stuck lock cannot hold a commit for long. Whatever goes wrong, the hook exits with the chained
+hook's status (0 without one) and says at most one line on stderr.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from . import agents, atomic, clock, events, git, mailbox, names, progress
+from . import repo as repo_mod
+from .errors import ConfigError, FractaError, InvalidName, NotARepository, Refused
+
+HOOK = "post-commit"
+CHAINED = "post-commit.fracta-chained"
+MARKER = "# fracta-managed-hook: post-commit"
+DEFAULT_TIMEOUT = 10.0
+MAX_SUBJECT = 200
+
+SCRIPT = f"""#!/bin/sh
+{MARKER} (v1)
+# Installed by `fracta hooks install`; reinstalling rewrites this file, so edit the chained hook.
+# It tells fracta about each commit and never fails or blocks one: without fracta it does nothing.
+status=0
+chained="$(dirname -- "$0")/{CHAINED}"
+if [ -x "$chained" ] && [ "$chained" != "$0" ]; then
+    "$chained" "$@"
+    status=$?
+fi
+# Git runs hooks at the worktree's root: a .git folder there means the main worktree (not an agent's).
+if [ -d .git ] || ! command -v fracta >/dev/null 2>&1; then
+    exit "$status"
+fi
+said=$(mktemp 2>/dev/null) || said=/dev/null
+fracta hook post-commit --timeout {DEFAULT_TIMEOUT:g} </dev/null >/dev/null 2>"$said"
+code=$?
+line=
+if [ "$said" != /dev/null ]; then
+    while IFS= read -r text || [ -n "$text" ]; do line=$text; done <"$said"
+    rm -f "$said"
+fi
+if [ "$code" -ne 0 ]; then
+    printf 'fracta post-commit hook failed (the commit is fine): %s\\n' "${{line:-exit $code}}" >&2
+elif [ -n "$line" ]; then
+    printf '%s\\n' "$line" >&2
+fi
+exit "$status"
+"""
+
+
+# --- Installing ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InstallResult:
+    hook: Path  # the fracta hook file
+    action: str  # "installed", "updated" (an older fracta hook was rewritten) or "unchanged"
+    chained: Path | None  # the earlier post-commit hook, kept and run first
+    hooks_path: str | None  # core.hooksPath as configured, when set
+
+
+def hooks_dir(repo: repo_mod.Repo) -> tuple[Path, str | None]:
+    """The folder git reads hooks from in every worktree, and core.hooksPath when it is set."""
+    if repo.git_common_dir is None:
+        raise NotARepository(f"{repo.root} is not a git repository", "git hooks need a git repository")
+    setting = git.run(repo.root, "config", "--type=path", "--get", "core.hooksPath", check=False).stdout.strip()
+    if not setting:
+        return repo.git_common_dir / "hooks", None
+    folder = Path(setting)
+    if not folder.is_absolute():
+        raise Refused(
+            f"core.hooksPath is the relative path {setting!r}: git resolves it in each worktree's own root, "
+            "so a hook installed in the main worktree would never fire in an agent's worktree",
+            f'make it absolute and rerun: git config core.hooksPath "{repo.root / setting}" && fracta hooks install',
+        )
+    return folder, setting
+
+
+def install(repo: repo_mod.Repo) -> InstallResult:
+    """Install (or refresh) the post-commit hook, keeping any earlier hook as a chained one."""
+    folder, setting = hooks_dir(repo)
+    assert repo.git_common_dir is not None  # hooks_dir checked it
+    hook, chained = folder / HOOK, folder / CHAINED
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise PermissionError(f"{folder} is not writable")
+        # Two installs at once must not chain each other's fresh hook: decide under a lock.
+        with atomic.lock(repo.git_common_dir / "fracta-hooks.lock"):
+            current = _read(hook)
+            ours = current is not None and MARKER.encode() in current
+            if MARKER.encode() in (_read(chained) or b""):
+                chained.unlink()  # a copy of our own hook: chaining it would run fracta twice
+            if os.path.lexists(hook) and not ours:
+                _make_room(repo, hook, chained)
+                os.rename(hook, chained)
+            if current != SCRIPT.encode():
+                atomic.write_text(hook, SCRIPT, mode=0o755)
+            os.chmod(hook, 0o755)  # executable whatever the umask: git skips hooks that are not
+            _exclude_if_in_worktree(repo, folder)
+            action = "unchanged" if current == SCRIPT.encode() else "updated" if ours else "installed"
+            kept = chained if os.path.lexists(chained) else None
+    except OSError as exc:
+        raise Refused(
+            f"cannot install the post-commit hook in {folder}: {exc.strerror or exc}",
+            "make the folder writable, or point core.hooksPath at one that is, and rerun: fracta hooks install",
+        ) from None
+    return InstallResult(hook, action, kept, setting)
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def _make_room(repo: repo_mod.Repo, hook: Path, chained: Path) -> None:
+    """Refuse to move a foreign hook aside when that would lose or change something."""
+    if os.path.lexists(chained):
+        raise Refused(
+            f"{hook} is not fracta's hook, and {chained.name} (the hook fracta chains) already exists",
+            f"combine them by hand into {chained}, remove {hook}, then rerun: fracta hooks install",
+        )
+    if _tracked(repo, hook):
+        raise Refused(
+            f"{hook} is tracked by git; fracta does not change tracked files",
+            f"add this line to it: command -v fracta >/dev/null && fracta hook {HOOK} </dev/null >/dev/null || true",
+        )
+
+
+def _in_main_worktree(repo: repo_mod.Repo, folder: Path) -> Path | None:
+    """`folder` relative to the main worktree's root, if it is in the work tree (not in .git)."""
+    try:
+        rel = folder.resolve().relative_to(repo.root.resolve())
+    except ValueError:
+        return None
+    return None if rel.parts[:1] == (".git",) else rel
+
+
+def _tracked(repo: repo_mod.Repo, path: Path) -> bool:
+    rel = _in_main_worktree(repo, path.parent)
+    return rel is not None and bool(git.out(repo.root, "ls-files", "--", str(rel / path.name)))
+
+
+def _exclude_if_in_worktree(repo: repo_mod.Repo, folder: Path) -> None:
+    """Keep the work tree clean (merge refuses a dirty one) when core.hooksPath points into it."""
+    rel = _in_main_worktree(repo, folder)
+    if rel is None or repo.git_common_dir is None:
+        return
+    exclude = repo.git_common_dir / "info" / "exclude"
+    current = exclude.read_text() if exclude.exists() else ""
+    wanted = [f"/{(rel / n).as_posix()}" for n in (HOOK, CHAINED) if not _tracked(repo, folder / n)]
+    missing = [line for line in wanted if line not in current.splitlines()]
+    if missing:
+        exclude.parent.mkdir(exist_ok=True)
+        sep = "" if current == "" or current.endswith("\n") else "\n"
+        atomic.write_text(
+            exclude,
+            current
+            + sep
+            + "# fracta's post-commit hook (fracta hooks install)\n"
+            + "".join(f"{line}\n" for line in missing),
+        )
+
+
+# --- Running -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CommitNotice:
+    """What the hook did with one commit; agent is None when the commit was not an agent's."""
+
+    commit: str
+    branch: str | None
+    subject: str
+    agent: str | None = None
+    notified: tuple[str, ...] = ()
+
+
+def on_post_commit(repo: repo_mod.Repo, worktree_cwd: Path, env: Mapping[str, str] | None = None) -> CommitNotice:
+    """Record the commit just made in `worktree_cwd` for its agent and tell who wants to know."""
+    env = os.environ if env is None else env
+    lines = git.out(worktree_cwd, "rev-parse", "--show-toplevel", "HEAD", "--symbolic-full-name", "HEAD").splitlines()
+    toplevel, sha, ref = Path(lines[0]), lines[1], lines[2]  # ref is "HEAD" when detached
+    branch = ref.removeprefix("refs/heads/") if ref.startswith("refs/heads/") else None
+    short, _, subject = git.out(worktree_cwd, "log", "-1", "--format=%h%n%s", sha).partition("\n")
+    subject = " ".join(subject.split())[:MAX_SUBJECT]
+    name = _committer(repo, toplevel, branch, env)
+    if name is None:
+        return CommitNotice(sha, branch, subject)
+    agents.update(repo, name, last_commit=sha, last_commit_subject=subject)
+    body = f"{name} committed {short} on {branch or 'a detached HEAD'}: {subject}"
+    notified: list[str] = []
+    for target in _audience(repo, name):
+        mailbox.send(repo, name, target, body)  # each send refreshes progress.md
+        notified.append(target)
+    events.record(repo, "agent.commit", agent=name, commit=sha, branch=branch, notified=notified)
+    if not notified:
+        progress.refresh(repo)
+    return CommitNotice(sha, branch, subject, name, tuple(notified))
+
+
+def _committer(repo: repo_mod.Repo, toplevel: Path, branch: str | None, env: Mapping[str, str]) -> str | None:
+    """The agent whose commit this is: FRACTA_AGENT, else its worktree folder, else its branch."""
+    if toplevel.resolve() == repo.root.resolve():
+        return None  # the chessmaster's own worktree
+    candidates = [env.get("FRACTA_AGENT", "")]
+    if toplevel.resolve().parent == repo.worktrees_dir.resolve():
+        candidates.append(toplevel.name)
+    if branch and branch.startswith("feature/"):
+        candidates.append(branch.removeprefix("feature/"))
+    for name in candidates:
+        with contextlib.suppress(InvalidName):
+            if name and names.validate(name) and agents.exists(repo, name):
+                return name
+    return None
+
+
+def _audience(repo: repo_mod.Repo, committer: str) -> list[str]:
+    """The chessmaster (unless hooks.notify_chessmaster is off) and the agents subscribed to `committer`."""
+    cfg = repo.config
+    out = [names.CHESSMASTER] if _flag(cfg.resolved("hooks.notify_chessmaster"), cfg.path.name) else []
+    subscribers = cfg.resolved("hooks.subscribers") or {}
+    if not isinstance(subscribers, Mapping):
+        raise ConfigError(
+            f"hooks.subscribers in {cfg.path.name} must map an agent to the agents it follows",
+            "e.g. subscribers: {web: [api]}, or {web: ['*']} to follow everyone",
+        )
+    for listener, followed in subscribers.items():
+        watched = [followed] if isinstance(followed, str) else followed
+        if not isinstance(watched, list):
+            raise ConfigError(f"hooks.subscribers.{listener} in {cfg.path.name} must be a list of agent names")
+        wants = committer in watched or "*" in watched
+        # A listener that was removed since the config was written is skipped, not an error.
+        if wants and listener != committer and listener not in out and _known(repo, str(listener)):
+            out.append(str(listener))
+    return out
+
+
+def _known(repo: repo_mod.Repo, name: str) -> bool:
+    return name == names.CHESSMASTER or agents.exists(repo, name)
+
+
+def _flag(value: Any, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"true", "yes", "on", "1"}:
+        return True
+    if text in {"false", "no", "off", "0", ""}:
+        return False
+    raise ConfigError(f"hooks.notify_chessmaster in {where} must be true or false, not {value!r}")
+
+
+def handle_post_commit(cwd: Path, env: Mapping[str, str] | None = None, timeout: float = DEFAULT_TIMEOUT) -> str | None:
+    """The hook's path: record the commit within `timeout` seconds. Returns one line describing
+    a problem, or None; expected failures are logged, never raised, so a commit is never failed."""
+    env = os.environ if env is None else env
+    found: repo_mod.Repo | None = None
+    try:
+        with _deadline(timeout):
+            found = repo_mod.find(cwd, dict(env))
+            if not found.initialized:
+                return None  # a repo (or a shared hooks folder) where fracta is not set up
+            notice = on_post_commit(found, cwd, env)
+    except (FractaError, OSError) as exc:
+        message = exc.message if isinstance(exc, FractaError) else f"{type(exc).__name__}: {exc}"
+        first = message.splitlines()[0] if message else type(exc).__name__
+        _log(found, "hook.failed", None, error=message)
+        return f"fracta: this commit was not recorded: {first}"
+    if notice.agent is not None:
+        _log(found, "hook.recorded", notice.agent, commit=notice.commit, notified=list(notice.notified))
+    return None
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float) -> Iterator[None]:
+    """Raise FractaError in this (main) thread if the block runs longer than `seconds`."""
+
+    def expire(signum: int, frame: FrameType | None) -> None:
+        raise FractaError(f"gave up after {seconds:g}s", "another fracta process may hold a lock under .fracta/")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _log(repo: repo_mod.Repo | None, event: str, agent: str | None, **data: Any) -> None:
+    """One JSON line in .fracta/logs/hooks.log (the fields of fracta's structured logs), appended
+    whole so concurrent hooks never interleave; logging must never be what breaks the hook."""
+    if repo is None or not repo.logs_dir.is_dir():
+        return
+    level = "warning" if event.endswith("failed") else "info"
+    line = {"time": clock.now(), "level": level, "component": "hooks", "event": event, "agent": agent, **data}
+    with contextlib.suppress(OSError):
+        atomic.append_line(repo.logs_dir / "hooks.log", json.dumps(line, default=str))
