@@ -42,9 +42,11 @@ def test_three_agents_coordinate_commit_and_two_merge_one_conflicts(fr: repo_mod
     (root / "shared.txt").write_text("original\n")
     git(root, "add", "shared.txt")
     git(root, "commit", "-q", "-m", "shared file")
+    gate = root.parent / "all-spawned"
     job = script(
         root,
         "job.sh",
+        f"while [ ! -e {gate} ]; do sleep 0.05; done\n"  # every peer exists before anyone writes
         'fracta intent "$FRACTA_AGENT" "working on $1"\n'
         'fracta say "$2" "hello from $FRACTA_AGENT" --from "$FRACTA_AGENT"\n'
         'echo "$FRACTA_AGENT" > "$1"\n'
@@ -56,6 +58,7 @@ def test_three_agents_coordinate_commit_and_two_merge_one_conflicts(fr: repo_mod
         spawn(cli, "alpha", "sh", "job.sh", "alpha.txt", "beta")
         spawn(cli, "beta", "sh", "job.sh", "beta.txt", "gamma")
         spawn(cli, "gamma", "sh", "job.sh", "shared.txt", "alpha")
+        gate.touch()
         for name in ("alpha", "beta", "gamma"):
             wait_status(fr, name, "done")
         assert agents.load(fr, "alpha").intent == "working on alpha.txt"

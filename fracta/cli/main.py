@@ -23,9 +23,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from . import coordination, demo, hooks
+    from . import coordination, demo, hooks, lifecycle
 
-    for module in (coordination, demo, hooks):
+    for module in (coordination, demo, lifecycle, hooks):
         for command in module.COMMANDS:
             cli.add_command(command)
 
