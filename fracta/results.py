@@ -59,3 +59,18 @@ def joined(agent: agents.Agent, env: dict[str, str]) -> dict[str, Any]:
 
 def error(exc: FractaError) -> dict[str, Any]:
     return {"version": VERSION, "error": {"type": type(exc).__name__, "message": exc.message, "hint": exc.hint}}
+
+
+def merged(result: Any) -> dict[str, Any]:
+    """fracta merge: what was merged into which branch, and who was told."""
+    return {
+        "version": VERSION,
+        "agent": result.agent,
+        "branch": result.branch,
+        "into": result.into,
+        "sha": result.sha,
+        "previous": result.previous,
+        "fast_forward": result.fast_forward,
+        "already_up_to_date": result.already_up_to_date,
+        "notified": list(result.notified),
+    }

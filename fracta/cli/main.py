@@ -23,9 +23,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from . import coordination, demo, hooks, lifecycle
+    from . import coordination, demo, hooks, lifecycle, merge
 
-    for module in (coordination, demo, lifecycle, hooks):
+    for module in (coordination, demo, lifecycle, hooks, merge):
         for command in module.COMMANDS:
             cli.add_command(command)
 

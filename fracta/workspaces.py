@@ -1,0 +1,229 @@
+"""Agent workspaces: a git worktree on its own branch, or a plain folder for non-git use.
+
+A git workspace lives at .fracta/worktrees/<name> on branch feature/<name> and shares the main
+repository's object store; it is the only kind `fracta merge` works with. A directory workspace
+is a folder the user (or a container mount) provides; fracta never deletes it.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import agents, atomic, git, names
+from .errors import AgentExists, GitError, InvalidInput, NotARepository, Refused
+from .repo import Repo
+
+GIT = "git"
+DIRECTORY = "directory"
+BRANCH_PREFIX = "feature/"
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Where an agent works; `base` is the resolved commit a git workspace started from."""
+
+    kind: str  # GIT or DIRECTORY
+    path: Path
+    branch: str | None
+    base: str | None
+
+    def record_fields(self) -> dict[str, Any]:
+        """The Agent record fields that describe this workspace (for agents.new(**fields))."""
+        return {"workspace": str(self.path), "workspace_kind": self.kind, "branch": self.branch, "base": self.base}
+
+
+def branch_for(name: str) -> str:
+    return f"{BRANCH_PREFIX}{name}"
+
+
+def worktree_path(repo: Repo, name: str) -> Path:
+    return repo.worktrees_dir / name
+
+
+def resolve_commit(repo: Repo, ref: str) -> str | None:
+    """The commit `ref` names, or None if it names none."""
+    if ref.startswith("-"):  # never let a ref be read as an option
+        return None
+    proc = git.run(repo.root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False)
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def worktree_paths(repo: Repo) -> list[Path]:
+    """Every worktree git knows for this repo, resolved; the main worktree first."""
+    listing = git.run(repo.root, "worktree", "list", "--porcelain", "-z").stdout
+    return [Path(f[len("worktree ") :]).resolve() for f in listing.split("\0") if f.startswith("worktree ")]
+
+
+def status_paths(path: Path, *, untracked: bool) -> list[str]:
+    """Paths `git status` reports in worktree `path` (changed, staged and, if asked, untracked files).
+
+    --no-optional-locks keeps git from refreshing the index: looking never writes to it.
+    """
+    mode = "--untracked-files=all" if untracked else "--untracked-files=no"
+    raw = git.run(path, "--no-optional-locks", "status", "--porcelain=v1", "-z", mode).stdout
+    paths: list[str] = []
+    skip = False
+    for entry in raw.split("\0"):
+        if skip:
+            skip = False
+        elif len(entry) >= 4:
+            paths.append(entry[3:])
+            skip = entry[0] in "RC"  # a rename's next field is its origin
+    return paths
+
+
+def _require_git(repo: Repo) -> None:
+    if repo.git_common_dir is None:
+        raise NotARepository(
+            f"{repo.root} is not a git repository, so agents cannot get git worktrees",
+            "give the agent a plain folder instead (--workspace DIR)",
+        )
+
+
+def create_git(repo: Repo, name: str, base: str | None = None) -> Workspace:
+    """Add worktree .fracta/worktrees/<name> on new branch feature/<name> from `base` or HEAD.
+
+    Everything is checked before anything is touched; if git fails midway, the worktree and the
+    branch it may have created are removed again, so a failure leaves nothing behind.
+    """
+    names.validate(name)
+    repo.require_initialized()
+    _require_git(repo)
+    branch = branch_for(name)
+    path = worktree_path(repo, name)
+    atomic.ensure_dirs(repo.worktrees_dir)
+    # Serialize fracta's own workspace changes, so a rollback never removes another call's work.
+    with atomic.lock(repo.state / "workspaces.lock"):
+        start = _resolve_base(repo, base)
+        if git.branch_exists(repo.root, branch):
+            raise AgentExists(
+                f"branch {branch} already exists, so task {name!r} cannot get a new worktree",
+                f"choose another task name, or, if its work is merged or not needed, delete it: git branch -D {branch}",
+            )
+        if path.exists() or path.resolve() in worktree_paths(repo):
+            raise AgentExists(
+                f"the worktree path {path} is already taken",
+                f"choose another task name, or remove the leftover: fracta kill {name} "
+                f"(or git worktree remove {path}; git worktree prune)",
+            )
+        args = ("worktree", "add", "--quiet", str(path), "-b", branch, start)
+        proc = git.run(repo.root, *args, check=False)
+        if proc.returncode != 0:
+            _roll_back(repo, path, branch)
+            raise GitError(
+                ["git", *args],
+                proc.returncode,
+                proc.stdout,
+                proc.stderr,
+                hint="nothing was left behind (worktree and branch removed); fix the cause above and retry",
+            )
+    return Workspace(kind=GIT, path=path, branch=branch, base=start)
+
+
+def _resolve_base(repo: Repo, base: str | None) -> str:
+    start = resolve_commit(repo, base if base is not None else "HEAD")
+    if start is not None:
+        return start
+    if base is None:
+        raise InvalidInput(
+            f"the repository at {repo.root} has no commit to start a worktree from",
+            "make a first commit, or pass --base REF",
+        )
+    raise InvalidInput(
+        f"unknown base ref {base!r}: it names no commit in this repository",
+        "pass a branch, tag or commit that exists (see git branch --all, git log --oneline)",
+    )
+
+
+def _roll_back(repo: Repo, path: Path, branch: str) -> None:
+    """Undo a half-done `git worktree add`; the caller checked that neither piece existed before."""
+    if path.resolve() in worktree_paths(repo):
+        git.run(repo.root, "worktree", "remove", "--force", "--force", str(path), check=False)
+    if path.exists():
+        shutil.rmtree(path, ignore_errors=True)
+    git.run(repo.root, "worktree", "prune", check=False)
+    if git.branch_exists(repo.root, branch):
+        git.run(repo.root, "branch", "-D", branch, check=False)
+
+
+def create_directory(repo: Repo, name: str, path: Path) -> Workspace:
+    """Use folder `path` (created if missing) as a non-git workspace.
+
+    The folder may already hold files: pointing an agent at an existing folder is the usual case,
+    and fracta never deletes it. Refused: a path inside .fracta/ (fracta's own state, which it
+    cleans up), a path that is a file, and a folder another live agent already works in.
+    """
+    names.validate(name)
+    folder = path.expanduser().resolve()
+    state = repo.state.resolve()
+    if folder == state or state in folder.parents:
+        raise Refused(
+            f"the workspace {folder} is inside fracta's state folder {state}",
+            "choose a folder outside .fracta/",
+        )
+    if folder.exists() and not folder.is_dir():
+        raise InvalidInput(f"the workspace {folder} is a file, not a folder", "choose a folder")
+    everyone, _ = agents.list_all(repo)
+    for other in everyone:
+        if other.live and other.workspace and Path(other.workspace).resolve() == folder:
+            raise Refused(
+                f"agent {other.name!r} already works in {folder}",
+                "give each agent its own folder, so they do not overwrite each other's files",
+            )
+    folder.mkdir(parents=True, exist_ok=True)
+    return Workspace(kind=DIRECTORY, path=folder, branch=None, base=None)
+
+
+def remove(repo: Repo, ws: Workspace) -> None:
+    """Remove a git workspace's worktree and branch; callers save unsaved work first.
+
+    Pieces that are already gone are fine. A directory workspace is the user's folder and is
+    left exactly as it is.
+    """
+    if ws.kind != GIT:
+        return
+    _require_git(repo)
+    path = ws.path.resolve()
+    if repo.worktrees_dir.resolve() not in path.parents:
+        raise Refused(
+            f"{ws.path} is not a fracta worktree (those live in {repo.worktrees_dir})",
+            "remove it yourself with git worktree remove, if you mean to",
+        )
+    if ws.branch is not None and not ws.branch.startswith(BRANCH_PREFIX):
+        raise Refused(
+            f"branch {ws.branch} is not an agent branch ({BRANCH_PREFIX}<name>); fracta will not delete it",
+            f"delete it yourself if you mean to: git branch -D {ws.branch}",
+        )
+    with atomic.lock(repo.state / "workspaces.lock"):
+        if path in worktree_paths(repo):
+            git.run(
+                repo.root,
+                "worktree",
+                "remove",
+                "--force",
+                str(path),
+                hint=f"the worktree is still there; remove it by hand: git worktree remove --force {path}",
+            )
+        # A folder left there that git no longer knows as a worktree is not ours to delete blindly.
+        git.run(repo.root, "worktree", "prune")
+        if ws.branch is not None and git.branch_exists(repo.root, ws.branch):
+            git.run(
+                repo.root,
+                "branch",
+                "-D",
+                ws.branch,
+                hint=f"is {ws.branch} checked out somewhere? switch that worktree to another branch and retry",
+            )
+
+
+def from_agent(agent: agents.Agent) -> Workspace | None:
+    """The workspace fracta made for `agent`, or None (e.g. a joined agent running where it likes)."""
+    if not agent.workspace or agent.workspace_kind not in (GIT, DIRECTORY):
+        return None
+    branch = agent.branch
+    if agent.workspace_kind == GIT and branch is None:
+        branch = branch_for(agent.name)
+    return Workspace(kind=agent.workspace_kind, path=Path(agent.workspace), branch=branch, base=agent.base)
