@@ -6,11 +6,14 @@ incompatible change and document it in docs/json.md.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import agents, clock, mailbox
 from .errors import CorruptRecord, FractaError
 from .repo import Repo
+
+if TYPE_CHECKING:
+    from .lifecycle import KillResult
 
 VERSION = 1
 
@@ -59,6 +62,17 @@ def joined(agent: agents.Agent, env: dict[str, str]) -> dict[str, Any]:
 
 def error(exc: FractaError) -> dict[str, Any]:
     return {"version": VERSION, "error": {"type": type(exc).__name__, "message": exc.message, "hint": exc.hint}}
+
+
+def killed(result: KillResult) -> dict[str, Any]:
+    """fracta kill: what was stopped and, with --force, where the work was saved."""
+    saved = result.saved
+    return {
+        "version": VERSION,
+        "agent": result.name,
+        "stopped": result.stopped,
+        "saved": None if saved is None else {"ref": saved.ref, "commit": saved.commit, "restore": saved.restore_hint},
+    }
 
 
 def merged(result: Any) -> dict[str, Any]:
