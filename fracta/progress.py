@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 
 from . import agents, atomic, clock, names
@@ -16,16 +15,22 @@ def refresh(repo: Repo) -> None:
     if not repo.initialized:
         return
     requested = time.time_ns()
-    with atomic.lock(repo.state / "progress.lock"):
+
+    def covered() -> bool:
+        # progress.md's mtime is the time its regeneration started (set before it became visible).
         try:
-            if repo.progress_path.stat().st_mtime_ns >= requested:
-                return
+            return repo.progress_path.stat().st_mtime_ns >= requested
         except FileNotFoundError:
-            pass
+            return False
+
+    # A waiter leaves as soon as a regeneration that covers its change lands, without queueing
+    # for the lock only to find the work done.
+    with atomic.lock(repo.state / "progress.lock", unless=covered) as held:
+        if not held or covered():
+            return
         started = time.time_ns()
         # Derived data: atomic but not fsync'd; it is rebuilt from the records at any time.
-        atomic.write_text(repo.progress_path, render(repo), durable=False)
-        os.utime(repo.progress_path, ns=(started, started))
+        atomic.write_text(repo.progress_path, render(repo), durable=False, mtime_ns=started)
 
 
 def record_action(repo: Repo, action: str) -> None:
