@@ -98,6 +98,11 @@ def exists(repo: Repo, name: str) -> bool:
 
 
 def load(repo: Repo, name: str) -> Agent:
+    names.validate(name)  # a name like ../x must never reach the filesystem
+    return _load(repo, name)
+
+
+def _load(repo: Repo, name: str) -> Agent:
     path = record_path(repo, name)
     try:
         data = atomic.read_json(path)
@@ -118,7 +123,7 @@ def list_all(repo: Repo) -> tuple[list[Agent], list[CorruptRecord]]:
         if entry.startswith("."):
             continue
         try:
-            found.append(load(repo, entry))
+            found.append(_load(repo, entry))  # entries are folders, not names from a caller
         except CorruptRecord as exc:
             problems.append(exc)
         except AgentNotFound:
@@ -156,6 +161,7 @@ def new(name: str, runtime: str, status: Status, **fields: Any) -> Agent:
 
 def modify(repo: Repo, name: str, change: Callable[[Agent], Agent | None]) -> Agent:
     """Apply `change` to the freshly read record under its lock; returning None leaves it as is."""
+    names.validate(name)  # before the lock file below is created: ../x would put it outside agents/
     path = record_path(repo, name)
     if not path.parent.is_dir():
         raise AgentNotFound(f"no agent named {name!r}", "run fracta list to see the agents")
