@@ -335,13 +335,15 @@ class Upstream:
 
 def _error_reply(request_id: Any, status: int, body: bytes) -> Message:
     """The gateway's JSON-RPC error for a failed POST, or one that says what went wrong."""
-    try:
-        parsed = json.loads(body)
-        if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
-            return {"jsonrpc": "2.0", "id": request_id, "error": parsed["error"]}
-    except ValueError:
-        pass
     text = body.decode(errors="replace").strip()[:300]
+    try:
+        error = json.loads(body).get("error")
+    except (ValueError, AttributeError):
+        error = None
+    if isinstance(error, dict) and isinstance(error.get("code"), int) and isinstance(error.get("message"), str):
+        return {"jsonrpc": "2.0", "id": request_id, "error": error}  # already a JSON-RPC error
+    if isinstance(error, dict) and isinstance(error.get("message"), str):  # fracta's own error shape
+        text = error["message"] + (f" ({error['hint']})" if error.get("hint") else "")
     return {"jsonrpc": "2.0", "id": request_id, "error": {"code": UNAVAILABLE, "message": f"HTTP {status}: {text}"}}
 
 
@@ -361,7 +363,7 @@ class Bridge:
 
     def emit(self, message: Any) -> None:
         line = json.dumps(message, separators=(",", ":")).encode() + b"\n"
-        with self._out_lock:
+        with self._out_lock, contextlib.suppress(OSError, ValueError):  # the client is gone: nothing to tell
             self.out.write(line)
             self.out.flush()
 
@@ -411,26 +413,21 @@ class Bridge:
         is_request = "method" in message and "id" in message
         deadline = time.monotonic() + RETRY_WINDOW
         problem: FractaError | UpstreamLost | None = None
+        seen = self.upstream.generation  # the connection this message was first tried on
         for attempt in range(1, MAX_ATTEMPTS + 1):
-            seen = self.upstream.generation
             try:
-                if self.upstream.endpoint is None:
+                if self.upstream.endpoint is None or attempt > 1:
                     self.upstream.reconnect(seen)
-                    seen = self.upstream.generation
+                seen = self.upstream.generation
                 self.upstream.exchange(message, self.emit)
                 return
-            except UpstreamLost as exc:
-                problem = exc
-            except FractaError as exc:
+            except (UpstreamLost, FractaError) as exc:
                 problem = exc
             if not is_request or time.monotonic() > deadline:
                 break
             _note(f"{problem}; reconnecting (attempt {attempt})")
-            try:
-                self.upstream.reconnect(seen)
-            except (FractaError, UpstreamLost) as exc:
-                problem = exc
-                time.sleep(min(0.25 * 2**attempt, 2.0))
+            if attempt > 1:  # the first retry is at once: a restarted control plane is usually there
+                time.sleep(min(0.25 * 2 ** (attempt - 1), 2.0))
         if is_request:
             hint = getattr(problem, "hint", "") or "check `fracta status` and .fracta/logs/"
             text = f"fracta is unavailable: {problem} ({hint})"
