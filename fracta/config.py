@@ -14,7 +14,7 @@ from .errors import ConfigError
 
 DEFAULTS: dict[str, Any] = {
     "control_plane": {"host": "127.0.0.1", "port": 9090},
-    "gateway": {"host": "127.0.0.1", "port": 8080},
+    "gateway": {"host": "127.0.0.1", "port": 8080, "allowed_hosts": []},
     "agents": {"max_agents": 4, "default_runtime": "command", "wake": True, "agent_runtimes": {}},
     "mailbox": {"max_message_bytes": 65536},
     "reaper": {"ttl": 86400, "sweep_interval": 60, "kill_grace": 5},
@@ -32,8 +32,9 @@ control_plane:
   port: 9090
 
 gateway:
-  host: 127.0.0.1
-  port: 8080             # MCP over streamable HTTP for agents
+  host: 127.0.0.1        # loopback only; binding elsewhere needs an explicit setting
+  port: 8080             # MCP over streamable HTTP for agents (http://HOST:PORT/mcp)
+  allowed_hosts: []      # extra Host headers accepted (DNS-rebinding protection), e.g. ["gateway:8080"]
 
 agents:
   max_agents: 4          # agents running at once; further spawns wait in the mission queue

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import hmac
+import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from . import names
 from .errors import Forbidden
@@ -58,3 +61,66 @@ def resolve(repo: Repo, token: str) -> Caller | None:
         if hmac.compare_digest(token, theirs):
             return Caller(entry)
     return None
+
+
+def bearer_token(scope: Mapping[str, Any]) -> str:
+    """The bearer token of an ASGI request's Authorization header, or ""."""
+    for key, value in scope.get("headers") or ():
+        if key == b"authorization":
+            auth = value.decode("latin-1")
+            return auth[7:].strip() if auth[:7].lower() == "bearer " else ""
+    return ""
+
+
+class AuthMiddleware:
+    """ASGI guard shared by the REST API and the MCP gateway: no valid bearer token, no entry (401).
+
+    The caller derived from the token is put in scope["fracta.caller"] for the route or tool to check.
+    Pure ASGI with no imports, so this module stays light for the CLI's fast paths.
+    """
+
+    def __init__(self, app: Any, repo: Repo) -> None:
+        self.app = app
+        self.repo = repo
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        caller = resolve(self.repo, bearer_token(scope))
+        if caller is None:
+            await _unauthorized(send)
+            return
+        scope["fracta.caller"] = caller
+        await self.app(scope, receive, send)
+
+
+def caller_of(scope: Mapping[str, Any]) -> Caller:
+    """The caller AuthMiddleware found for this request (a request that bypassed it is refused)."""
+    caller = scope.get("fracta.caller")
+    if not isinstance(caller, Caller):
+        raise Forbidden("this request carries no verified identity", "send Authorization: Bearer <token>")
+    return caller
+
+
+async def _unauthorized(send: Any) -> None:
+    from .results import VERSION
+
+    body = json.dumps(
+        {
+            "version": VERSION,
+            "error": {
+                "type": "Unauthorized",
+                "message": "missing or unknown token",
+                "hint": "send Authorization: Bearer <token> (the chessmaster's is in .fracta/token; "
+                "an agent's is in FRACTA_TOKEN)",
+            },
+        }
+    ).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"www-authenticate", b"Bearer"),
+    ]
+    await send({"type": "http.response.start", "status": 401, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

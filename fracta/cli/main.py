@@ -23,9 +23,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from . import coordination, demo, hooks, lifecycle, merge, serve
+    from . import coordination, demo, gateway, hooks, lifecycle, merge, serve
 
-    for module in (coordination, demo, lifecycle, hooks, merge, serve):
+    for module in (coordination, demo, lifecycle, hooks, merge, serve, gateway):
         for command in module.COMMANDS:
             cli.add_command(command)
 

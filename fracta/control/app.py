@@ -3,38 +3,49 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from .. import agents, events, lifecycle, mailbox, peek, project, results
-from ..errors import FractaError, InvalidInput
-from ..identity import Caller, resolve
+from ..errors import EXIT_USAGE, FractaError, InvalidInput
+from ..identity import AuthMiddleware, Caller, caller_of
 from ..repo import Repo
 from . import openapi
 
 MAX_BODY = 1024 * 1024
+POLL = 0.2  # seconds between looks at events.jsonl while a stream is idle
+KEEPALIVE = 15.0  # seconds of silence before a comment line, which also notices a gone client
+MAX_OFFSET = 2**40  # the largest event-log cursor accepted: past any real log, within every file system's seek
+
+
+class BodyTooLarge(FractaError):
+    exit_code = EXIT_USAGE
+    http_status = 413
 
 
 class Api:
-    """Routes bound to one repo; `kick` wakes the spawner after lifecycle changes."""
+    """Routes bound to one repo; `kick` wakes the spawner after lifecycle changes.
 
-    def __init__(self, repo: Repo, kick: Callable[[], None]) -> None:
+    `closing` says the server is shutting down, so that live event streams end instead of
+    holding the shutdown up.
+    """
+
+    def __init__(self, repo: Repo, kick: Callable[[], None], closing: Callable[[], bool] | None = None) -> None:
         self.repo = repo
         self.kick = kick
+        self.closing = closing or (lambda: False)
 
     # --- plumbing -----------------------------------------------------------------------------
 
     def caller(self, request: Request) -> Caller:
-        caller = request.scope.get("fracta.caller")
-        assert isinstance(caller, Caller)
-        return caller
+        return caller_of(request.scope)
 
     async def body(self, request: Request) -> dict[str, Any]:
         raw = await request.body()
@@ -80,7 +91,7 @@ class Api:
 
     async def kill(self, request: Request) -> Response:
         self.caller(request).require_chessmaster("kill agents")
-        force = request.query_params.get("force", "false").lower() in {"1", "true", "yes"}
+        force = _query_flag(request, "force")
         result = await _threaded(lifecycle.kill, self.repo, request.path_params["name"], force=force)
         self.kick()
         return JSONResponse(results.killed(result))
@@ -90,7 +101,7 @@ class Api:
         from .. import merge
 
         data = await self.body(request)
-        notify = bool(data.get("notify", False))
+        notify = _flag(data, "notify")
         result = await _threaded(merge.merge, self.repo, request.path_params["name"], notify=notify, cwd=self.repo.root)
         return JSONResponse(results.merged(result))
 
@@ -115,7 +126,7 @@ class Api:
         name = request.path_params["name"]
         self.caller(request).require_self(name, "read the inbox")
         data = await self.body(request)
-        box = await _threaded(mailbox.read, self.repo, name, include_read=bool(data.get("all", False)))
+        box = await _threaded(mailbox.read, self.repo, name, include_read=_flag(data, "all"))
         return JSONResponse(results.inbox(name, box))
 
     async def intent(self, request: Request) -> Response:
@@ -140,13 +151,51 @@ class Api:
         return PlainTextResponse(self.repo.progress_path.read_text(), media_type="text/markdown")
 
     def events(self, request: Request) -> Response:
-        since = _int_param(request, "since", 0, 0, 2**62)
+        """The event log (.fracta/events.jsonl) from byte offset `since`, in one of two forms.
+
+        JSON (the default, and whenever Accept does not ask for text/event-stream): one page,
+        {"version", "events": [record + "offset"], "next": offset to ask for next}.
+        Server-sent events (Accept: text/event-stream): a live stream that follows the log. Each
+        event has `id:` the byte offset just past it (the cursor to resume from), `event:` its
+        name and `data:` its JSON record with "offset". Reconnecting with Last-Event-ID (as
+        EventSource does) resumes right after that event. Comment lines keep an idle stream alive;
+        the stream ends when the control plane shuts down.
+        In both forms a Last-Event-ID header, when sent, is the cursor and wins over ?since=.
+        """
+        since = _int_param(request, "since", 0, 0, MAX_OFFSET)
+        last = request.headers.get("last-event-id")
+        if last is not None:
+            since = _int_value("header Last-Event-ID", last, 0, MAX_OFFSET)
+        if "text/event-stream" in request.headers.get("accept", ""):
+            headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+            return StreamingResponse(self._follow(since), media_type="text/event-stream", headers=headers)
         limit = _int_param(request, "limit", 1000, 1, 10_000)
         found = list(events.read(self.repo, since=since, limit=limit))
         nxt = found[-1].end if found else since
         return JSONResponse(
             {"version": results.VERSION, "events": [e.data | {"offset": e.offset} for e in found], "next": nxt}
         )
+
+    async def _follow(self, offset: int) -> AsyncIterator[str]:
+        import anyio
+
+        yield "retry: 1000\n\n"  # also sends the headers at once, so a client knows it is connected
+        quiet = 0.0
+        while not self.closing():
+            found = await _threaded(_page, self.repo, offset)
+            for event in found:
+                data = json.dumps(event.data | {"offset": event.offset}, separators=(",", ":"))
+                name = str(event.data.get("event") or "event").replace("\n", " ")
+                yield f"id: {event.end}\nevent: {name}\ndata: {data}\n\n"
+                offset = event.end
+            if found:
+                quiet = 0.0
+                continue
+            await anyio.sleep(POLL)
+            quiet += POLL
+            if quiet >= KEEPALIVE:
+                quiet = 0.0
+                yield ": keepalive\n\n"
 
     def openapi(self, request: Request) -> Response:
         return JSONResponse(openapi.document())
@@ -170,6 +219,20 @@ def _text(data: dict[str, Any], key: str, *, required: bool = False) -> str | No
     return value
 
 
+def _flag(data: dict[str, Any], key: str) -> bool:
+    value = data.get(key, False)
+    if not isinstance(value, bool):
+        raise InvalidInput(f"field {key!r} must be true or false")
+    return value
+
+
+def _query_flag(request: Request, key: str) -> bool:
+    raw = request.query_params.get(key, "false").lower()
+    if raw not in {"1", "true", "yes", "0", "false", "no"}:
+        raise InvalidInput(f"query parameter {key!r} must be true or false, not {raw[:40]!r}")
+    return raw in {"1", "true", "yes"}
+
+
 def _strings(data: dict[str, Any], key: str) -> list[str]:
     value = data.get(key) or []
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -177,51 +240,56 @@ def _strings(data: dict[str, Any], key: str) -> list[str]:
     return value
 
 
+def _page(repo: Repo, since: int) -> list[events.Event]:
+    return list(events.read(repo, since=since, limit=500))
+
+
 def _int_param(request: Request, key: str, default: int, low: int, high: int) -> int:
     raw = request.query_params.get(key)
     if raw is None:
         return default
+    return _int_value(f"query parameter {key!r}", raw, low, high)
+
+
+def _int_value(what: str, raw: str, low: int, high: int) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise InvalidInput(f"query parameter {key!r} must be an integer, not {raw!r}") from None
+        raise InvalidInput(f"{what} must be an integer, not {raw[:40]!r}") from None
     if not low <= value <= high:
-        raise InvalidInput(f"query parameter {key!r} must be between {low} and {high}")
+        raise InvalidInput(f"{what} must be between {low} and {high}")
     return value
 
 
-class AuthMiddleware:
-    """Every request needs a valid bearer token; the caller is derived from it (pure ASGI)."""
+class BodyLimitMiddleware:
+    """Refuse a request body over `limit` bytes with 413 while it arrives, not after buffering it all."""
 
-    def __init__(self, app: Any, repo: Repo) -> None:
+    def __init__(self, app: Any, limit: int = MAX_BODY) -> None:
         self.app = app
-        self.repo = repo
+        self.limit = limit
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope.get("headers") or [])
-        auth = headers.get(b"authorization", b"").decode("latin-1")
-        token = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
-        caller = resolve(self.repo, token)
-        if caller is None:
-            response = JSONResponse(
-                {
-                    "version": results.VERSION,
-                    "error": {
-                        "type": "Unauthorized",
-                        "message": "missing or unknown token",
-                        "hint": "send Authorization: Bearer <token> (the chessmaster's is in .fracta/token)",
-                    },
-                },
-                401,
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-            await response(scope, receive, send)
+        too_large = BodyTooLarge(
+            f"the request body is larger than the limit of {self.limit} bytes", "send a smaller JSON body"
+        )
+        declared = dict(scope.get("headers") or []).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.limit:
+            await JSONResponse(results.error(too_large), 413)(scope, receive, send)
             return
-        scope["fracta.caller"] = caller
-        await self.app(scope, receive, send)
+        seen = 0
+
+        async def counted() -> Any:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise too_large  # rendered as 413 by the FractaError handler, the route never sees it
+            return message
+
+        await self.app(scope, counted, send)
 
 
 def _error(request: Request, exc: Exception) -> Response:
@@ -229,8 +297,8 @@ def _error(request: Request, exc: Exception) -> Response:
     return JSONResponse(results.error(exc), exc.http_status)
 
 
-def build(repo: Repo, kick: Callable[[], None]) -> Starlette:
-    api = Api(repo, kick)
+def build(repo: Repo, kick: Callable[[], None], closing: Callable[[], bool] | None = None) -> Starlette:
+    api = Api(repo, kick, closing)
     routes = [
         Route("/v1/health", api.health),
         Route("/v1/agents", api.list_agents, methods=["GET"]),
@@ -248,6 +316,6 @@ def build(repo: Repo, kick: Callable[[], None]) -> Starlette:
     ]
     return Starlette(
         routes=routes,
-        middleware=[Middleware(AuthMiddleware, repo=repo)],
+        middleware=[Middleware(AuthMiddleware, repo=repo), Middleware(BodyLimitMiddleware, limit=MAX_BODY)],
         exception_handlers={FractaError: _error},
     )

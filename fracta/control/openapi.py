@@ -6,7 +6,9 @@ from typing import Any
 
 from .. import __version__
 
-_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 64}}
+# An agent name (fracta/names.py; the server also refuses double dashes and reserved names).
+_NAME_SCHEMA = {"type": "string", "pattern": "^[a-z]([a-z0-9-]*[a-z0-9])?$", "maxLength": 40}
+_NAME = {"name": "name", "in": "path", "required": True, "schema": _NAME_SCHEMA}
 _ERROR = {
     "description": "a clear error",
     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
@@ -49,6 +51,33 @@ def q_int(name: str, low: int, high: int) -> dict[str, Any]:
     }
 
 
+def _events() -> dict[str, Any]:
+    """GET /v1/events: a JSON page by default, a live server-sent-event stream on request."""
+    last_event_id = {
+        "name": "Last-Event-ID",
+        "in": "header",
+        "required": False,
+        "description": "resume right after this event (its id, a byte offset); wins over since",
+        "schema": {"type": "integer", "minimum": 0, "maximum": 2**40},
+    }
+    op = _op(
+        "The event log: a JSON page, or a live stream with Accept: text/event-stream",
+        params=[q_int("since", 0, 2**40), q_int("limit", 1, 10000), last_event_id],
+        errors=("401", "422"),
+    )
+    op["description"] = (
+        "JSON (default): {version, events: [record with offset], next}; ask again with since=next. "
+        "With Accept: text/event-stream: server-sent events following .fracta/events.jsonl live; each "
+        "event's id is the byte offset just past it, its event field the record's event name, its data "
+        "the JSON record with offset. Reconnect with Last-Event-ID to resume."
+    )
+    op["responses"]["200"]["content"] = {
+        "application/json": {"schema": {"type": "object"}},
+        "text/event-stream": {"schema": {"type": "string"}},
+    }
+    return op
+
+
 def document() -> dict[str, Any]:
     return {
         "openapi": "3.0.3",
@@ -73,7 +102,7 @@ def document() -> dict[str, Any]:
                     ok="201",
                     body=_obj(
                         ["name"],
-                        name=_STR,
+                        name=_NAME_SCHEMA,
                         runtime=_STR,
                         prompt=_STR,
                         base=_STR,
@@ -103,7 +132,14 @@ def document() -> dict[str, Any]:
                 "post": _op(
                     "Send a message",
                     ok="201",
-                    body=_obj(["to", "body"], to=_STR, body=_STR, subject=_STR, reply_to=_STR, **{"from": _STR}),
+                    body=_obj(
+                        ["to", "body"],
+                        to={"type": "string", "pattern": "^([*]|[a-z]([a-z0-9-]*[a-z0-9])?)$", "maxLength": 40},
+                        body=_STR,
+                        subject=_STR,
+                        reply_to=_STR,
+                        **{"from": _NAME_SCHEMA},
+                    ),
                 ),
             },
             "/v1/progress": {
@@ -115,6 +151,6 @@ def document() -> dict[str, Any]:
                     },
                 }
             },
-            "/v1/events": {"get": _op("The event log", params=[q_int("since", 0, 2**62), q_int("limit", 1, 10000)])},
+            "/v1/events": {"get": _events()},
         },
     }

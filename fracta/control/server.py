@@ -1,4 +1,4 @@
-"""The control-plane process: REST API under uvicorn, the spawner and the reaper.
+"""The control-plane process: REST API and MCP gateway under uvicorn, the spawner and the reaper.
 
 Only one runs per repository (it holds .fracta/control.lock for its lifetime). Killing it at
 any moment loses nothing: agents run under their own runners, and on start it reconciles.
@@ -8,12 +8,14 @@ Run as `python -m fracta.control.server STATE_DIR [--foreground] [--log-format j
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 import os
 import socket
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from .. import atomic, clock, processes, reaper, spawner
@@ -87,27 +89,94 @@ class Supervisor:
             self.wake.clear()
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def listen(host: str, port: int, setting: str = "control_plane") -> socket.socket:
+    """A listening socket on host:port; a host that is not loopback is logged as a warning."""
+    if not is_loopback(host):
+        log.warning(f"{setting} bound to a non-loopback address: reachable from other machines", extra={"host": host})
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
         raise FractaError(
-            f"cannot listen on {host}:{port}: {exc.strerror}",
-            "set control_plane.port in fracta.yaml to a free port (0 picks one)",
+            f"cannot listen on {host}:{port} for the {setting.replace('_', ' ')}: {exc.strerror}",
+            f"set {setting}.port in fracta.yaml to a free port (0 picks one)",
         ) from None
     sock.listen(128)
     sock.set_inheritable(False)
     return sock
 
 
-def serve(repo: repo_mod.Repo, *, foreground: bool = False, log_format: str = "json") -> int:
-    """Run the control plane until SIGTERM/SIGINT."""
+def url_of(sock: socket.socket, host: str) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{sock.getsockname()[1]}"
+
+
+def serve_all(servers: list[tuple[Any, socket.socket, bool]], closing: threading.Event) -> None:
+    """Serve each (ASGI app, socket, run its lifespan?) with uvicorn in this thread until SIGTERM/SIGINT.
+
+    One signal handler stops them all (uvicorn's own would stop only one and re-raise the
+    signal); `closing` is set first so that long-lived responses (event streams) end.
+    """
+    import asyncio
+    import signal
+
     import uvicorn
 
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+    running = [
+        (
+            Server(
+                uvicorn.Config(
+                    app,
+                    log_config=None,
+                    access_log=False,
+                    lifespan="on" if lifespan else "off",
+                    timeout_graceful_shutdown=10,
+                )
+            ),
+            sock,
+        )
+        for app, sock, lifespan in servers
+    ]
+
+    def stop() -> None:
+        closing.set()
+        for server, _ in running:
+            server.should_exit = True
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop)
+        tasks = [asyncio.ensure_future(server.serve(sockets=[sock])) for server, sock in running]
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        stop()  # one server ending (say, a failed start) ends the others
+        await asyncio.gather(*tasks)
+
+    asyncio.run(main())
+    if not all(server.started for server, _ in running):
+        raise FractaError("a server failed to start", "see the log above (or in .fracta/logs/) for why")
+
+
+def serve(repo: repo_mod.Repo, *, foreground: bool = False, log_format: str = "json") -> int:
+    """Run the control plane until SIGTERM/SIGINT."""
     from .. import logs
+    from ..gateway import app as gateway_app
     from . import app as app_mod
 
     repo.require_initialized()
@@ -115,22 +184,33 @@ def serve(repo: repo_mod.Repo, *, foreground: bool = False, log_format: str = "j
     try:
         with atomic.lock(repo.state / "control.lock", timeout=0):
             host = repo.config.text("control_plane.host")
-            if host not in {"127.0.0.1", "localhost", "::1"}:
-                log.warning("control plane bound to a non-loopback address", extra={"host": host})
-            sock = _bind(host, repo.config.integer("control_plane.port"))
-            url = f"http://{host}:{sock.getsockname()[1]}"
+            sock = listen(host, repo.config.integer("control_plane.port"))
+            url = url_of(sock, host)
+            try:
+                endpoint = gateway_app.listen(repo)
+            except BaseException:
+                sock.close()
+                raise
             me = os.getpid()
             atomic.write_json(
                 repo.control_path,
-                {"schema": 1, "pid": me, "pid_start": processes.start_time(me), "url": url, "started_at": clock.now()},
+                {
+                    "schema": 1,
+                    "pid": me,
+                    "pid_start": processes.start_time(me),
+                    "url": url,
+                    "gateway_url": endpoint.url,
+                    "started_at": clock.now(),
+                },
             )
-            supervisor = Supervisor(repo, spawner.Urls(control=url))
-            app = app_mod.build(repo, supervisor.kick)
+            supervisor = Supervisor(repo, spawner.Urls(control=url, gateway=endpoint.url))
+            closing = threading.Event()
+            app = app_mod.build(repo, supervisor.kick, closing.is_set)
+            gateway = gateway_app.build(repo, endpoint.host, kick=supervisor.kick)
             supervisor.start()
-            log.info("control plane listening", extra={"url": url, "pid": me})
+            log.info("control plane listening", extra={"url": url, "gateway_url": endpoint.url, "pid": me})
             try:
-                config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
-                uvicorn.Server(config).run(sockets=[sock])
+                serve_all([(app, sock, False), (gateway, endpoint.sock, True)], closing)
             finally:
                 supervisor.stop()
                 _forget(repo, me)
