@@ -84,12 +84,15 @@ class AuthMiddleware:
         self.repo = repo
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
+        if scope["type"] == "lifespan":
             await self.app(scope, receive, send)
             return
         caller = resolve(self.repo, bearer_token(scope))
         if caller is None:
-            await _unauthorized(send)
+            if scope["type"] == "websocket":  # no route takes one, but no connection skips the guard
+                await send({"type": "websocket.close", "code": 1008})
+            else:
+                await _unauthorized(send)
             return
         scope["fracta.caller"] = caller
         await self.app(scope, receive, send)

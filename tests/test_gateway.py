@@ -282,7 +282,9 @@ def test_a_killed_agents_token_is_refused(fr: repo_mod.Repo, cli: CliRunner, gat
     boss.data("fracta_spawn", {"name": "shortlived", "args": ["true"]})
     wait_status(fr, "shortlived", "done")
     token = project.agent_token(fr, "shortlived")
-    assert Mcp(gateway, token).data("fracta_inbox", {"name": "shortlived"})["messages"] == []
+    itself = Mcp(gateway, token)
+    assert itself.data("fracta_inbox", {"name": "shortlived"})["messages"] == []
+    assert itself.data("fracta_peek", {"name": "shortlived"})["status"] == "done"  # agents may peek
     boss.data("fracta_kill", {"name": "shortlived"})
     status, _ = raw_post(gateway, INITIALIZE, {**ACCEPT, "Authorization": f"Bearer {token}"})
     assert status == 401
