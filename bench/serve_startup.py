@@ -4,7 +4,8 @@ Measured with the control plane already running (the usual case: the AI CLI rest
 keeps running), against `python -c pass` in the same run (interleaved, so machine noise hits both
 alike). Also shown: `fracta --version` (the CLI's own floor) and, for a few rounds, a start with
 the control plane stopped, which `fracta serve` then starts itself.
-Target: median <= 300 ms. Run: .venv/bin/python bench/serve_startup.py [--rounds R] [--cold-rounds C]
+Target: median <= 300 ms (exit 1 when missed).
+Run: .venv/bin/python bench/serve_startup.py [--rounds R] [--cold-rounds C]
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def describe(label: str, samples: list[float]) -> str:
     return f"  {label:34} median {statistics.median(ms):6.0f} ms   min {ms[0]:5.0f}   max {ms[-1]:5.0f}"
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--cold-rounds", type=int, default=3, help="rounds with the control plane stopped")
@@ -97,7 +98,8 @@ def main() -> None:
     print(f"  ratio to python -c pass: {ratio:.1f}x; target median <= {TARGET_MS:.0f} ms: {verdict}")
     if cold:
         print(describe("fracta serve, control plane down", cold) + "  (includes starting it)")
+    return 0 if median <= TARGET_MS else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
