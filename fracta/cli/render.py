@@ -38,6 +38,8 @@ def warn(text: str) -> None:
 
 def output_event(event: OutputEvent) -> str:
     stamp = (event.ts or "")[11:19]
-    prefix = {"line": "", "text": "", "tool_call": "→ ", "tool_result": "← ", "usage": "· ", "error": "! "}.get(event.kind, "")
+    prefix = {"line": "", "text": "", "tool_call": "→ ", "tool_result": "← ", "usage": "· ", "error": "! "}.get(
+        event.kind, ""
+    )
     stream = " (stderr)" if event.data.get("stream") == "stderr" else ""
     return f"{stamp} {prefix}{event.text}{stream}".strip()
