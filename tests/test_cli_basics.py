@@ -66,3 +66,23 @@ def test_commands_from_a_linked_worktree_find_the_main_state(
     listed = json.loads(cli("list", "--json", cwd=outside_wt).stdout)
     assert [a["name"] for a in listed["agents"]] == ["side"]
     assert repo_mod.find(wt / "sub", env={}).root == repo_dir
+
+
+def test_every_command_module_entry_resolves_and_none_is_missing() -> None:
+    import importlib
+
+    from fracta.cli import main
+
+    declared = set()
+    for module in set(main.COMMAND_MODULES.values()):
+        declared |= {c.name for c in importlib.import_module(f"fracta.cli.{module}").COMMANDS}
+    assert declared == set(main.COMMAND_MODULES)
+    ctx = main.cli.make_context("fracta", [])
+    assert all(main.cli.get_command(ctx, name) is not None for name in main.COMMAND_MODULES)
+
+
+def test_help_lists_the_commands(cli: CliRunner) -> None:
+    result = cli("--help")
+    assert result.returncode == 0
+    for name in ("spawn", "merge", "kill", "say", "inbox", "serve"):
+        assert name in result.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 import tempfile
 import traceback
@@ -12,25 +13,50 @@ import click
 from .. import __version__
 from ..errors import EXIT_ERROR, EXIT_INTERRUPTED, FractaError
 
+# Command name -> the module under fracta.cli defining it. A command's module is imported only
+# when that command runs, so `fracta list` never pays for the control plane or the gateway.
+COMMAND_MODULES = {
+    "init": "coordination",
+    "join": "coordination",
+    "list": "coordination",
+    "say": "coordination",
+    "inbox": "coordination",
+    "intent": "coordination",
+    "progress": "coordination",
+    "demo": "demo",
+    "up": "lifecycle",
+    "down": "lifecycle",
+    "status": "lifecycle",
+    "spawn": "lifecycle",
+    "peek": "lifecycle",
+    "kill": "lifecycle",
+    "merge": "merge",
+    "hooks": "hooks",
+    "hook": "hooks",
+    "serve": "serve",
+    "gateway": "gateway",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMAND_MODULES)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMAND_MODULES.get(cmd_name)
+        if module is None:
+            return None
+        commands: list[click.Command] = importlib.import_module(f"fracta.cli.{module}").COMMANDS
+        return next((c for c in commands if c.name == cmd_name), None)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="fracta")
 def cli() -> None:
     """fracta: fan work out to many AI coding agents, keep them in touch, merge their work back.
 
     Run `fracta init` in your git repository, then see `fracta COMMAND --help`.
     """
-
-
-def _register() -> None:
-    from . import coordination, demo, gateway, hooks, lifecycle, merge, serve
-
-    for module in (coordination, demo, lifecycle, hooks, merge, serve, gateway):
-        for command in module.COMMANDS:
-            cli.add_command(command)
-
-
-_register()
 
 
 def _crash_log(exc: BaseException) -> Path:
