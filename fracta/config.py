@@ -129,9 +129,14 @@ class Config:
         try:
             value = int(raw)
         except (TypeError, ValueError):
-            raise ConfigError(f"{dotted} in {self.path.name} must be an integer, not {raw!r}") from None
+            raise ConfigError(
+                f"{dotted} in {self.path.name} must be an integer, not {raw!r}", f"set {dotted} to a whole number"
+            ) from None
         if value < minimum:
-            raise ConfigError(f"{dotted} in {self.path.name} must be at least {minimum}, not {value}")
+            raise ConfigError(
+                f"{dotted} in {self.path.name} must be at least {minimum}, not {value}",
+                f"set {dotted} to {minimum} or more",
+            )
         return value
 
     def text(self, dotted: str) -> str:

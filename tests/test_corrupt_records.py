@@ -235,8 +235,7 @@ def test_a_bad_fracta_yaml_is_a_clear_error_and_nothing_is_sent(
     trio: repo_mod.Repo, cli: CliRunner, yaml_text: str, says: str
 ) -> None:
     trio.config_path.write_text(yaml_text)
-    # Not every config error carries a hint yet (config.integer's do not); the message is the contract.
-    clean_error(cli("say", "alpha", "hello"), EXIT_USAGE, says, hint=False)
+    clean_error(cli("say", "alpha", "hello"), EXIT_USAGE, says)
     assert inbox_files(trio.state) == []
 
 
