@@ -8,13 +8,14 @@ the shapes below together, and bump fracta.results.VERSION if the change is inco
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
 
 from conftest import CliRunner
 
-from fracta import agents, results
+from fracta import agents, clock, processes, results
 from fracta import repo as repo_mod
 from fracta.errors import EXIT_CORRUPT, AgentNotFound
 
@@ -175,8 +176,10 @@ def test_join_json_env_has_the_documented_variables(initialized: repo_mod.Repo, 
     assert all(type(v) is str for v in data["env"].values())
     assert data["env"]["FRACTA_AGENT"] == "api"
     assert data["env"]["FRACTA_HOME"] == str(initialized.state)
-    # With a control plane running, join also says where it is.
-    control = {"schema": 1, "pid": 1, "url": "http://127.0.0.1:9", "gateway_url": "http://127.0.0.1:8"}
+    # With a control plane running, join also says where it is. This process stands in for it.
+    me = os.getpid()
+    control = {"schema": 1, "pid": me, "pid_start": processes.start_time(me), "started_at": clock.now()}
+    control |= {"url": "http://127.0.0.1:9", "gateway_url": "http://127.0.0.1:8/mcp"}
     initialized.control_path.write_text(json.dumps(control))
     data = run_json(cli, "join", "ui")
     check(data, JOINED)
