@@ -7,7 +7,9 @@ is fsynced before it returns). Each client is its own process with the official 
 (streamable HTTP + ClientSession) and its own agent token; a round trip is one `call_tool
 ("fracta_send")` from request to parsed result, after a warm-up. Target: p50 <= 10 ms. For
 comparison, the peer mcp_agent_mail publishes a 118.6 ms mean for its send_message.
-With --dir /dev/shm (fsync is free there) the figures show what HTTP + MCP add to the core send.
+The same run first times the core send alone (fracta.mailbox.send in-process, same repo and disk),
+so the difference is what HTTP + MCP add; with --dir /dev/shm (fsync is nearly free there) the disk
+drops out of both.
 """
 
 from __future__ import annotations
@@ -68,6 +70,21 @@ def client(url: str, token: str, sender: str, to: str, count: int, barrier: Any)
     return anyio.run(run)
 
 
+def core(root: Path, count: int) -> list[float]:
+    """The same send without HTTP or MCP: the core function the tool calls."""
+    from fracta import mailbox
+    from fracta import repo as repo_mod
+
+    repo = repo_mod.find(root, env={})
+    timings = []
+    for i in range(WARMUP + count):
+        start = time.perf_counter()
+        mailbox.send(repo, "agent0", "agent1", BODY)
+        if i >= WARMUP:
+            timings.append(time.perf_counter() - start)
+    return timings
+
+
 def _worker(job: tuple[str, str, str, str, int, Any]) -> list[float]:
     return client(*job)
 
@@ -109,6 +126,9 @@ def main() -> None:
             print(f"gateway {url}, repo in {args.dir}; every send is fsynced before it returns; {WARMUP} warm-up calls")
 
             start = time.perf_counter()
+            baseline = core(root, args.sends)
+            report("core mailbox.send, no HTTP/MCP", baseline, time.perf_counter() - start)
+            start = time.perf_counter()
             alone = client(url, token["agent0"], "agent0", "agent1", args.sends, None)
             report("sequential, 1 client", alone, time.perf_counter() - start)
 
@@ -123,6 +143,7 @@ def main() -> None:
                 wall = time.perf_counter() - start
             report(f"concurrent, {args.clients} clients", together, wall)
             p50 = quantile(alone, 0.5)
+            print(f"HTTP + MCP add {(p50 - quantile(baseline, 0.5)) * 1000:.2f} ms to the core send at p50")
             print(f"target p50 <= {TARGET_P50 * 1000:.0f} ms (sequential): {'met' if p50 <= TARGET_P50 else 'MISSED'}")
             print(f"peer mcp_agent_mail send_message mean: {PEER_MEAN * 1000:.1f} ms")
         finally:
