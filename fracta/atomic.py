@@ -117,8 +117,8 @@ def _flock(fd: int, path: Path, timeout: float, unless: Callable[[], bool] | Non
     except BlockingIOError:
         if timeout <= 0:
             raise LockTimeout(path, timeout) from None
-    # Held elsewhere: poll, starting fine (our locks are held briefly) and backing off a little,
-    # so a waiter notices the release quickly without spinning.
+    # Held elsewhere: poll, finely at first (most holds last well under a millisecond), then
+    # every millisecond, so a waiter notices the release quickly without spinning.
     deadline = time.monotonic() + timeout
     delay = 0.0001
     while True:
