@@ -34,9 +34,11 @@ class Peek:
 def peek(repo: Repo, name: str, n: int = 20, since: int | None = None) -> Peek:
     """The last `n` readable events (or everything after byte offset `since`)."""
     agent = agents.load(repo, name)
-    runtime = runtimes.get(agent.runtime)
     path = repo.agent_dir(name) / runner.OUTPUT_FILE
     lines, offset = _read(path, n, since)
+    if not lines:  # nothing recorded yet, or an agent run by hand (joined): fracta holds no output
+        return Peek(name=name, status=agent.status.value, events=[], offset=offset)
+    runtime = runtimes.get(agent.runtime)
     found: list[OutputEvent] = []
     for raw in lines:
         try:

@@ -88,3 +88,12 @@ def test_help_lists_the_commands(cli: CliRunner) -> None:
     assert result.returncode == 0
     for name in ("spawn", "merge", "kill", "say", "inbox", "serve"):
         assert name in result.stdout
+
+
+def test_peek_at_a_joined_agent_shows_no_output_rather_than_an_error(
+    initialized: repo_mod.Repo, cli: CliRunner
+) -> None:
+    assert cli("join", "byhand").returncode == 0
+    result = cli("peek", "byhand", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["events"] == []
