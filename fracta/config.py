@@ -40,6 +40,22 @@ agents:
   max_agents: 4          # agents running at once; further spawns wait in the mission queue
   default_runtime: command
   wake: true             # resume an idle agent's session when a message arrives
+  agent_runtimes: {}     # per runtime (claude, codex, opencode, command): options, env, auth_profile
+  # With nothing here an agent gets what your own CLI would use: the control plane's environment
+  # (ANTHROPIC_*, OPENAI_*, AWS_*, ...) and your login under HOME. The three usual set-ups:
+  # agent_runtimes:
+  #   claude:                              # Claude Code on Bedrock, token through apiKeyHelper
+  #     auth_profile: bedrock
+  #     env:
+  #       CLAUDE_CODE_USE_BEDROCK: "1"
+  #       AWS_REGION: ${AWS_REGION:-us-east-1}
+  #   codex:                               # Codex with OPENAI_API_KEY from the host environment
+  #     env:
+  #       OPENAI_API_KEY: ${OPENAI_API_KEY}   # a missing variable stops the spawn, naming it
+  #   opencode:                            # OpenCode on Bedrock, bearer token made at spawn
+  #     auth_profile: opencode_bedrock
+  #     env:
+  #       AWS_REGION: ${AWS_REGION:-us-east-1}
 
 mailbox:
   max_message_bytes: 65536
@@ -53,6 +69,30 @@ reaper:
 hooks:
   notify_chessmaster: true   # an agent's commit sends the chessmaster a message
   subscribers: {}            # e.g. {b: [a]}: agent b hears of agent a's commits
+
+# LLM credentials for agents, resolved at spawn (and again right before launch). A profile has one
+# resolver (where the secret comes from) and bindings (how the agent receives it). Secrets are
+# never written to logs, events or progress.md; only 0600 files under .fracta/agents/<name>/.
+# auth:
+#   credentials:
+#     profiles:
+#       bedrock:
+#         resolver:
+#           command: [bedrock-auth-helper, --print-token]   # prints the token on stdout
+#           timeout: 30                                     # seconds (default 30)
+#         bindings:
+#           - claude_api_key_helper: true   # Claude runs the resolver itself when it needs a key
+#       opencode_bedrock:
+#         resolver:
+#           command: [bedrock-auth-helper, --print-token]
+#         bindings:
+#           - env: AWS_BEARER_TOKEN_BEDROCK  # set in the agent's environment
+#       from_file:
+#         resolver:
+#           file: ~/.config/tokens/llm      # or env: SOME_VARIABLE
+#         bindings:
+#           - file: llm-token                # written to .fracta/agents/<name>/credentials/llm-token
+#             path_env: LLM_TOKEN_FILE       # optional: tell the agent where it is
 
 # Backend MCP servers proxied to agents (tools appear as <server>__<tool>):
 # mcp_servers:

@@ -6,7 +6,20 @@ import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import agents, archive, clock, events, missions, names, processes, progress, runner, runtimes, workspaces
+from . import (
+    agents,
+    archive,
+    clock,
+    credentials,
+    events,
+    missions,
+    names,
+    processes,
+    progress,
+    runner,
+    runtimes,
+    workspaces,
+)
 from .errors import AgentExists, FractaError, Refused
 from .repo import Repo
 from .runtimes.base import LaunchContext
@@ -51,6 +64,7 @@ def spawn(repo: Repo, req: SpawnRequest) -> agents.Agent:
         options=dict(repo.config.get("agents.agent_runtimes").get(req.runtime, {}) or {}),
     )
     runtime.check(probe)
+    credentials.check(repo, req.runtime)  # a broken profile fails here, before anything exists
     if req.workspace is not None:
         ws = workspaces.create_directory(repo, req.name, req.workspace)
     else:

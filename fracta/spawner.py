@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import agents, atomic, clock, events, missions, progress, project, runner, runtimes
+from . import agents, atomic, clock, credentials, events, missions, progress, project, runner, runtimes
 from .errors import AgentNotFound, FractaError
 from .repo import Repo
 from .runtimes.base import LaunchContext
@@ -33,6 +33,12 @@ def context(repo: Repo, agent: agents.Agent, prompt: str | None, args: list[str]
         gateway_url=urls.gateway,
         args=list(args),
         options=dict(options),
+        branch=agent.branch,
+        session_id=agent.session_id,  # a mission for an agent with a session resumes it (a wake)
+        root=repo.root,
+        # Resolved now, right before launch: a queued agent gets a fresh secret; a failure here
+        # marks the agent failed with nothing started.
+        credentials=credentials.resolve(repo, agent.runtime, repo.agent_dir(agent.name)),
     )
 
 
@@ -69,11 +75,15 @@ def start(repo: Repo, agent: agents.Agent, mission: missions.Mission, urls: Urls
         ctx = context(repo, agent, mission.prompt, mission.args, urls)
         runtime.check(ctx)
         launch = runtime.launch(ctx)
-        env = {**project.agent_env(repo, agent.name), **launch.env}
+        # Credential env is checked to hold no FRACTA_* variable: an agent's identity stays fracta's.
+        env = {**project.agent_env(repo, agent.name), **launch.env, **ctx.credentials.env}
+        for path, content in ctx.credentials.files.items():
+            atomic.ensure_dirs(path.parent, mode=0o700)
+            atomic.write_text(path, content, mode=0o600)
         atomic.write_json(
             repo.agent_dir(agent.name) / runner.LAUNCH_FILE,
             {"schema": 1, "argv": launch.argv, "env": env, "cwd": str(launch.cwd)},
-            mode=0o600,  # it holds the agent's token
+            mode=0o600,  # it holds the agent's token and credentials: the only file with env values
         )
         agents.update(repo, agent.name, status=agents.Status.STARTING)
         pid, pid_start = runner.spawn_detached(repo, agent.name)

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..credentials import CredentialPlan
+
 
 @dataclass(frozen=True)
 class LaunchContext:
@@ -21,6 +23,8 @@ class LaunchContext:
     gateway_url: str | None
     args: list[str] = field(default_factory=list)  # extra arguments after `--` on the CLI
     options: dict[str, Any] = field(default_factory=dict)  # agents.agent_runtimes.<runtime> from fracta.yaml
+    # Resolved credentials: env the spawner adds, files it writes, Claude's apiKeyHelper command.
+    credentials: CredentialPlan = field(default_factory=CredentialPlan)
 
 
 @dataclass(frozen=True)
