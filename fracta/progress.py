@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 from . import agents, atomic, clock, names
-from .errors import CorruptRecord
+from .errors import CorruptRecord, FractaError
 from .repo import Repo
 
 
 def refresh(repo: Repo) -> None:
-    """Regenerate progress.md. Concurrent callers coalesce: a regeneration that started after
+    """Regenerate progress.md after a state change (or hand it to the process's coalescing sink)."""
+    if repo.progress_sink is not None:
+        repo.progress_sink.request(repo)
+        return
+    regenerate(repo)
+
+
+def regenerate(repo: Repo) -> None:
+    """Regenerate progress.md now. Concurrent callers coalesce: a regeneration that started after
     our change already covers it, so we skip ours (this keeps heavy message traffic cheap)."""
     if not repo.initialized:
         return
@@ -31,6 +40,46 @@ def refresh(repo: Repo) -> None:
         started = time.time_ns()
         # Derived data: atomic but not fsync'd; it is rebuilt from the records at any time.
         atomic.write_text(repo.progress_path, render(repo), durable=False, mtime_ns=started)
+
+
+class Coalescer:
+    """Regenerates progress.md from a background thread at most once per `delay` seconds.
+
+    For long-lived processes that change state at a high rate (the control plane and gateway
+    serving many agents): every change is still followed by a regeneration that covers it,
+    within `delay`, instead of one regeneration per change. `flush` regenerates at once.
+    """
+
+    def __init__(self, delay: float = 0.02) -> None:
+        self.delay = delay
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._pending: Repo | None = None
+        self._thread: threading.Thread | None = None
+
+    def request(self, repo: Repo) -> None:
+        with self._lock:
+            self._pending = repo
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="progress", daemon=True)
+                self._thread.start()
+        self._wake.set()
+
+    def flush(self) -> None:
+        with self._lock:
+            repo, self._pending = self._pending, None
+        if repo is not None:
+            regenerate(repo)
+
+    def _loop(self) -> None:
+        while True:
+            self._wake.wait()
+            time.sleep(self.delay)  # let a burst of changes gather
+            self._wake.clear()  # changes after this point wake us again
+            try:
+                self.flush()
+            except FractaError:
+                continue  # a corrupt record or a lock timeout: the next change retries
 
 
 def record_action(repo: Repo, action: str) -> None:

@@ -7,12 +7,17 @@ import os
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from .errors import NotARepository, NotInitialized
 
 if TYPE_CHECKING:
     from .config import Config
+
+
+class ProgressSink(Protocol):
+    def request(self, repo: Repo) -> None: ...
+
 
 STATE_DIR = ".fracta"
 CONFIG_FILE = "fracta.yaml"
@@ -25,6 +30,9 @@ class Repo:
     root: Path
     git_common_dir: Path | None  # None for a state folder outside any git repo (FRACTA_HOME)
     state: Path = field(default=Path())
+    # Long-lived processes (the control plane, the gateway) coalesce progress.md regenerations
+    # through a sink (progress.Coalescer); short-lived ones (the CLI) regenerate synchronously.
+    progress_sink: ProgressSink | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.state == Path():

@@ -8,6 +8,7 @@ Run as `python -m fracta.control.server STATE_DIR [--foreground] [--log-format j
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import ipaddress
 import logging
 import os
@@ -18,7 +19,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from .. import atomic, clock, processes, reaper, spawner
+from .. import atomic, clock, processes, progress, reaper, spawner
 from .. import repo as repo_mod
 from ..errors import FractaError, LockTimeout
 from . import daemon
@@ -181,6 +182,9 @@ def serve(repo: repo_mod.Repo, *, foreground: bool = False, log_format: str = "j
 
     repo.require_initialized()
     logs.setup(repo.logs_dir, "control", foreground=foreground, fmt=log_format)
+    # Many agents' messages and intents arrive here: coalesce progress.md regenerations.
+    sink = progress.Coalescer()
+    repo = dataclasses.replace(repo, progress_sink=sink)
     try:
         with atomic.lock(repo.state / "control.lock", timeout=0):
             host = repo.config.text("control_plane.host")
@@ -213,6 +217,7 @@ def serve(repo: repo_mod.Repo, *, foreground: bool = False, log_format: str = "j
                 serve_all([(app, sock, False), (gateway, endpoint.sock, True)], closing)
             finally:
                 supervisor.stop()
+                sink.flush()
                 _forget(repo, me)
                 log.info("control plane stopped", extra={"pid": me})
     except LockTimeout:

@@ -209,10 +209,18 @@ async def _start(gateway: Gateway) -> None:
 
 def serve(repo: Repo, host: str | None = None, port: int | None = None) -> int:
     """Run the gateway alone in the foreground (Compose, Kubernetes) until SIGTERM/SIGINT."""
+    import dataclasses
     import threading
 
+    from .. import progress
+
+    sink = progress.Coalescer()  # many agents' sends: coalesce progress.md regenerations
+    repo = dataclasses.replace(repo, progress_sink=sink)
     endpoint = listen(repo, host, port)
     log.info("gateway listening", extra={"url": endpoint.url})
-    control_server.serve_all([(build(repo, endpoint.host), endpoint.sock, True)], threading.Event())
+    try:
+        control_server.serve_all([(build(repo, endpoint.host), endpoint.sock, True)], threading.Event())
+    finally:
+        sink.flush()
     log.info("gateway stopped")
     return 0

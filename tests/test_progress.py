@@ -1,0 +1,40 @@
+"""progress.md regeneration: synchronous in the CLI, coalesced in long-lived processes."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+
+from lifecycle_helpers import wait_for
+
+from fracta import mailbox, progress, project
+from fracta import repo as repo_mod
+
+
+def test_a_coalescer_covers_every_change_of_a_burst_from_many_threads(initialized: repo_mod.Repo) -> None:
+    project.join(initialized, "sink")
+    sink = progress.Coalescer(delay=0.01)
+    r = dataclasses.replace(initialized, progress_sink=sink)
+    threads = [
+        threading.Thread(target=lambda: [mailbox.send(r, "chessmaster", "sink", "hi") for _ in range(25)])
+        for _ in range(4)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # The last regeneration after the burst shows all 100 unread messages.
+    wait_for(
+        "progress.md to show 100 unread", lambda: "| sink | running | - | - | 100 |" in r.progress_path.read_text()
+    )
+
+
+def test_flush_regenerates_at_once_and_a_sinkless_repo_is_synchronous(initialized: repo_mod.Repo) -> None:
+    project.join(initialized, "quick")
+    mailbox.send(initialized, "chessmaster", "quick", "sync")
+    assert "| quick | running | - | - | 1 |" in initialized.progress_path.read_text()
+    sink = progress.Coalescer(delay=3600)  # its thread would wait an hour: only flush can write
+    r = dataclasses.replace(initialized, progress_sink=sink)
+    mailbox.send(r, "chessmaster", "quick", "deferred")
+    sink.flush()
+    assert "| quick | running | - | - | 2 |" in r.progress_path.read_text()
