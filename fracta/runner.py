@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import IO, Any
 
@@ -46,14 +47,42 @@ def spawn_detached(repo: repo_mod.Repo, name: str) -> tuple[int, int | None]:
     return proc.pid, processes.start_time(proc.pid)
 
 
-def _pump(stream: IO[bytes], name: str, out: Path) -> None:
+class Recorder:
+    """Parses output lines as they arrive to keep the session id and tokens used on the agent record."""
+
+    def __init__(self, repo: repo_mod.Repo, agent: agents.Agent) -> None:
+        from . import runtimes
+
+        self.repo, self.name = repo, agent.name
+        self.runtime = runtimes.get(agent.runtime)
+        self.session = agent.session_id
+        self.tokens = agent.tokens_used or 0  # a resumed session adds to what earlier runs used
+
+    def see(self, record: dict[str, Any]) -> None:
+        changes: dict[str, Any] = {}
+        for event in self.runtime.parse(record):
+            session = event.data.get("session_id") if event.kind == "session" else None
+            if session and session != self.session:
+                self.session = changes["session_id"] = str(session)
+            if event.kind == "usage" and event.data.get("total_tokens"):
+                self.tokens = changes["tokens_used"] = self.tokens + int(event.data["total_tokens"])
+        if changes:
+            agents.update(self.repo, self.name, **changes)
+
+
+def _pump(stream: IO[bytes], name: str, out: Path, recorder: Recorder | None = None) -> None:
     for raw in stream:
         line = raw.decode("utf-8", errors="replace").rstrip("\n")
         record = {"ts": clock.now(), "stream": name, "line": line}
         atomic.append_line(out, json.dumps(record, ensure_ascii=False))
+        if recorder is not None:
+            try:
+                recorder.see(record)
+            except Exception:  # the output is already safe in output.jsonl; a parse bug must not stop the pump
+                recorder = None
 
 
-def _finish(repo: repo_mod.Repo, name: str, code: int, error: str | None) -> None:
+def _finish(repo: repo_mod.Repo, name: str, code: int, error: str | None, started_ns: int = 0) -> None:
     folder = repo.agent_dir(name)
     finished = clock.now()
     killed = (folder / KILL_MARK).exists()
@@ -67,11 +96,17 @@ def _finish(repo: repo_mod.Repo, name: str, code: int, error: str | None) -> Non
         from . import runtimes
 
         status = "killed" if killed else runtimes.get(agent.runtime).finished_status(code)
+        if status == agents.Status.IDLE and not agent.session_id:
+            status = "done"  # idle means resumable: without a session id there is nothing to resume
         agents.update(
             repo, name, status=agents.Status(status), exit_code=code, finished_at=finished, error=error, pid=None
         )
         events.record(repo, "agent.exited", agent=name, exit_code=code, status=status)
         progress.refresh(repo)
+        if status == agents.Status.IDLE:
+            from . import wake
+
+            wake.after_run(repo, name, started_ns)  # messages that came while it ran and it never read
     except (AgentNotFound, FileNotFoundError):
         pass
     missions.wake(repo)
@@ -100,14 +135,15 @@ def run(repo: repo_mod.Repo, name: str) -> int:
         _finish(repo, name, 127, message)
         return 127
     me = os.getpid()
-    agents.update(
+    started_ns = time.time_ns()
+    agent = agents.update(
         repo, name, status=agents.Status.RUNNING, started_at=clock.now(), pid=me, pid_start=processes.start_time(me)
     )
     events.record(repo, "agent.started", agent=name, pid=os.getpid())
     progress.refresh(repo)
     assert proc.stdout is not None and proc.stderr is not None
     pumps = [
-        threading.Thread(target=_pump, args=(proc.stdout, "stdout", out), daemon=True),
+        threading.Thread(target=_pump, args=(proc.stdout, "stdout", out, Recorder(repo, agent)), daemon=True),
         threading.Thread(target=_pump, args=(proc.stderr, "stderr", out), daemon=True),
     ]
     for pump in pumps:
@@ -116,7 +152,7 @@ def run(repo: repo_mod.Repo, name: str) -> int:
     for pump in pumps:
         pump.join()
     # A signal death is reported shell-style: 128 + signal number.
-    _finish(repo, name, code if code >= 0 else 128 - code, None)
+    _finish(repo, name, code if code >= 0 else 128 - code, None, started_ns)
     return 0
 
 

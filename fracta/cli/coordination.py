@@ -59,10 +59,18 @@ def list_cmd(as_json: bool) -> int:
         click.echo("no agents yet: fracta join NAME, or fracta spawn TASK")
     else:
         rows = [
-            [a["name"], a["status"], a["runtime"], str(a["unread"]), a["branch"] or "-", a["intent"] or "-"]
+            [
+                a["name"],
+                a["status"],
+                a["runtime"],
+                str(a["unread"]),
+                str(a["tokens_used"] or "-"),
+                a["branch"] or "-",
+                a["intent"] or "-",
+            ]
             for a in data["agents"]
         ]
-        click.echo(render.table(rows, ["name", "status", "runtime", "unread", "branch", "intent"]))
+        click.echo(render.table(rows, ["name", "status", "runtime", "unread", "tokens", "branch", "intent"]))
     for problem in problems:
         render.warn(f"{problem.message} ({problem.hint})")
     return EXIT_CORRUPT if problems else 0
@@ -77,11 +85,17 @@ def list_cmd(as_json: bool) -> int:
 @click.option("--json", "as_json", is_flag=True, help="Print the versioned JSON shape.")
 def say_cmd(to: str, message: str, sender: str, subject: str | None, reply_to: str | None, as_json: bool) -> None:
     """Send MESSAGE to agent TO (or * for every agent but the sender)."""
-    sent = mailbox.send(_repo(), sender, to, message, subject=subject, reply_to=reply_to)
+    from .. import wake
+
+    r = _repo()
+    sent = mailbox.send(r, sender, to, message, subject=subject, reply_to=reply_to)
+    woken = wake.after_send(r, sent)
     if as_json:
         render.emit_json(results.sent(sent))
     else:
         click.echo(f"sent to {', '.join(m.to for m in sent) or 'nobody (no other agents)'}")
+        if woken:
+            click.echo(f"woke {', '.join(woken)} (resuming its session to read the inbox)")
 
 
 @click.command("inbox")

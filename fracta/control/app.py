@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from .. import agents, events, lifecycle, mailbox, peek, project, results
+from .. import agents, events, lifecycle, mailbox, peek, project, results, wake
 from ..errors import EXIT_USAGE, FractaError, InvalidInput
 from ..identity import AuthMiddleware, Caller, caller_of
 from ..repo import Repo
@@ -119,6 +119,7 @@ class Api:
             subject=_text(data, "subject"),
             reply_to=_text(data, "reply_to"),
         )
+        await _threaded(wake.after_send, self.repo, sent, self.kick)
         self.kick()
         return JSONResponse(results.sent(sent), 201)
 

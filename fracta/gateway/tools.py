@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import agents, lifecycle, mailbox, names, peek, project, results
+from .. import agents, lifecycle, mailbox, names, peek, project, results, wake
 from ..errors import InvalidInput
 from ..identity import Caller
 from ..repo import Repo
@@ -109,7 +109,9 @@ def get(name: str) -> Tool | None:
 def _send(call: Call) -> dict[str, Any]:
     sender = call.text("from")
     call.caller.require_self(sender, "send messages")
-    return results.sent(mailbox.send(call.repo, sender, call.text("to"), call.text("message")))
+    sent = mailbox.send(call.repo, sender, call.text("to"), call.text("message"))
+    wake.after_send(call.repo, sent, call.kick)
+    return results.sent(sent)
 
 
 def _inbox(call: Call) -> dict[str, Any]:
@@ -159,7 +161,9 @@ def _kill(call: Call) -> dict[str, Any]:
 
 
 def _say(call: Call) -> dict[str, Any]:
-    return results.sent(mailbox.send(call.repo, names.CHESSMASTER, call.text("to"), call.text("message")))
+    sent = mailbox.send(call.repo, names.CHESSMASTER, call.text("to"), call.text("message"))
+    wake.after_send(call.repo, sent, call.kick)
+    return results.sent(sent)
 
 
 def _tools(call: Call) -> dict[str, Any]:

@@ -9,7 +9,10 @@ from .base import Runtime
 
 # name -> "module:Class"; adapters are imported lazily so the CLI's fast paths stay light.
 REGISTRY = {
+    "claude": "fracta.runtimes.claude:ClaudeRuntime",
+    "codex": "fracta.runtimes.codex:CodexRuntime",
     "command": "fracta.runtimes.command:CommandRuntime",
+    "opencode": "fracta.runtimes.opencode:OpenCodeRuntime",
 }
 
 

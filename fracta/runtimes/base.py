@@ -23,8 +23,11 @@ class LaunchContext:
     gateway_url: str | None
     args: list[str] = field(default_factory=list)  # extra arguments after `--` on the CLI
     options: dict[str, Any] = field(default_factory=dict)  # agents.agent_runtimes.<runtime> from fracta.yaml
+    branch: str | None = None  # the agent's branch, for its prompt
+    session_id: str | None = None  # set when this launch resumes the agent's session (a wake)
     # Resolved credentials: env the spawner adds, files it writes, Claude's apiKeyHelper command.
     credentials: CredentialPlan = field(default_factory=CredentialPlan)
+    root: Path | None = None  # the repository root, where templates/ is looked up
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,158 @@
+"""The `claude` runtime: Claude Code in headless mode (`claude -p ... --output-format stream-json`).
+
+Per agent it writes `claude-mcp.json` (the gateway with the agent's token; `--strict-mcp-config`
+keeps the user's own MCP servers out) and, when needed, `claude-settings.json` (passed with
+`--settings`, layered over the user's settings, never replacing them). The user's own login keeps
+working: HOME is not changed.
+
+Options (agents.agent_runtimes.claude), besides binary, model, args, env and auth_profile:
+  allowed_tools    tools allowed without a prompt besides fracta's (default: the git commands an
+                   agent needs to commit and merge main); e.g. [Bash, Edit, Write]
+  permission_mode  passed as --permission-mode (default acceptEdits: it may edit its worktree)
+  settings         a mapping merged into the per-agent settings file
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from . import options, prompt, stream
+from .base import Launch, LaunchContext, OutputEvent
+
+OWN = frozenset({"allowed_tools", "permission_mode", "settings"})
+DEFAULT_ALLOWED = [
+    "Bash(git status:*)",
+    "Bash(git diff:*)",
+    "Bash(git log:*)",
+    "Bash(git add:*)",
+    "Bash(git commit:*)",
+    "Bash(git merge:*)",
+]
+PREFIX = f"mcp__{options.SERVER}__"
+MCP_FILE = "claude-mcp.json"
+SETTINGS_FILE = "claude-settings.json"
+
+
+class ClaudeRuntime:
+    name = "claude"
+    resumable = True
+
+    def check(self, ctx: LaunchContext) -> None:
+        opts = options.parse(self.name, ctx.options, OWN)
+        options.find_binary(ctx, opts)
+        options.strings(opts, "allowed_tools", DEFAULT_ALLOWED)
+        options.mapping(opts, "settings")
+
+    def launch(self, ctx: LaunchContext) -> Launch:
+        opts = options.parse(self.name, ctx.options, OWN)
+        binary = options.find_binary(ctx, opts)
+        url, headers = options.gateway(ctx)
+        mcp = {"mcpServers": {options.SERVER: {"type": "http", "url": url, "headers": headers}}}
+        mcp_path = ctx.agent_dir / MCP_FILE
+        options.write_private(mcp_path, json.dumps(mcp, indent=2) + "\n")
+        allowed = [PREFIX + t for t in options.AGENT_TOOLS] + options.strings(opts, "allowed_tools", DEFAULT_ALLOWED)
+        argv = [binary, "-p", prompt.for_launch(ctx)]
+        if ctx.session_id:
+            argv += ["--resume", ctx.session_id]
+        argv += ["--output-format", "stream-json", "--verbose", "--mcp-config", str(mcp_path), "--strict-mcp-config"]
+        argv += ["--allowedTools", ",".join(allowed)]
+        mode = opts.extra.get("permission_mode", "acceptEdits")
+        if mode:
+            argv += ["--permission-mode", str(mode)]
+        if opts.model:
+            argv += ["--model", opts.model]
+        settings = self._settings(ctx, opts)
+        if settings:
+            path = ctx.agent_dir / SETTINGS_FILE
+            options.write_private(path, json.dumps(settings, indent=2) + "\n")
+            argv += ["--settings", str(path)]
+        argv += opts.args
+        env = {"DISABLE_AUTOUPDATER": "1"}
+        return Launch(argv=argv, env=env, cwd=ctx.workspace)
+
+    def _settings(self, ctx: LaunchContext, opts: options.Options) -> dict[str, Any]:
+        settings = options.mapping(opts, "settings")
+        helper = ctx.credentials.claude_api_key_helper
+        if helper:  # the credential pipeline hands Claude its key through a command, never in a file
+            settings["apiKeyHelper"] = helper
+        return settings
+
+    def parse(self, record: dict[str, Any]) -> list[OutputEvent]:
+        data = stream.decode(record)
+        if data is None:
+            return [stream.line(record)]
+        ts = record.get("ts")
+        kind = data.get("type")
+        if kind == "system" and data.get("subtype") == "init":
+            return _init(data, ts)
+        if kind == "assistant":
+            return _assistant(data, ts)
+        if kind == "user":
+            return _tool_results(data, ts)
+        if kind == "result":
+            return _result(data, ts)
+        return []  # other system events (hooks, status): nothing a reader needs
+
+    def finished_status(self, exit_code: int) -> str:
+        # idle: the session can be resumed (the runner makes it done if no session id was seen)
+        return "idle" if exit_code == 0 else "failed"
+
+
+def _init(data: dict[str, Any], ts: Any) -> list[OutputEvent]:
+    session = str(data.get("session_id") or "")
+    servers = data.get("mcp_servers") or []
+    wiring = ", ".join(f"{s.get('name')}: {s.get('status')}" for s in servers if isinstance(s, dict))
+    text = f"session {session}" + (f" (model {data['model']})" if data.get("model") else "")
+    events = [OutputEvent(kind="session", text=text, ts=ts, data={"session_id": session})] if session else []
+    failed = [s for s in servers if isinstance(s, dict) and s.get("status") not in (None, "connected")]
+    if failed:
+        events.append(OutputEvent(kind="error", text=f"MCP servers: {wiring}", ts=ts, data={"message": wiring}))
+    return events
+
+
+def _assistant(data: dict[str, Any], ts: Any) -> list[OutputEvent]:
+    events: list[OutputEvent] = []
+    for block in (data.get("message") or {}).get("content") or []:
+        if not isinstance(block, dict):
+            continue
+        if block.get("type") == "text" and str(block.get("text", "")).strip():
+            events.append(OutputEvent(kind="text", text=stream.short(block["text"]), ts=ts))
+        elif block.get("type") == "tool_use":
+            name = str(block.get("name", ""))
+            payload = {"id": block.get("id"), "name": name, "input": block.get("input")}
+            text = stream.call_text(stream.tool_name(name, PREFIX), block.get("input"))
+            events.append(OutputEvent(kind="tool_call", text=text, ts=ts, data=payload))
+    return events
+
+
+def _tool_results(data: dict[str, Any], ts: Any) -> list[OutputEvent]:
+    events: list[OutputEvent] = []
+    content = (data.get("message") or {}).get("content")
+    for block in content if isinstance(content, list) else []:
+        if isinstance(block, dict) and block.get("type") == "tool_result":
+            failed = bool(block.get("is_error"))
+            text = stream.short(stream.content_text(block.get("content")))
+            payload = {"id": block.get("tool_use_id"), "is_error": failed}
+            events.append(
+                OutputEvent(kind="tool_result", text=("error: " if failed else "") + text, ts=ts, data=payload)
+            )
+    return events
+
+
+def _result(data: dict[str, Any], ts: Any) -> list[OutputEvent]:
+    use = data.get("usage") or {}
+    tokens_in = sum(
+        stream.number(use.get(k)) for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+    )
+    cost = data.get("total_cost_usd")
+    cost = cost if isinstance(cost, int | float) and not isinstance(cost, bool) else None
+    events = [stream.usage(ts, tokens_in, stream.number(use.get("output_tokens")), cost)]
+    denied = [str(d.get("tool_name")) for d in data.get("permission_denials") or [] if isinstance(d, dict)]
+    if denied:
+        text = f"permission denied for: {', '.join(denied)}"
+        events.append(OutputEvent(kind="error", text=text, ts=ts, data={"message": text}))
+    if data.get("is_error") or (data.get("subtype") not in (None, "success")):
+        message = str(data.get("result") or data.get("subtype") or "error")
+        events.append(OutputEvent(kind="error", text=stream.short(message), ts=ts, data={"message": message}))
+    return events

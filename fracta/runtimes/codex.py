@@ -1,0 +1,228 @@
+"""The `codex` runtime: `codex exec --json`, with its own CODEX_HOME under the agent's folder.
+
+CODEX_HOME=<agent dir>/codex-home holds a config.toml built from the user's own config.toml
+(their model and provider settings; their MCP servers left out, fracta's gateway proxies those),
+fracta's headless defaults, the `config` option, and the gateway with the agent's token. The
+user's auth.json is linked in, so their login keeps working; their files are never changed.
+
+Options (agents.agent_runtimes.codex), besides binary, model, args, env and auth_profile:
+  config               a mapping merged into config.toml, e.g. {model_provider: x,
+                       model_providers: {x: {base_url: ..., env_key: ..., wire_api: responses}}}
+  inherit_user_config  start from the user's config.toml (default true)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from . import options, prompt, stream
+from .base import Launch, LaunchContext, OutputEvent
+
+OWN = frozenset({"config", "inherit_user_config"})
+HOME_DIR = "codex-home"
+
+
+class CodexRuntime:
+    name = "codex"
+    resumable = True
+
+    def check(self, ctx: LaunchContext) -> None:
+        opts = options.parse(self.name, ctx.options, OWN)
+        options.find_binary(ctx, opts)
+        options.mapping(opts, "config")
+
+    def launch(self, ctx: LaunchContext) -> Launch:
+        opts = options.parse(self.name, ctx.options, OWN)
+        binary = options.find_binary(ctx, opts)
+        home = ctx.agent_dir / HOME_DIR
+        home.mkdir(mode=0o700, exist_ok=True)
+        user_home = Path(os.environ.get("CODEX_HOME") or Path.home() / ".codex")
+        config = self._config(ctx, opts, user_home)
+        options.write_private(home / "config.toml", dumps(config))
+        _link_auth(user_home, home)
+        argv = [binary, "exec"]
+        if ctx.session_id:
+            argv.append("resume")
+        argv += ["--json", "--skip-git-repo-check"]
+        if opts.model:
+            argv += ["--model", opts.model]
+        argv += opts.args
+        if ctx.session_id:
+            argv.append(ctx.session_id)
+        argv.append(prompt.for_launch(ctx))
+        env = {"CODEX_HOME": str(home)}
+        return Launch(argv=argv, env=env, cwd=ctx.workspace)
+
+    def _config(self, ctx: LaunchContext, opts: options.Options, user_home: Path) -> dict[str, Any]:
+        url, headers = options.gateway(ctx)
+        base: dict[str, Any] = {}
+        if opts.extra.get("inherit_user_config", True):
+            base = _user_config(user_home / "config.toml")
+            base.pop("mcp_servers", None)  # the user's servers reach agents through fracta's gateway
+        defaults: dict[str, Any] = {
+            "approval_policy": "never",  # headless: nobody is there to approve
+            "sandbox_mode": "workspace-write",
+            "check_for_update_on_startup": False,
+            "features": {"plugins": False},  # otherwise it clones a plugins repository at start
+            "analytics": {"enabled": False},
+        }
+        common = ctx.root / ".git" if ctx.root is not None else None
+        if common is not None and common.is_dir():  # a worktree commits into the main repo's .git
+            defaults["sandbox_workspace_write"] = {"writable_roots": [str(common)]}
+        if opts.model:
+            defaults["model"] = opts.model
+        fracta = {"url": url, "http_headers": headers, "default_tools_approval_mode": "approve"}
+        config = options.merge(options.merge(base, defaults), options.mapping(opts, "config"))
+        return options.merge(config, {"mcp_servers": {options.SERVER: fracta}})
+
+    def parse(self, record: dict[str, Any]) -> list[OutputEvent]:
+        data = stream.decode(record)
+        if data is None:
+            return [stream.line(record)]
+        ts = record.get("ts")
+        kind = data.get("type")
+        if kind == "thread.started" and data.get("thread_id"):
+            session = str(data["thread_id"])
+            return [OutputEvent(kind="session", text=f"session {session}", ts=ts, data={"session_id": session})]
+        if kind in ("item.started", "item.completed") and isinstance(data.get("item"), dict):
+            return _item(data["item"], ts, done=kind == "item.completed")
+        if kind == "turn.completed":
+            use = data.get("usage") or {}
+            return [stream.usage(ts, stream.number(use.get("input_tokens")), stream.number(use.get("output_tokens")))]
+        if kind in ("turn.failed", "error"):
+            err = data.get("error")
+            message = str(err.get("message") if isinstance(err, dict) else data.get("message") or err or kind)
+            return [OutputEvent(kind="error", text=stream.short(message), ts=ts, data={"message": message})]
+        return []
+
+    def finished_status(self, exit_code: int) -> str:
+        return "idle" if exit_code == 0 else "failed"
+
+
+def _item(item: dict[str, Any], ts: Any, *, done: bool) -> list[OutputEvent]:
+    kind = item.get("type")
+    ident = item.get("id")
+    if kind == "agent_message" and done:
+        return [OutputEvent(kind="text", text=stream.short(str(item.get("text", ""))), ts=ts)]
+    if kind == "mcp_tool_call":
+        name = str(item.get("tool", ""))
+        full = f"{item.get('server')}__{name}" if item.get("server") not in (None, options.SERVER) else name
+        if not done:
+            text = stream.call_text(full, item.get("arguments"))
+            return [
+                OutputEvent(
+                    kind="tool_call", text=text, ts=ts, data={"id": ident, "name": full, "input": item.get("arguments")}
+                )
+            ]
+        err = item.get("error")
+        failed = bool(err) or item.get("status") == "failed"
+        result = item.get("result") or {}
+        text = (
+            _error_text(err)
+            if err
+            else stream.content_text(result.get("content") if isinstance(result, dict) else result)
+        )
+        payload = {"id": ident, "name": full, "is_error": failed}
+        return [
+            OutputEvent(
+                kind="tool_result", text=("error: " if failed else "") + stream.short(text), ts=ts, data=payload
+            )
+        ]
+    if kind == "command_execution":
+        command = str(item.get("command", ""))
+        if not done:
+            return [
+                OutputEvent(
+                    kind="tool_call",
+                    text=f"shell({command!r})",
+                    ts=ts,
+                    data={"id": ident, "name": "shell", "input": command},
+                )
+            ]
+        output = str(item.get("aggregated_output", ""))
+        code = item.get("exit_code")
+        payload = {"id": ident, "name": "shell", "is_error": code not in (0, None), "exit_code": code}
+        return [OutputEvent(kind="tool_result", text=stream.short(output) or f"exit {code}", ts=ts, data=payload)]
+    if kind == "file_change" and done:
+        changes = item.get("changes") or []
+        files = ", ".join(f"{c.get('kind')} {c.get('path')}" for c in changes if isinstance(c, dict))
+        return [
+            OutputEvent(
+                kind="tool_result",
+                text=f"changed: {files}",
+                ts=ts,
+                data={"id": ident, "name": "file_change", "is_error": False},
+            )
+        ]
+    if kind == "error":
+        message = str(item.get("message", "error"))
+        return [OutputEvent(kind="error", text=stream.short(message), ts=ts, data={"message": message})]
+    return []
+
+
+def _error_text(err: Any) -> str:
+    return str(err.get("message", err)) if isinstance(err, dict) else str(err)
+
+
+def _user_config(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        return {}
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            f"your Codex config {path} is not valid TOML ({exc}), so an agent cannot start from it",
+            "fix it, or set agents.agent_runtimes.codex.inherit_user_config: false in fracta.yaml",
+        ) from None
+
+
+def _link_auth(user_home: Path, home: Path) -> None:
+    """Let the agent's Codex use the user's login (auth.json) without copying the secret around."""
+    source, target = user_home / "auth.json", home / "auth.json"
+    if source.is_file() and not (target.exists() or target.is_symlink()):
+        with contextlib.suppress(FileExistsError):
+            target.symlink_to(source)
+
+
+# --- a small TOML writer: config.toml needs strings, numbers, booleans, lists and tables ------
+
+_BARE = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def _key(key: str) -> str:
+    return key if _BARE.match(key) else json.dumps(key)
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # JSON's escapes are valid in a TOML basic string
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{_key(str(k))} = {_value(v)}" for k, v in value.items()) + " }"
+    raise ConfigError(f"cannot write {value!r} into Codex's config.toml", "use strings, numbers, lists and mappings")
+
+
+def dumps(data: dict[str, Any], path: tuple[str, ...] = ()) -> str:
+    """TOML text for `data`: scalars first, then one [table] per nested mapping."""
+    lines = [f"{_key(str(k))} = {_value(v)}" for k, v in data.items() if not isinstance(v, dict) and v is not None]
+    out = ""
+    if lines or not path:
+        header = f"[{'.'.join(_key(p) for p in path)}]\n" if path else ""
+        out = header + "".join(line + "\n" for line in lines)
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out += ("\n" if out else "") + dumps(value, (*path, str(key)))
+    return out
