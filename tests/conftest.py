@@ -14,6 +14,10 @@ from fracta import repo as repo_mod
 
 CliRunner = Callable[..., subprocess.CompletedProcess[str]]
 
+# Fixtures for the real AI CLIs under the scripted model (claude_bin, codex_bin, opencode_bin,
+# scripted_model): see tests/ai_clis.py and docs/testing-ai-clis.md.
+pytest_plugins = ["ai_clis"]
+
 
 @pytest.fixture(autouse=True)
 def git_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
