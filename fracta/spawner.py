@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from .errors import AgentNotFound, FractaError
 from .repo import Repo
 from .runtimes.base import LaunchContext
 
+log = logging.getLogger("fracta.spawner")
 ACTIVE = frozenset({agents.Status.STARTING, agents.Status.RUNNING})
 
 
@@ -61,7 +63,17 @@ def schedule(repo: Repo, urls: Urls) -> list[str]:
             if agent.status != agents.Status.QUEUED:
                 missions.remove(repo, mission)
                 continue
-            start(repo, agent, mission, urls)
+            try:
+                start(repo, agent, mission, urls)
+            except Exception as exc:  # a bug must fail this agent, not wedge the queue behind it
+                log.exception("starting an agent crashed", extra={"agent": agent.name})
+                agents.update(
+                    repo,
+                    agent.name,
+                    status=agents.Status.FAILED,
+                    error=f"fracta could not start it ({type(exc).__name__}); see .fracta/logs/control.log",
+                    finished_at=clock.now(),
+                )
             missions.remove(repo, mission)
             started.append(agent.name)
             slots -= 1
