@@ -40,12 +40,18 @@ def peek(repo: Repo, name: str, n: int = 20, since: int | None = None) -> Peek:
         return Peek(name=name, status=agent.status.value, events=[], offset=offset)
     runtime = runtimes.get(agent.runtime)
     found: list[OutputEvent] = []
+    session = None
     for raw in lines:
         try:
             record = json.loads(raw)
         except json.JSONDecodeError:
             record = {"line": raw, "stream": "stdout"}
-        found.extend(runtime.parse(record))
+        for event in runtime.parse(record):
+            if event.kind == "session":  # some CLIs repeat it on every step: show it when it changes
+                if event.data.get("session_id") == session:
+                    continue
+                session = event.data.get("session_id")
+            found.append(event)
     if since is None:
         found = found[-n:] if n > 0 else []
     return Peek(name=name, status=agent.status.value, events=found, offset=offset)

@@ -39,13 +39,13 @@ class ClaudeRuntime:
     resumable = True
 
     def check(self, ctx: LaunchContext) -> None:
-        opts = options.parse(self.name, ctx.options, OWN)
+        opts = options.parse(self.name, ctx.options, OWN, ctx.name)
         options.find_binary(ctx, opts)
         options.strings(opts, "allowed_tools", DEFAULT_ALLOWED)
         options.mapping(opts, "settings")
 
     def launch(self, ctx: LaunchContext) -> Launch:
-        opts = options.parse(self.name, ctx.options, OWN)
+        opts = options.parse(self.name, ctx.options, OWN, ctx.name)
         binary = options.find_binary(ctx, opts)
         url, headers = options.gateway(ctx)
         mcp = {"mcpServers": {options.SERVER: {"type": "http", "url": url, "headers": headers}}}
@@ -134,9 +134,7 @@ def _tool_results(data: dict[str, Any], ts: Any) -> list[OutputEvent]:
             failed = bool(block.get("is_error"))
             text = stream.short(stream.content_text(block.get("content")))
             payload = {"id": block.get("tool_use_id"), "is_error": failed}
-            events.append(
-                OutputEvent(kind="tool_result", text=("error: " if failed else "") + text, ts=ts, data=payload)
-            )
+            events.append(OutputEvent(kind="tool_result", text=stream.result_text(text, failed), ts=ts, data=payload))
     return events
 
 

@@ -34,12 +34,12 @@ class CodexRuntime:
     resumable = True
 
     def check(self, ctx: LaunchContext) -> None:
-        opts = options.parse(self.name, ctx.options, OWN)
+        opts = options.parse(self.name, ctx.options, OWN, ctx.name)
         options.find_binary(ctx, opts)
         options.mapping(opts, "config")
 
     def launch(self, ctx: LaunchContext) -> Launch:
-        opts = options.parse(self.name, ctx.options, OWN)
+        opts = options.parse(self.name, ctx.options, OWN, ctx.name)
         binary = options.find_binary(ctx, opts)
         home = ctx.agent_dir / HOME_DIR
         home.mkdir(mode=0o700, exist_ok=True)
@@ -78,7 +78,8 @@ class CodexRuntime:
             defaults["sandbox_workspace_write"] = {"writable_roots": [str(common)]}
         if opts.model:
             defaults["model"] = opts.model
-        fracta = {"url": url, "http_headers": headers, "default_tools_approval_mode": "approve"}
+        # required: without it codex sends its first model request before fracta's tools are listed
+        fracta = {"url": url, "http_headers": headers, "default_tools_approval_mode": "approve", "required": True}
         config = options.merge(options.merge(base, defaults), options.mapping(opts, "config"))
         return options.merge(config, {"mcp_servers": {options.SERVER: fracta}})
 
@@ -130,11 +131,7 @@ def _item(item: dict[str, Any], ts: Any, *, done: bool) -> list[OutputEvent]:
             else stream.content_text(result.get("content") if isinstance(result, dict) else result)
         )
         payload = {"id": ident, "name": full, "is_error": failed}
-        return [
-            OutputEvent(
-                kind="tool_result", text=("error: " if failed else "") + stream.short(text), ts=ts, data=payload
-            )
-        ]
+        return [OutputEvent(kind="tool_result", text=stream.result_text(text, failed), ts=ts, data=payload)]
     if kind == "command_execution":
         command = str(item.get("command", ""))
         if not done:

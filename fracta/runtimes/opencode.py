@@ -29,12 +29,12 @@ class OpenCodeRuntime:
     resumable = True
 
     def check(self, ctx: LaunchContext) -> None:
-        opts = options.parse(self.name, ctx.options, OWN)
+        opts = options.parse(self.name, ctx.options, OWN, ctx.name)
         options.find_binary(ctx, opts)
         options.mapping(opts, "config")
 
     def launch(self, ctx: LaunchContext) -> Launch:
-        opts = options.parse(self.name, ctx.options, OWN)
+        opts = options.parse(self.name, ctx.options, OWN, ctx.name)
         binary = options.find_binary(ctx, opts)
         url, headers = options.gateway(ctx)
         config: dict[str, Any] = {
@@ -113,7 +113,7 @@ def _tool(part: dict[str, Any], ts: Any) -> list[OutputEvent]:
     text = str(state.get("error") if failed else state.get("output") or "")
     result = OutputEvent(
         kind="tool_result",
-        text=("error: " if failed else "") + stream.short(text),
+        text=stream.result_text(text, failed),
         ts=ts,
         data={"id": ident, "name": part.get("tool"), "is_error": failed},
     )

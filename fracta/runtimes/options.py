@@ -7,7 +7,8 @@ Keys every AI CLI runtime takes (all optional; strings may use ${VAR}):
   args          extra command-line arguments, put before the prompt
   env           extra environment variables for the agent (applied by the credential pipeline)
   auth_profile  the auth profile(s) to resolve at spawn (fracta/credentials.py)
-Each adapter documents its own extra keys.
+Each adapter documents its own extra keys. `{{agent}}` in any of these strings (except env) is
+replaced by the agent's name, e.g. to route each agent through its own path of a model proxy.
 """
 
 from __future__ import annotations
@@ -43,11 +44,14 @@ class Options:
         return f"agents.agent_runtimes.{self.runtime}.{name}"
 
 
-def parse(runtime: str, raw: Mapping[str, Any] | None, own: frozenset[str]) -> Options:
+def parse(runtime: str, raw: Mapping[str, Any] | None, own: frozenset[str], agent: str = "") -> Options:
     """Check the option keys and types; an unknown key is an error naming it (typos never pass)."""
     where = f"agents.agent_runtimes.{runtime}"
     missing: list[str] = []
-    raw = {k: v if k in PASSED_ON else config.interpolate(v, os.environ, missing) for k, v in (raw or {}).items()}
+    raw = {
+        k: v if k in PASSED_ON else _named(config.interpolate(v, os.environ, missing), agent)
+        for k, v in (raw or {}).items()
+    }
     if missing:
         raise ConfigError(
             f"{where} in fracta.yaml needs environment variable(s) {', '.join(sorted(set(missing)))}",
@@ -73,6 +77,16 @@ def parse(runtime: str, raw: Mapping[str, Any] | None, own: frozenset[str]) -> O
         args=[str(a) for a in args],
         extra={k: raw[k] for k in own if k in raw},
     )
+
+
+def _named(value: Any, agent: str) -> Any:
+    if isinstance(value, str):
+        return value.replace("{{agent}}", agent)
+    if isinstance(value, list):
+        return [_named(v, agent) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _named(v, agent) for k, v in value.items()}
+    return value
 
 
 def find_binary(ctx: LaunchContext, opts: Options) -> str:

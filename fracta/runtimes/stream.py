@@ -59,6 +59,12 @@ def call_text(name: str, args: Any) -> str:
     return f"{name}({', '.join(parts)})"
 
 
+def result_text(text: str, failed: bool) -> str:
+    """A tool result for peek: shortened, and marked when it is an error (once, not twice)."""
+    text = short(text)
+    return f"error: {text}" if failed and not text.lower().startswith("error") else text
+
+
 def tool_name(name: str, *prefixes: str) -> str:
     for prefix in prefixes:
         if name.startswith(prefix):
