@@ -99,7 +99,9 @@ class CodexRuntime:
             return [stream.usage(ts, stream.number(use.get("input_tokens")), stream.number(use.get("output_tokens")))]
         if kind in ("turn.failed", "error"):
             err = data.get("error")
-            message = str(err.get("message") if isinstance(err, dict) else data.get("message") or err or kind)
+            message = _api_message(
+                str(err.get("message") if isinstance(err, dict) else data.get("message") or err or kind)
+            )
             return [OutputEvent(kind="error", text=stream.short(message), ts=ts, data={"message": message})]
         return []
 
@@ -162,6 +164,16 @@ def _item(item: dict[str, Any], ts: Any, *, done: bool) -> list[OutputEvent]:
         message = str(item.get("message", "error"))
         return [OutputEvent(kind="error", text=stream.short(message), ts=ts, data={"message": message})]
     return []
+
+
+def _api_message(message: str) -> str:
+    """The provider's own message when codex passes on its JSON error body, else `message`."""
+    try:
+        body = json.loads(message)
+    except json.JSONDecodeError:
+        return message
+    err = body.get("error") if isinstance(body, dict) else None
+    return str(err["message"]) if isinstance(err, dict) and err.get("message") else message
 
 
 def _error_text(err: Any) -> str:
