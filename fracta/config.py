@@ -39,7 +39,7 @@ gateway:
 agents:
   max_agents: 4          # agents running at once; further spawns wait in the mission queue
   default_runtime: command
-  wake: true             # resume an idle agent's session when a message arrives
+  wake: true             # a message to an idle agent resumes its session to read the inbox
   agent_runtimes: {}     # per runtime (claude, codex, opencode, command): options, env, auth_profile
   # With nothing here an agent gets what your own CLI would use: the control plane's environment
   # (ANTHROPIC_*, OPENAI_*, AWS_*, ...) and your login under HOME. The three usual set-ups:
@@ -56,6 +56,16 @@ agents:
   #     auth_profile: opencode_bedrock
   #     env:
   #       AWS_REGION: ${AWS_REGION:-us-east-1}
+  # Every AI CLI runtime also takes (strings may use ${VAR}; {{agent}} becomes the agent's name):
+  #   binary: claude       # a name on PATH or a path (default: the runtime's name)
+  #   model: sonnet        # opencode: provider/model
+  #   args: []             # extra CLI arguments, put before the prompt
+  # and its own: claude: allowed_tools (besides fracta's; default: git status/diff/log/add/commit/
+  # merge), permission_mode (default acceptEdits), settings (a per-agent --settings file);
+  # codex: config (merged into the agent's CODEX_HOME/config.toml, built over your own),
+  # inherit_user_config (default true); opencode: config (merged into the agent's OPENCODE_CONFIG).
+  # An agent's prompt comes from templates/agent_prompt.md at the repo root if you add one (and
+  # templates/wake_prompt.md for a resumed session): {{name}}, {{task}}, {{workspace}}, {{branch}}.
 
 mailbox:
   max_message_bytes: 65536
