@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import agents, atomic, config, events, hooks, names, progress
+from . import agents, atomic, config, events, hooks, names, progress, wiring
 from .errors import CorruptRecord, FractaError
 from .repo import Repo
 
@@ -17,10 +17,12 @@ class InitResult:
     created: bool  # False when .fracta/ already existed
     wrote_config: bool
     hook: hooks.InstallResult | FractaError | None = None  # the error when the hook could not be installed
+    wiring: list[wiring.Wired] = field(default_factory=list)  # the AI CLIs' MCP config files
 
 
-def init(repo: Repo) -> InitResult:
-    """Create .fracta/, a commented fracta.yaml and the git exclude entry. Safe to run twice."""
+def init(repo: Repo, wire: bool = True) -> InitResult:
+    """Create .fracta/, a commented fracta.yaml and the git exclude entry, and wire fracta into the
+    AI CLIs' project config (`wire`). Safe to run twice."""
     created = not repo.initialized
     atomic.ensure_dirs(
         repo.agents_dir,
@@ -44,7 +46,8 @@ def init(repo: Repo) -> InitResult:
         hook: hooks.InstallResult | FractaError = hooks.install(repo)
     except FractaError as exc:  # e.g. a relative core.hooksPath: init still succeeds and says why
         hook = exc
-    return InitResult(root=repo.root, created=created, wrote_config=wrote_config, hook=hook)
+    wired = wiring.wire(repo.root) if wire else []
+    return InitResult(root=repo.root, created=created, wrote_config=wrote_config, hook=hook, wiring=wired)
 
 
 def _exclude_state_dir(repo: Repo) -> None:

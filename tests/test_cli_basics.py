@@ -19,7 +19,9 @@ def test_init_creates_state_config_and_exclude_and_is_safe_twice(repo_dir: Path,
     assert "already initialized" in second.stdout
     exclude = (repo_dir / ".git" / "info" / "exclude").read_text()
     assert exclude.count("/.fracta/") == 1
-    assert git(repo_dir, "status", "--porcelain", "--untracked-files=all") == "?? fracta.yaml"
+    status = git(repo_dir, "status", "--porcelain", "--untracked-files=all").splitlines()
+    # fracta.yaml, and the AI CLIs' MCP config files wired to `fracta serve` (tests/test_wiring.py)
+    assert status == ["?? .codex/config.toml", "?? .mcp.json", "?? fracta.yaml", "?? opencode.json"]
 
 
 def test_commands_before_init_say_what_to_run(cli: CliRunner) -> None:

@@ -38,7 +38,8 @@ def test_a_git_workspace_is_a_worktree_on_its_own_branch_from_head(initialized: 
     assert git(ws.path, "symbolic-ref", "--short", "HEAD") == "feature/api"
     assert git(ws.path, "rev-parse", "HEAD") == head
     assert ws.path.resolve() in registered_worktrees(initialized.root)
-    assert git(initialized.root, "status", "--porcelain") == "?? fracta.yaml"  # the main worktree is untouched
+    untracked = ["?? .codex/", "?? .mcp.json", "?? fracta.yaml", "?? opencode.json"]  # written by fracta init
+    assert git(initialized.root, "status", "--porcelain").splitlines() == untracked  # the main worktree is untouched
 
 
 def test_a_git_workspace_starts_from_the_base_ref_given(initialized: repo_mod.Repo) -> None:

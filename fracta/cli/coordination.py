@@ -16,9 +16,11 @@ def _repo() -> repo.Repo:
 
 
 @click.command("init")
-def init_cmd() -> None:
-    """Set up fracta in this git repository (.fracta/, fracta.yaml, git exclude). Safe to run twice."""
-    result = project.init(repo.find())
+@click.option("--no-wire", is_flag=True, help="Leave .mcp.json, .codex/config.toml and opencode.json alone.")
+def init_cmd(no_wire: bool) -> int:
+    """Set up fracta in this git repository (.fracta/, fracta.yaml, git exclude), and add `fracta serve`
+    to Claude's .mcp.json, Codex's .codex/config.toml and OpenCode's opencode.json. Safe to run twice."""
+    result = project.init(repo.find(), wire=not no_wire)
     click.echo(f"{'initialized' if result.created else 'already initialized'} fracta in {result.root}")
     if result.wrote_config:
         click.echo(f"wrote {result.root / 'fracta.yaml'} (commented defaults)")
@@ -26,6 +28,13 @@ def init_cmd() -> None:
         render.warn(f"post-commit hook not installed: {result.hook.message} ({result.hook.hint})")
     elif result.hook is not None:
         click.echo("\n".join(hooks.describe_install(result.hook)))
+    for wired in result.wiring:
+        if wired.error is None:
+            click.echo(wired.describe())
+        else:
+            click.echo(f"error: {wired.describe()}\nhint: {wired.error.hint}", err=True)
+    failed = [w.error for w in result.wiring if w.error is not None]
+    return failed[0].exit_code if failed else 0
 
 
 @click.command("join")
