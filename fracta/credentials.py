@@ -98,12 +98,24 @@ class Profile:
         return f"file {self.source}"
 
 
-def profiles(repo: Repo) -> dict[str, Profile]:
-    """Every configured auth profile, validated; a malformed one is a ConfigError naming it."""
+def defined(repo: Repo) -> list[str]:
+    """The names of the auth profiles in fracta.yaml."""
     raw = repo.config.get(PROFILES_KEY) or {}
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{PROFILES_KEY} in {repo.config.path.name} must be a mapping of profile names")
-    return {str(name): _profile(repo, str(name), body) for name, body in raw.items()}
+    return [str(name) for name in raw]
+
+
+def profile(repo: Repo, name: str, used_by: str | None = None) -> Profile:
+    """The auth profile `name`, validated; a missing or malformed one is a ConfigError naming it."""
+    names = defined(repo)
+    if name not in names:
+        who = f"agents.agent_runtimes.{used_by}.auth_profile names profile" if used_by else "there is no profile"
+        raise ConfigError(
+            f"{who} {name!r}, which is not defined under {PROFILES_KEY}",
+            f"define it there, or fix the name (defined: {', '.join(sorted(names)) or 'none'})",
+        )
+    return _profile(repo, name, repo.config.get(PROFILES_KEY)[name])
 
 
 def _profile(repo: Repo, name: str, body: Any) -> Profile:
@@ -187,6 +199,18 @@ def profile_names(repo: Repo, runtime: str) -> list[str]:
     return list(names)
 
 
+def chosen(repo: Repo, runtime: str) -> list[Profile]:
+    """The profiles `runtime` uses, validated against it; nothing is run."""
+    found = [profile(repo, name, used_by=runtime) for name in profile_names(repo, runtime)]
+    for p in found:
+        if runtime != "claude" and any("claude_api_key_helper" in b for b in p.bindings):
+            raise ConfigError(
+                f"profile {p.name!r} binds claude_api_key_helper, but the {runtime} runtime is not Claude",
+                f"use an env or file binding for {runtime}, or a separate profile for claude",
+            )
+    return found
+
+
 def resolve(repo: Repo, runtime: str, agent_dir: Path) -> CredentialPlan:
     """Resolve `runtime`'s credentials now. Reads and runs resolvers, writes nothing.
 
@@ -196,17 +220,11 @@ def resolve(repo: Repo, runtime: str, agent_dir: Path) -> CredentialPlan:
     env, secrets = runtime_env(repo, runtime)
     files: dict[Path, str] = {}
     helper: str | None = None
-    chosen = [_chosen_profile(repo, runtime, name) for name in profile_names(repo, runtime)]
-    for profile in chosen:
-        name = profile.name
-        if runtime != "claude" and any("claude_api_key_helper" in b for b in profile.bindings):
-            raise ConfigError(
-                f"profile {name!r} binds claude_api_key_helper, but the {runtime} runtime is not Claude",
-                f"use an env or file binding for {runtime}, or a separate profile for claude",
-            )
-        secret = secret_of(repo, profile, runtime)
+    used = chosen(repo, runtime)
+    for p in used:
+        secret = secret_of(repo, p, runtime)
         secrets.append(secret)
-        for binding in profile.bindings:
+        for binding in p.bindings:
             if "env" in binding:
                 env[binding["env"]] = secret
             elif "file" in binding:
@@ -215,22 +233,9 @@ def resolve(repo: Repo, runtime: str, agent_dir: Path) -> CredentialPlan:
                 if binding.get("path_env"):
                     env[binding["path_env"]] = str(path)
             else:
-                helper = helper_command(repo, name)
-    names = tuple(p.name for p in chosen)
+                helper = helper_command(repo, p.name)
+    names = tuple(p.name for p in used)
     return CredentialPlan(env=env, files=files, claude_api_key_helper=helper, secrets=secrets, profiles=names)
-
-
-def _chosen_profile(repo: Repo, runtime: str, name: str) -> Profile:
-    """The profile `runtime` names, validated (profiles no runtime uses are left to fracta doctor)."""
-    raw = repo.config.get(PROFILES_KEY) or {}
-    if not isinstance(raw, Mapping) or name not in raw:
-        defined = ", ".join(sorted(str(k) for k in raw)) if isinstance(raw, Mapping) else ""
-        raise ConfigError(
-            f"agents.agent_runtimes.{runtime}.auth_profile names profile {name!r}, "
-            f"which is not defined under {PROFILES_KEY}",
-            f"define it there, or fix the name (defined: {defined or 'none'})",
-        )
-    return _profile(repo, name, raw[name])
 
 
 def check(repo: Repo, runtime: str) -> CredentialPlan:
@@ -408,10 +413,7 @@ def main(argv: list[str]) -> int:
     state, name = argv
     try:
         repo = repo_mod.find(env={"FRACTA_HOME": state})
-        found = profiles(repo).get(name)
-        if found is None:
-            raise ConfigError(f"no credential profile {name!r} under {PROFILES_KEY}")
-        secret = secret_of(repo, found)
+        secret = secret_of(repo, profile(repo, name))
     except FractaError as exc:
         print(f"fracta credentials: {exc.message}", file=sys.stderr)
         return 1

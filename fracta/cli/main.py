@@ -24,6 +24,7 @@ COMMAND_MODULES = {
     "intent": "coordination",
     "progress": "coordination",
     "demo": "demo",
+    "doctor": "doctor",
     "up": "lifecycle",
     "down": "lifecycle",
     "status": "lifecycle",

@@ -1,0 +1,307 @@
+"""fracta doctor: is everything fracta needs here and working, and if not, what to do about it.
+
+Checks git, fracta on PATH (the AI CLIs' config runs `fracta serve`), fracta.yaml, each AI CLI
+runtime's binary and version, every credential resolver (run for real, the secret never shown),
+and the control plane and gateway (reachable, and accepting the chessmaster's token).
+"""
+
+from __future__ import annotations
+
+import functools
+import http.client
+import json
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from . import config, credentials, git
+from . import repo as repo_mod
+from .errors import FractaError
+
+SCHEMA = 1
+GIT_MINIMUM = (2, 38)  # git merge-tree --write-tree: conflict checks without touching a worktree
+AI_RUNTIMES = ("claude", "codex", "opencode")
+VERSION_TIMEOUT = 30.0
+HTTP_TIMEOUT = 5.0
+
+OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
+
+
+@dataclass(frozen=True)
+class Check:
+    area: str  # git | fracta | config | runtime | credentials | control_plane | gateway
+    name: str
+    status: str  # ok | warn | fail | skip
+    detail: str
+    fix: str | None = None
+
+
+@dataclass(frozen=True)
+class Report:
+    checks: list[Check]
+
+    @property
+    def ok(self) -> bool:
+        return all(c.status != FAIL for c in self.checks)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": SCHEMA, "ok": self.ok, "checks": [asdict(c) for c in self.checks]}
+
+
+def run(start: Path | None = None) -> Report:
+    """Run every check from `start` (default: the current folder); never raises a FractaError."""
+    checks = [check_git(), check_fracta_on_path()]
+    try:
+        repo = repo_mod.find(start)
+    except FractaError as exc:
+        return Report([*checks, Check("fracta", "repository", FAIL, exc.message, exc.hint or None)])
+    if not repo.initialized:
+        checks.append(Check("fracta", "initialized", FAIL, f"fracta is not initialized in {repo.root}", "fracta init"))
+        return Report(checks)
+    try:
+        repo.config.get("agents")
+    except FractaError as exc:
+        return Report([*checks, Check("config", repo.config_path.name, FAIL, exc.message, exc.hint or None)])
+    checks.append(Check("config", repo.config_path.name, OK, f"{repo.config_path} loads"))
+    # The slow ones (CLIs that take seconds to print a version, token commands) run side by side.
+    jobs: list[Callable[[], list[Check]]] = [functools.partial(check_runtime, repo, rt) for rt in _runtimes(repo)]
+    jobs += [functools.partial(check_profiles, repo), functools.partial(check_services, repo)]
+    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+        for found in pool.map(lambda job: job(), jobs):
+            checks.extend(found)
+    return Report(checks)
+
+
+# --- git and fracta ----------------------------------------------------------------------------
+
+
+def check_git() -> Check:
+    try:
+        out = git.out(Path.cwd(), "--version")
+    except FractaError:
+        return Check("git", "git", FAIL, "git is not installed or not on PATH", "install git 2.38 or newer")
+    match = re.search(r"(\d+)\.(\d+)(?:\.(\d+))?", out)
+    if match is None:
+        return Check("git", "git", WARN, f"cannot read git's version from {out!r}", "check that git 2.38+ is installed")
+    version = (int(match.group(1)), int(match.group(2)))
+    if version < GIT_MINIMUM:
+        return Check(
+            "git",
+            "git",
+            FAIL,
+            f"git {match.group(0)} is too old: fracta needs 2.38+ (merge-tree --write-tree)",
+            "upgrade git to 2.38 or newer",
+        )
+    return Check("git", "git", OK, f"git {match.group(0)}")
+
+
+def check_fracta_on_path() -> Check:
+    found = shutil.which("fracta")
+    if found is None:
+        return Check(
+            "fracta",
+            "fracta on PATH",
+            WARN,
+            "`fracta` is not on PATH: an AI CLI started from here cannot run `fracta serve` "
+            "(.mcp.json, .codex/config.toml, opencode.json), and agents cannot run `fracta` commands",
+            "put fracta's bin folder on PATH (e.g. activate its virtualenv, or pipx install fracta)",
+        )
+    return Check("fracta", "fracta on PATH", OK, found)
+
+
+# --- runtimes ----------------------------------------------------------------------------------
+
+
+def _runtimes(repo: repo_mod.Repo) -> list[str]:
+    """The AI CLIs (always looked at) and any other runtime fracta.yaml configures."""
+    table = repo.config.get("agents.agent_runtimes") or {}
+    configured = [str(k) for k in table] if isinstance(table, dict) else []
+    default = repo.config.get("agents.default_runtime")
+    extra = [r for r in [str(default), *configured] if r not in AI_RUNTIMES]
+    return list(dict.fromkeys([*AI_RUNTIMES, *extra]))
+
+
+def _configured(repo: repo_mod.Repo, runtime: str) -> bool:
+    table = repo.config.get("agents.agent_runtimes") or {}
+    return runtime == repo.config.get("agents.default_runtime") or (isinstance(table, dict) and runtime in table)
+
+
+def check_runtime(repo: repo_mod.Repo, runtime: str) -> list[Check]:
+    """The runtime's options and binary (with its version), then its credentials (not run here)."""
+    from . import runtimes
+    from .runtimes.base import LaunchContext
+
+    configured = _configured(repo, runtime)
+    try:
+        adapter = runtimes.get(runtime)
+    except FractaError as exc:
+        return [Check("runtime", runtime, FAIL, exc.message, exc.hint or None)]
+    options = credentials.runtime_options(repo, runtime)
+    if runtime == "command":
+        checks = [Check("runtime", runtime, OK, "runs the command given to fracta spawn after --")]
+    else:
+        probe = LaunchContext(
+            name="doctor",
+            prompt=None,
+            workspace=repo.root,
+            agent_dir=repo.agent_dir("doctor"),
+            home=repo.state,
+            token="",
+            control_url=None,
+            gateway_url=None,
+            options=options,
+            root=repo.root,
+        )
+        if not configured and _binary(repo, runtime, options) is None:
+            return [Check("runtime", runtime, SKIP, f"{runtime} is not installed (needed for --runtime {runtime})")]
+        try:
+            adapter.check(probe)  # its options and binary, as a spawn would check them
+            checks = [_version(repo, runtime, options)]
+        except FractaError as exc:
+            checks = [Check("runtime", runtime, FAIL, exc.message, exc.hint or None)]
+    if configured or options:
+        checks.append(_runtime_credentials(repo, runtime))
+    return checks
+
+
+def _binary(repo: repo_mod.Repo, runtime: str, options: dict[str, Any]) -> str | None:
+    """The runtime's executable as a spawn would find it (PATH, or a path from the repo root)."""
+    binary = os.path.expanduser(config.interpolate(str(options.get("binary") or runtime), os.environ, []))
+    if os.sep not in binary:
+        return shutil.which(binary)
+    path = repo.root / binary  # an absolute path stays as it is
+    return str(path) if path.is_file() and os.access(path, os.X_OK) else None
+
+
+def _version(repo: repo_mod.Repo, runtime: str, options: dict[str, Any]) -> Check:
+    path = _binary(repo, runtime, options) or str(options.get("binary") or runtime)
+    try:
+        proc = subprocess.run(
+            [path, "--version"],
+            cwd=repo.root,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=VERSION_TIMEOUT,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        why = "timed out" if isinstance(exc, subprocess.TimeoutExpired) else (exc.strerror or str(exc))
+        return Check("runtime", runtime, FAIL, f"{path} --version failed: {why}", f"reinstall the {runtime} CLI")
+    first = (proc.stdout.strip() or proc.stderr.strip()).splitlines()[:1]
+    if proc.returncode != 0:
+        detail = f"{path} --version exited with {proc.returncode}" + (f": {first[0]}" if first else "")
+        return Check("runtime", runtime, FAIL, detail, f"run it yourself; reinstall the {runtime} CLI if it is broken")
+    return Check("runtime", runtime, OK, f"{first[0] if first else 'version unknown'} ({path})")
+
+
+def _runtime_credentials(repo: repo_mod.Repo, runtime: str) -> Check:
+    """The runtime's env variables are all set and its profiles exist and suit it (resolvers run apart)."""
+    name = f"{runtime} credentials"
+    try:
+        env, _ = credentials.runtime_env(repo, runtime)
+        used = credentials.chosen(repo, runtime)
+    except FractaError as exc:
+        return Check("credentials", name, FAIL, exc.message, exc.hint or None)
+    parts = [f"profile {p.name}" for p in used] + [f"env {k}" for k in env]
+    if not parts:
+        detail = "no auth profile: the agent uses what your own CLI uses (this environment, your login)"
+    else:
+        detail = ", ".join(parts)
+    return Check("credentials", name, OK, detail)
+
+
+def check_profiles(repo: repo_mod.Repo) -> list[Check]:
+    """Run every auth profile's resolver; report success or the (secret-free) error."""
+    try:
+        names = credentials.defined(repo)
+    except FractaError as exc:
+        return [Check("credentials", "profiles", FAIL, exc.message, exc.hint or None)]
+    checks = []
+    for name in names:
+        label = f"profile {name}"
+        try:
+            profile = credentials.profile(repo, name)
+            secret = credentials.secret_of(repo, profile)
+        except FractaError as exc:
+            checks.append(Check("credentials", label, FAIL, exc.message, exc.hint or None))
+            continue
+        detail = f"{profile.describe()} gave a secret of {len(secret)} characters"
+        checks.append(Check("credentials", label, OK, detail))
+    return checks
+
+
+# --- control plane and gateway -----------------------------------------------------------------
+
+
+def check_services(repo: repo_mod.Repo) -> list[Check]:
+    from . import identity
+    from .control import daemon
+
+    info = daemon.read_info(repo)
+    if info is None:
+        return [
+            Check(
+                "control_plane",
+                "control plane",
+                WARN,
+                "not running (fracta spawn and fracta serve start it when needed)",
+                "fracta up",
+            )
+        ]
+    try:
+        token = identity.chessmaster_token(repo)
+    except OSError:
+        return [Check("control_plane", "control plane", FAIL, f"cannot read {repo.token_path}", "fracta init")]
+    status, body = _request(info.url, "GET", "/v1/health", token)
+    fix = "restart it: fracta down && fracta up"
+    if status == 200 and isinstance(body, dict) and body.get("ok"):
+        checks = [Check("control_plane", "control plane", OK, f"{info.url} (pid {info.pid}) answers with the token")]
+    elif status == 401:
+        checks = [Check("control_plane", "control plane", FAIL, f"{info.url} refuses the token in .fracta/token", fix)]
+    else:
+        checks = [Check("control_plane", "control plane", FAIL, f"{info.url} does not answer: {body}", fix)]
+    if not info.gateway_url:
+        checks.append(Check("gateway", "gateway", FAIL, "the control plane serves no MCP gateway", fix))
+        return checks
+    ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+    status, body = _request(info.gateway_url, "POST", None, token, ping)
+    if status == 200:
+        checks.append(Check("gateway", "gateway", OK, f"{info.gateway_url} answers MCP with the token"))
+    elif status == 401:
+        checks.append(Check("gateway", "gateway", FAIL, f"{info.gateway_url} refuses the token", fix))
+    else:
+        checks.append(Check("gateway", "gateway", FAIL, f"{info.gateway_url} does not answer MCP: {body}", fix))
+    return checks
+
+
+def _request(url: str, method: str, path: str | None, token: str, body: Any = None) -> tuple[int, Any]:
+    """(HTTP status, parsed body or a short reason); status 0 when unreachable."""
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=HTTP_TIMEOUT)
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "Content-Type": "application/json",
+        "Accept": "application/json, text/event-stream",
+    }
+    try:
+        conn.request(
+            method, path or parts.path or "/", body=json.dumps(body) if body is not None else None, headers=headers
+        )
+        response = conn.getresponse()
+        raw = response.read(65536)
+    except OSError as exc:
+        return 0, f"cannot connect ({exc.strerror or exc})"
+    finally:
+        conn.close()
+    try:
+        return response.status, json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return response.status, f"HTTP {response.status}"
