@@ -173,7 +173,7 @@ def check_runtime(repo: repo_mod.Repo, runtime: str) -> list[Check]:
 
 def _binary(repo: repo_mod.Repo, runtime: str, options: dict[str, Any]) -> str | None:
     """The runtime's executable as a spawn would find it (PATH, or a path from the repo root)."""
-    binary = os.path.expanduser(config.interpolate(str(options.get("binary") or runtime), os.environ, []))
+    binary = os.path.expanduser(str(config.interpolate(str(options.get("binary") or runtime), os.environ, [])))
     if os.sep not in binary:
         return shutil.which(binary)
     path = repo.root / binary  # an absolute path stays as it is
