@@ -8,14 +8,17 @@ import os
 import stat
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from ai_clis import CLAUDE_OFFLINE, CODEX_KEY_VAR, OPENCODE_OFFLINE, closed_port, isolated_env, require_cli
 from conftest import CliRunner, git
 from helpers.expect import clean_error
 from lifecycle_helpers import cleanup, spawn, use_free_port, wait_status
+from scripted_model import ScriptedModel, say
 
 from fracta import agents, credentials
 from fracta import repo as repo_mod
@@ -319,3 +322,97 @@ def test_a_resolver_that_breaks_after_spawn_fails_the_agent_before_its_process_s
         assert not (r.agent_dir("later") / "launch.json").exists()
         listed = cli("list", "--json")
         assert "flaky" in listed.stdout and SECRET not in listed.stdout
+
+
+# --- the real AI CLIs: what reached the (scripted) model --------------------------------------
+
+
+@pytest.fixture
+def llm() -> Iterator[ScriptedModel]:
+    with ScriptedModel() as model:
+        yield model
+
+
+@pytest.fixture
+def isolated(fr: repo_mod.Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> repo_mod.Repo:
+    """No host provider variables or login: whatever reaches the model came from fracta.yaml."""
+    env = isolated_env(tmp_path / "env")
+    for key in list(os.environ):
+        monkeypatch.delenv(key)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("PATH", f"{Path(PY).parent}{os.pathsep}{os.environ['PATH']}")
+    return fr
+
+
+def cli_setup(
+    runtime: str, model: ScriptedModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[dict[str, Any], str]:
+    """fracta.yaml for the seed's case of `runtime` against the scripted model, and its secret."""
+    base = f"{model.url}/a/{runtime}-agent"
+    if runtime == "claude":  # Claude on Bedrock-like auth: a token command behind apiKeyHelper
+        secret = SECRET + "-claude"
+        resolver = command_profile(tmp_path, f'echo "{secret}"\n', "bedrock-auth-helper")
+        options = {
+            "binary": str(require_cli("claude")),
+            "env": {**CLAUDE_OFFLINE, "AWS_REGION": "us-east-1"},
+            "settings": {"env": {"ANTHROPIC_BASE_URL": base}},
+        }
+        profiles = {"bedrock": {"resolver": resolver, "bindings": [{"claude_api_key_helper": True}]}}
+        return auth("claude", profiles, "bedrock", **options), secret
+    if runtime == "codex":  # Codex with its key from the host environment, through agent_runtimes.codex.env
+        secret = SECRET + "-codex"
+        monkeypatch.setenv("HOST_OPENAI_API_KEY", secret)  # the control plane inherits it
+        provider = {"name": "fake", "base_url": base + "/v1", "env_key": CODEX_KEY_VAR, "wire_api": "responses"}
+        options = {
+            "binary": str(require_cli("codex")),
+            "model": "fake-model",
+            "env": {CODEX_KEY_VAR: "${HOST_OPENAI_API_KEY}"},
+            "config": {"model_provider": "fake", "model_providers": {"fake": provider}},
+        }
+        return {"agents": {"agent_runtimes": {"codex": options}}}, secret
+    # OpenCode on Bedrock-like auth: a bearer token made at spawn, in AWS_BEARER_TOKEN_BEDROCK
+    secret = SECRET + "-opencode"
+    resolver = command_profile(tmp_path, f'echo "{secret}"\n', "bedrock-bearer")
+    fake = {
+        "npm": "@ai-sdk/openai-compatible",
+        "options": {"baseURL": base + "/v1", "apiKey": "{env:AWS_BEARER_TOKEN_BEDROCK}"},
+        "models": {"fake-model": {"tool_call": True, "limit": {"context": 100000, "output": 4096}}},
+    }
+    options = {
+        "binary": str(require_cli("opencode")),
+        "model": "fake/fake-model",
+        "env": {**OPENCODE_OFFLINE, "npm_config_registry": f"http://127.0.0.1:{closed_port()}/"},
+        "config": {"small_model": "fake/fake-model", "provider": {"fake": fake}},
+    }
+    profiles = {"opencode_bedrock": {"resolver": resolver, "bindings": [{"env": "AWS_BEARER_TOKEN_BEDROCK"}]}}
+    return auth("opencode", profiles, "opencode_bedrock", **options), secret
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("runtime", ["claude", "codex", "opencode"])
+def test_the_real_cli_sends_the_resolved_credential_to_the_model(
+    isolated: repo_mod.Repo,
+    llm: ScriptedModel,
+    cli: CliRunner,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    runtime: str,
+) -> None:
+    data, secret = cli_setup(runtime, llm, tmp_path, monkeypatch)
+    r = configure(isolated, data)
+    name = f"{runtime}-agent"
+    model = llm.agent(name, [say("FINAL")])
+    with cleanup(r):
+        result = cli("spawn", name, "--runtime", runtime, "--prompt", "Say FINAL.")
+        assert result.returncode == 0, result.stderr
+        wait_status(r, name, "idle", "done", "failed")
+        output = r.agent_dir(name) / "output.jsonl"
+        why = f"{agents.load(r, name)}\n{output.read_text()[-2000:] if output.exists() else ''}"
+        assert agents.load(r, name).status == agents.Status.IDLE, why
+        assert model.credentials() == {secret}, why
+    if runtime == "claude":  # the key came through apiKeyHelper: no file of the agent holds it
+        settings = json.loads((r.agent_dir(name) / "claude-settings.json").read_text())
+        assert settings["apiKeyHelper"] and secret not in settings["apiKeyHelper"]
+        held = [p for p in r.agent_dir(name).rglob("*") if p.is_file() and secret in p.read_text(errors="replace")]
+        assert held == []
