@@ -54,7 +54,7 @@ def runtime_options(runtime: str, model: ScriptedModel) -> dict[str, Any]:
     return {
         "binary": str(require_cli("opencode")),
         "model": "fake/fake-model",
-        "env": {**OPENCODE_OFFLINE, "npm_config_registry": registry},
+        "env": {**OPENCODE_OFFLINE, "npm_config_registry": registry, "NPM_CONFIG_REGISTRY": registry},
         "config": {"small_model": "fake/fake-model", "provider": {"fake": fake}},
     }
 

@@ -1,0 +1,212 @@
+"""Time to the first fracta tool call: `fracta spawn --runtime R` against running the same CLI by hand.
+
+Both sides talk to the same scripted model (tests/scripted_model) and the same gateway, and make
+the same first call, `fracta_set_intent`; the clock stops when the gateway has recorded it (the
+agent's `agent.intent` event in .fracta/events.jsonl). By hand: the CLI run directly with an
+MCP config holding a joined agent's token, as tests/ai_clis.py builds it. With fracta: the
+`fracta spawn` command (its worktree, the mission queue, the runner, the adapter's config files)
+with the control plane already up. Rounds alternate the two sides.
+
+Needs the AI CLIs from scripts/setup-ai-clis. Target: ratio <= 1.2.
+Run: .venv/bin/python bench/runtime_first_call.py [--rounds 5] [--runtimes claude,codex,opencode]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from ai_clis import (  # noqa: E402 - the test helpers live beside the tests
+    CLAUDE_OFFLINE,
+    CODEX_KEY_VAR,
+    OPENCODE_OFFLINE,
+    McpServer,
+    claude_by_hand,
+    closed_port,
+    codex_by_hand,
+    isolated_env,
+    opencode_by_hand,
+    require_cli,
+)
+from scripted_model import ScriptedModel, call, say  # noqa: E402
+
+BIN = Path(sys.executable).parent
+TARGET = 1.2
+TASK = "Set your intent, then stop."
+
+
+def sh(cwd: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    return subprocess.run(args, cwd=cwd, check=True, capture_output=True, text=True, env=env).stdout
+
+
+def options(runtime: str, model: ScriptedModel) -> dict[str, Any]:
+    base = f"{model.url}/a/{{{{agent}}}}"
+    if runtime == "claude":
+        return {
+            "binary": str(require_cli("claude")),
+            "env": {"ANTHROPIC_API_KEY": "sk-ant-test", **CLAUDE_OFFLINE},
+            "settings": {"env": {"ANTHROPIC_BASE_URL": base}},
+        }
+    if runtime == "codex":
+        provider = {"name": "fake", "base_url": base + "/v1", "env_key": CODEX_KEY_VAR, "wire_api": "responses"}
+        return {
+            "binary": str(require_cli("codex")),
+            "model": "fake-model",
+            "env": {CODEX_KEY_VAR: "sk-codex-test"},
+            "config": {"model_provider": "fake", "model_providers": {"fake": provider}},
+        }
+    registry = f"http://127.0.0.1:{closed_port()}/"  # as opencode_env() by hand: no npm fetches
+    fake = {
+        "npm": "@ai-sdk/openai-compatible",
+        "options": {"baseURL": base + "/v1", "apiKey": "sk-opencode-test"},
+        "models": {"fake-model": {"tool_call": True, "limit": {"context": 100000, "output": 4096}}},
+    }
+    return {
+        "binary": str(require_cli("opencode")),
+        "model": "fake/fake-model",
+        "env": {**OPENCODE_OFFLINE, "npm_config_registry": registry, "NPM_CONFIG_REGISTRY": registry},
+        "config": {"small_model": "fake/fake-model", "provider": {"fake": fake}},
+    }
+
+
+class Events:
+    """Follows .fracta/events.jsonl for `agent.intent` events."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = path.stat().st_size if path.exists() else 0
+        self.seen: set[str] = set()
+
+    def wait_intent(self, agent: str, timeout: float = 120.0) -> float:
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            with open(self.path, "rb") as fh:
+                fh.seek(self.offset)
+                data = fh.read()
+            complete = data[: data.rfind(b"\n") + 1]
+            self.offset += len(complete)
+            for line in complete.splitlines():
+                event = json.loads(line)
+                if event.get("event") == "agent.intent":
+                    self.seen.add(str(event.get("agent")))
+            if agent in self.seen:
+                return time.perf_counter()
+            time.sleep(0.002)
+        raise SystemExit(f"gave up waiting for {agent}'s first tool call")
+
+
+def by_hand(runtime: str, name: str, root: Path, model: ScriptedModel, events: Events, env: dict[str, str]) -> float:
+    joined = json.loads(sh(root, str(BIN / "fracta"), "join", name, "--json", env=env))
+    token = joined["env"]["FRACTA_TOKEN"]
+    gateway = McpServer("fracta", url=joined["env"]["FRACTA_GATEWAY_URL"], headers={"Authorization": f"Bearer {token}"})
+    agent = model.agent(name)
+    run_dir = root.parent / "by-hand" / name
+    if runtime == "claude":
+        tools = [f"mcp__fracta__{t}" for t in ("fracta_set_intent", "fracta_inbox", "fracta_send")]
+        inv = claude_by_hand(agent, TASK, root, run_dir, [gateway], allowed_tools=tools)
+    elif runtime == "codex":
+        inv = codex_by_hand(agent, TASK, root, run_dir, [gateway])
+    else:
+        inv = opencode_by_hand(agent, TASK, root, run_dir, [gateway])
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        inv.argv,
+        env=inv.env,
+        cwd=inv.cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    elapsed = events.wait_intent(name) - t0
+    proc.wait(timeout=120)
+    return elapsed
+
+
+def with_fracta(runtime: str, name: str, root: Path, events: Events, env: dict[str, str]) -> float:
+    t0 = time.perf_counter()
+    sh(root, str(BIN / "fracta"), "spawn", name, "--runtime", runtime, "--prompt", TASK, env=env)
+    elapsed = events.wait_intent(name) - t0
+    record = root / ".fracta" / "agents" / name / "agent.json"
+    while json.loads(record.read_text())["status"] not in {"idle", "done", "failed"}:
+        time.sleep(0.02)
+    return elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--runtimes", default="claude,codex,opencode")
+    args = parser.parse_args()
+    chosen = args.runtimes.split(",")
+    work = Path(tempfile.mkdtemp(prefix="fracta-bench-first-call-"))
+    root = work / "repo"
+    root.mkdir()
+    env = {**isolated_env(work / "env"), "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    env = {k: v for k, v in env.items() if not k.startswith("FRACTA_")}
+    missed = False
+    with ScriptedModel() as model:
+        try:
+            sh(root, "git", "init", "-q", "-b", "main", env=env)
+            sh(
+                root,
+                "git",
+                "-c",
+                "user.email=b@fracta.invalid",
+                "-c",
+                "user.name=b",
+                "commit",
+                "-q",
+                "--allow-empty",
+                "-m",
+                "init",
+                env=env,
+            )
+            sh(root, str(BIN / "fracta"), "init", env=env)
+            config = root / "fracta.yaml"
+            table = json.dumps({r: options(r, model) for r in chosen})
+            text = config.read_text().replace("port: 9090", "port: 0").replace("port: 8080", "port: 0")
+            text = text.replace("max_agents: 4", "max_agents: 1000")  # joined by-hand agents count as running
+            config.write_text(text.replace("agent_runtimes: {}", f"agent_runtimes: {table}"))
+            sh(root, str(BIN / "fracta"), "up", env=env)
+            events = Events(root / ".fracta" / "events.jsonl")
+            print(
+                f"{'runtime':10} {'by hand (s)':>12} {'fracta (s)':>11} {'ratio':>6}  (medians, {args.rounds} rounds)"
+            )
+            for runtime in chosen:
+                hand: list[float] = []
+                ours: list[float] = []
+                for i in range(args.rounds + 1):  # round 0 warms the CLI's caches and is dropped
+                    for side in ("hand", "fracta") if i % 2 else ("fracta", "hand"):
+                        name = f"{runtime}-{side}-{i}"
+                        model.agent(name, [call("fracta_set_intent", name=name, intent="bench"), say("done")])
+                        if side == "hand":
+                            took = by_hand(runtime, name, root, model, events, env)
+                        else:
+                            took = with_fracta(runtime, name, root, events, env)
+                        if i:
+                            (hand if side == "hand" else ours).append(took)
+                h, f = statistics.median(hand), statistics.median(ours)
+                ratio = f / h
+                missed |= ratio > TARGET
+                print(f"{runtime:10} {h:12.3f} {f:11.3f} {ratio:6.2f}{'' if ratio <= TARGET else '  MISSED'}")
+        finally:
+            subprocess.run([str(BIN / "fracta"), "down"], cwd=root, env=env, capture_output=True)
+            shutil.rmtree(work, ignore_errors=True)
+    print(f"target: ratio <= {TARGET}")
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
