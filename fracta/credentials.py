@@ -367,7 +367,7 @@ def _run_command(repo: Repo, profile: Profile, who: str) -> str:
         ) from None
     out = proc.stdout.decode("utf-8", errors="replace").strip()
     if proc.returncode != 0:
-        why = _stderr_line(proc.stderr, [out] if out else [])
+        why = _stderr_line(proc.stderr, out.splitlines())  # what it printed on stdout may be the secret
         raise CredentialError(f"{who}: its {shown} exited with {proc.returncode}{why}", fix)
     if not out:
         raise CredentialError(f"{who}: its {shown} printed nothing", f"it must print the secret; {fix}")
