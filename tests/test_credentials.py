@@ -411,8 +411,14 @@ def test_the_real_cli_sends_the_resolved_credential_to_the_model(
         why = f"{agents.load(r, name)}\n{output.read_text()[-2000:] if output.exists() else ''}"
         assert agents.load(r, name).status == agents.Status.IDLE, why
         assert model.credentials() == {secret}, why
-    if runtime == "claude":  # the key came through apiKeyHelper: no file of the agent holds it
+    if runtime == "claude":  # the key came through apiKeyHelper: not even launch.json holds it
         settings = json.loads((r.agent_dir(name) / "claude-settings.json").read_text())
         assert settings["apiKeyHelper"] and secret not in settings["apiKeyHelper"]
-        held = [p for p in r.agent_dir(name).rglob("*") if p.is_file() and secret in p.read_text(errors="replace")]
-        assert held == []
+        assert secret not in (r.agent_dir(name) / "launch.json").read_text()
+    # Nothing under .fracta/ holds the secret but the 0600 launch.json (the CLIs' own files included).
+    held = [
+        str(p.relative_to(r.state))
+        for p in r.state.rglob("*")
+        if p.is_file() and p.name != "launch.json" and secret in p.read_text(errors="replace")
+    ]
+    assert held == []
