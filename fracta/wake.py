@@ -12,7 +12,7 @@ import dataclasses
 import os
 from collections.abc import Callable, Iterable
 
-from . import agents, atomic, events, missions, names, runtimes
+from . import agents, atomic, events, missions, names
 from .errors import AgentNotFound, ConfigError
 from .mailbox import Message
 from .repo import Repo
@@ -68,7 +68,11 @@ def resume(repo: Repo, name: str) -> bool:
             agent = agents.load(repo, name)
         except AgentNotFound:
             return False
-        if agent.status != agents.Status.IDLE or not agent.session_id or not runtimes.get(agent.runtime).resumable:
+        if agent.status != agents.Status.IDLE or not agent.session_id:
+            return False
+        from . import runtimes  # only now: `fracta say` to a running agent stays light
+
+        if not runtimes.get(agent.runtime).resumable:
             return False
         # The mission first: if we die before the status change, the spawner drops the mission
         # of an agent that is not queued, and the message still waits in the inbox.
