@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import socket
 import sys
@@ -195,7 +196,9 @@ class Upstream:
                 "restart it with a fracta version that has the gateway: fracta down && fracta up",
             )
         self.endpoint = _endpoint(info.gateway_url)
-        self.token = identity.chessmaster_token(self.repo)
+        # Inside an agent's process (its worktree may hold the wired .mcp.json / opencode.json),
+        # act as that agent: an agent must never get the chessmaster's identity this way.
+        self.token = os.environ.get("FRACTA_TOKEN") or identity.chessmaster_token(self.repo)
 
     def reconnect(self, seen: int) -> None:
         """Re-resolve and open a new session, unless another thread already did since `seen`."""

@@ -322,3 +322,27 @@ def test_serve_follows_a_stateful_gateway_session_across_a_restart_and_relays_it
             run(scenario)
     finally:
         stop(gateway)
+
+
+def test_serve_inside_an_agent_acts_as_that_agent_never_as_the_chessmaster(
+    initialized: repo_mod.Repo, cli: CliRunner, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """An agent's worktree may hold the wired .mcp.json / opencode.json: its `fracta serve` must
+    carry the agent's own token (FRACTA_TOKEN), so the agent gains no chessmaster powers."""
+    r = initialized
+    use_free_port(r)
+    assert cli("join", "bob").returncode == 0
+    monkeypatch.setenv("FRACTA_TOKEN", (r.agent_dir("bob") / "token").read_text().strip())
+    with cleanup(r):
+
+        async def scenario() -> None:
+            async with serving(tmp_path / "serve.err", cwd=r.root) as session:
+                names = {tool.name for tool in (await session.list_tools()).tools}
+                assert not names & CHESSMASTER_ONLY
+                refused = await session.call_tool("fracta_send", {"from": "chessmaster", "to": "bob", "message": "x"})
+                assert refused.is_error
+                await call(session, "fracta_send", **{"from": "bob", "to": "chessmaster", "message": "done"})
+
+        run(scenario)
+    inbox = json.loads(cli("inbox", "chessmaster", "--json").stdout)
+    assert [(m["from"], m["body"]) for m in inbox["messages"]] == [("bob", "done")]
