@@ -70,9 +70,13 @@ class Recorder:
             agents.update(self.repo, self.name, **changes)
 
 
-def _pump(stream: IO[bytes], name: str, out: Path, recorder: Recorder | None = None) -> None:
+def _pump(
+    stream: IO[bytes], name: str, out: Path, recorder: Recorder | None = None, secrets: list[str] | None = None
+) -> None:
+    from .credentials import redact
+
     for raw in stream:
-        line = raw.decode("utf-8", errors="replace").rstrip("\n")
+        line = redact(raw.decode("utf-8", errors="replace").rstrip("\n"), secrets or [])
         record = {"ts": clock.now(), "stream": name, "line": line}
         atomic.append_line(out, json.dumps(record, ensure_ascii=False))
         if recorder is not None:
@@ -142,9 +146,10 @@ def run(repo: repo_mod.Repo, name: str) -> int:
     events.record(repo, "agent.started", agent=name, pid=os.getpid())
     progress.refresh(repo)
     assert proc.stdout is not None and proc.stderr is not None
+    secrets = [str(s) for s in launch.get("redact", [])]
     pumps = [
-        threading.Thread(target=_pump, args=(proc.stdout, "stdout", out, Recorder(repo, agent)), daemon=True),
-        threading.Thread(target=_pump, args=(proc.stderr, "stderr", out), daemon=True),
+        threading.Thread(target=_pump, args=(proc.stdout, "stdout", out, Recorder(repo, agent), secrets), daemon=True),
+        threading.Thread(target=_pump, args=(proc.stderr, "stderr", out, None, secrets), daemon=True),
     ]
     for pump in pumps:
         pump.start()

@@ -94,7 +94,15 @@ def start(repo: Repo, agent: agents.Agent, mission: missions.Mission, urls: Urls
             atomic.write_text(path, content, mode=0o600)
         atomic.write_json(
             repo.agent_dir(agent.name) / runner.LAUNCH_FILE,
-            {"schema": 1, "argv": launch.argv, "env": env, "cwd": str(launch.cwd)},
+            {
+                "schema": 1,
+                "argv": launch.argv,
+                "env": env,
+                "cwd": str(launch.cwd),
+                # The runner masks these in the recorded output: peers can peek at it, and an agent
+                # that prints its environment must not hand them its token or its credentials.
+                "redact": [ctx.token, *ctx.credentials.secrets],
+            },
             mode=0o600,  # it holds the agent's token and credentials: the only file with env values
         )
         agents.update(repo, agent.name, status=agents.Status.STARTING)

@@ -246,3 +246,14 @@ def test_rest_api_needs_the_token_and_serves_openapi(fr: repo_mod.Repo, cli: Cli
         assert "/v1/agents" in doc["paths"]
         conn.close()
         mailbox.send(fr, "chessmaster", "chessmaster", "note to self")
+
+
+def test_an_agent_printing_its_token_does_not_leak_it_through_peek(fr: repo_mod.Repo, cli: CliRunner) -> None:
+    with cleanup(fr):
+        spawn(cli, "chatty", "sh", "-c", 'echo "my token is $FRACTA_TOKEN"')
+        wait_status(fr, "chatty", "done")
+        token = (fr.agent_dir("chatty") / "token").read_text().strip()
+        shown = cli("peek", "chatty", "--json").stdout
+        assert "my token is [redacted]" in shown
+        assert token not in shown
+        assert token not in (fr.agent_dir("chatty") / "output.jsonl").read_text()
