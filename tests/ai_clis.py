@@ -37,6 +37,9 @@ CLAUDE_OFFLINE = {
     "DISABLE_AUTOUPDATER": "1",
     "DISABLE_ERROR_REPORTING": "1",
 }
+# Claude Code 2.1 connects MCP servers in the background and sends its first model request without
+# their tools (offering `WaitForMcpServers` instead); these make it wait, for up to a minute.
+CLAUDE_WAIT_FOR_MCP = {"MCP_CONNECTION_NONBLOCKING": "0", "MCP_CONNECT_TIMEOUT_MS": "60000"}
 OPENCODE_OFFLINE = {
     "OPENCODE_DISABLE_AUTOUPDATE": "1",
     "OPENCODE_DISABLE_MODELS_FETCH": "1",
@@ -181,8 +184,9 @@ def isolated_env(run_dir: Path) -> dict[str, str]:
 
 
 def claude_env(agent: Agent, api_key: str | None = "sk-ant-test", auth_token: str | None = None) -> dict[str, str]:
-    """Variables pointing Claude Code at `agent` and keeping it offline (add to an isolated env)."""
-    env = {"ANTHROPIC_BASE_URL": agent.base_url, **CLAUDE_OFFLINE}
+    """Variables pointing Claude Code at `agent`, keeping it offline and making it wait for its MCP
+    servers (add to an isolated env)."""
+    env = {"ANTHROPIC_BASE_URL": agent.base_url, **CLAUDE_OFFLINE, **CLAUDE_WAIT_FOR_MCP}
     if api_key:
         env["ANTHROPIC_API_KEY"] = api_key  # reaches the model as `x-api-key`
     if auth_token:

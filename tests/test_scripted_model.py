@@ -13,7 +13,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from ai_clis import Finished, claude_by_hand, codex_by_hand, opencode_by_hand, time_mcp
+import ai_clis
+import pytest
+from ai_clis import Finished, McpServer, claude_by_hand, codex_by_hand, opencode_by_hand, time_mcp
 from scripted_model import Agent, ScriptedModel, Step, call, fail, say
 from scripted_model.script import Conversation, Tool, ToolResult, next_reply
 
@@ -159,6 +161,23 @@ def test_a_fail_step_answers_an_http_error_and_an_unknown_path_a_404(scripted_mo
     assert any("/v1/embeddings" in e for e in scripted_model.errors)
 
 
+def test_while_claude_still_connects_its_mcp_servers_the_script_waits_for_them_without_losing_a_step(
+    scripted_model: ScriptedModel,
+) -> None:
+    agent = scripted_model.agent("a", [call("fracta_send", to="b"), say("sent")])
+    status, text = post(agent.base_url + "/v1/messages", anthropic_body(tools=("Bash", "WaitForMcpServers")))
+    waiting = sse(text)[1][1]["content_block"]
+    assert (status, waiting["name"]) == (200, "WaitForMcpServers")
+    asked = {"role": "assistant", "content": [{"type": "tool_use", "id": waiting["id"], "name": waiting["name"]}]}
+    ready = {"role": "user", "content": [{"type": "tool_result", "tool_use_id": waiting["id"], "content": "ready"}]}
+    body = anthropic_body(
+        {"role": "user", "content": "go"}, asked, ready, tools=("WaitForMcpServers", "mcp__f__fracta_send")
+    )
+    assert sse(post(agent.base_url + "/v1/messages", body)[1])[1][1]["content_block"]["name"] == "mcp__f__fracta_send"
+    assert agent.tool_calls() == [("mcp__f__fracta_send", {"to": "b"})]
+    assert agent.tool_results() == [] and scripted_model.errors == []
+
+
 def conversation(results: int, answers: int) -> Conversation:
     done = [ToolResult(f"c{i}", "ok") for i in range(results)]
     return Conversation("m", True, [Tool("mcp__time__get_current_time")], done, answers, ["go"])
@@ -176,11 +195,28 @@ def test_the_step_is_chosen_from_tool_results_and_final_answers_so_a_resumed_ses
     assert "script finished" in (next_reply(steps, conversation(2, 2), "", "id").text or "")
 
 
+def test_a_missing_cli_skips_loudly_and_fails_under_ci_when_npm_could_have_installed_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ai_clis, "CLI_BIN", tmp_path / "nowhere")
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="AI CLIs not installed: run scripts/setup-ai-clis"):
+        ai_clis.require_cli("claude")
+    monkeypatch.setenv("CI", "true")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(pytest.skip.Exception):
+        ai_clis.require_cli("codex")  # no npm: still a skip
+    (tmp_path / "npm").write_text("#!/bin/sh\n")
+    (tmp_path / "npm").chmod(0o755)
+    with pytest.raises(pytest.fail.Exception, match="CI has npm"):
+        ai_clis.require_cli("opencode")
+
+
 # --- the real CLIs, by hand ----------------------------------------------------------------------
 
 
 def time_result_reached_the_model(agent: Agent, zone: str) -> None:
-    results = [r for r in agent.tool_results() if zone in r.text and "datetime" in r.text]
+    results = [r for r in agent.results_of("get_current_time") if zone in r.text and "datetime" in r.text]
     assert results and not results[0].is_error, agent.tool_results()
 
 
@@ -232,6 +268,18 @@ def test_claude_without_allowed_tools_is_denied_and_the_denial_reaches_the_model
     assert result["permission_denials"], show(run)
     assert [r.is_error for r in agent.tool_results()] == [True]
     assert "datetime" not in agent.tool_results()[0].text
+
+
+def test_claude_connecting_its_mcp_servers_in_the_background_still_runs_the_whole_script(
+    claude_bin: Path, scripted_model: ScriptedModel, tmp_path: Path
+) -> None:
+    agent = scripted_model.agent("claude", [PARIS, say("done")])
+    late = McpServer("time", ["sh", "-c", 'sleep 2; exec "$0" "$@"', *time_mcp().command])
+    nonblocking = {"MCP_CONNECTION_NONBLOCKING": "1"}  # Claude Code's default; claude_env() turns it off
+    run = claude_by_hand(agent, "time?", tmp_path, tmp_path / "run", [late], env=nonblocking).run()
+    assert claude_result(run)[1] == "done", show(run)
+    time_result_reached_the_model(agent, "Europe/Paris")
+    assert scripted_model.errors == []
 
 
 def codex_result(run: Finished) -> tuple[str | None, list[str]]:

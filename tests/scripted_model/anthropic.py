@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .script import Conversation, Reply, Tool, ToolResult, Usage, flatten
+from .script import WAIT_FOR_MCP, Conversation, Reply, Tool, ToolResult, Usage, flatten
 from .sse import Body, json_body, sse_event
 
 
@@ -14,17 +14,18 @@ def parse(body: dict[str, Any]) -> Conversation:
     results: list[ToolResult] = []
     answers = 0
     user_texts: list[str] = []
+    waits: set[str] = set()  # ids of calls to WaitForMcpServers
     for message in body.get("messages") or []:
         content = message.get("content")
         blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content or []
-        kinds = {b.get("type") for b in blocks if isinstance(b, dict)}
+        blocks = [b for b in blocks if isinstance(b, dict)]
+        kinds = {b.get("type") for b in blocks}
         if message.get("role") == "assistant":
             answers += "text" in kinds and "tool_use" not in kinds
+            waits |= {str(b.get("id")) for b in blocks if b.get("type") == "tool_use" and b.get("name") == WAIT_FOR_MCP}
             continue
         for block in blocks:
-            if not isinstance(block, dict):
-                continue
-            if block.get("type") == "tool_result":
+            if block.get("type") == "tool_result" and str(block.get("tool_use_id")) not in waits:
                 text = flatten(block.get("content"))
                 results.append(ToolResult(str(block.get("tool_use_id")), text, bool(block.get("is_error"))))
             elif block.get("type") == "text":

@@ -114,6 +114,12 @@ class NoSuchTool(LookupError):
     pass
 
 
+# Claude Code 2.1 may send its first request before its MCP servers are connected, offering this
+# tool instead of theirs. Like a real model, the script then calls it; its results do not count
+# as a step (parsers leave them out of `tool_results`) and `Agent.tool_calls()` leaves it out.
+WAIT_FOR_MCP = "WaitForMcpServers"
+
+
 def match_tool(wanted: str, offered: list[Tool]) -> Tool:
     """The offered tool named `wanted` or whose full name ends with `_wanted` (one match, or an error).
 
@@ -144,7 +150,12 @@ def next_reply(steps: list[Step], conv: Conversation, side_text: str, call_id: s
         return Reply(text=step.text)
     if isinstance(step, Fail):
         return Reply(error=step)
-    tool = match_tool(step.tool, conv.tools)
+    try:
+        tool = match_tool(step.tool, conv.tools)
+    except NoSuchTool:
+        if not any(t.name == WAIT_FOR_MCP for t in conv.tools):
+            raise
+        return Reply(tool=Tool(WAIT_FOR_MCP), call_id=call_id)
     return Reply(tool=tool, call_id=call_id, arguments=json.dumps(step.args))
 
 

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from . import anthropic, chat, responses
-from .script import Conversation, NoSuchTool, Reply, Step, ToolResult, Usage, next_reply
+from .script import WAIT_FOR_MCP, Conversation, NoSuchTool, Reply, Step, ToolResult, Usage, next_reply
 from .sse import Body, json_body
 
 T = TypeVar("T")
@@ -83,7 +83,9 @@ class Agent:
     def tool_calls(self) -> list[tuple[str, dict[str, Any]]]:
         """The tool calls the script made: (tool's full name as offered, arguments)."""
         return [
-            (r.reply.tool.full_name, json.loads(r.reply.arguments)) for r in self.requests if r.reply and r.reply.tool
+            (r.reply.tool.full_name, json.loads(r.reply.arguments))
+            for r in self.requests
+            if r.reply and r.reply.tool and r.reply.tool.name != WAIT_FOR_MCP
         ]
 
     def tool_results(self) -> list[ToolResult]:
@@ -93,6 +95,17 @@ class Agent:
             for result in r.conversation.tool_results if r.conversation else []:
                 seen.setdefault(result.call_id, result)
         return list(seen.values())
+
+    def results_of(self, tool: str) -> list[ToolResult]:
+        """The results of the script's calls to `tool` (a name suffix, as in a `call` step)."""
+        ids = {
+            r.reply.call_id
+            for r in self.requests
+            if r.reply
+            and r.reply.tool
+            and (r.reply.tool.full_name == tool or r.reply.tool.full_name.endswith("_" + tool))
+        }
+        return [result for result in self.tool_results() if result.call_id in ids]
 
     def credentials(self) -> set[str]:
         """Every API key or bearer token that reached this agent's endpoints."""
