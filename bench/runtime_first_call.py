@@ -113,13 +113,14 @@ def by_hand(runtime: str, name: str, root: Path, model: ScriptedModel, events: E
     gateway = McpServer("fracta", url=joined["env"]["FRACTA_GATEWAY_URL"], headers={"Authorization": f"Bearer {token}"})
     agent = model.agent(name)
     run_dir = root.parent / "by-hand" / name
+    home = {"HOME": env["HOME"]}  # the same HOME as the spawned agents: the CLI's own state is as warm
     if runtime == "claude":
         tools = [f"mcp__fracta__{t}" for t in ("fracta_set_intent", "fracta_inbox", "fracta_send")]
-        inv = claude_by_hand(agent, TASK, root, run_dir, [gateway], allowed_tools=tools)
+        inv = claude_by_hand(agent, TASK, root, run_dir, [gateway], allowed_tools=tools, env=home)
     elif runtime == "codex":
-        inv = codex_by_hand(agent, TASK, root, run_dir, [gateway])
+        inv = codex_by_hand(agent, TASK, root, run_dir, [gateway], env=home)
     else:
-        inv = opencode_by_hand(agent, TASK, root, run_dir, [gateway])
+        inv = opencode_by_hand(agent, TASK, root, run_dir, [gateway], env=home)
     t0 = time.perf_counter()
     proc = subprocess.Popen(
         inv.argv,
