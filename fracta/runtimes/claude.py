@@ -68,7 +68,9 @@ class ClaudeRuntime:
             options.write_private(path, json.dumps(settings, indent=2) + "\n")
             argv += ["--settings", str(path)]
         argv += opts.args
-        env = {"DISABLE_AUTOUPDATER": "1"}
+        # Wait for fracta's gateway before the first model request: Claude 2.1 otherwise connects
+        # MCP servers in the background and its first turn may lack fracta's tools.
+        env = {"DISABLE_AUTOUPDATER": "1", "MCP_CONNECTION_NONBLOCKING": "0"}
         return Launch(argv=argv, env=env, cwd=ctx.workspace)
 
     def _settings(self, ctx: LaunchContext, opts: options.Options) -> dict[str, Any]:
