@@ -101,7 +101,8 @@ def start(repo: Repo, agent: agents.Agent, mission: missions.Mission, urls: Urls
                 "cwd": str(launch.cwd),
                 # The runner masks these in the recorded output: peers can peek at it, and an agent
                 # that prints its environment must not hand them its token or its credentials.
-                "redact": [ctx.token, *ctx.credentials.secrets],
+                # Only values already stored here: an apiKeyHelper secret stays in no file at all.
+                "redact": [ctx.token, *(v for v in ctx.credentials.secrets if v in env.values())],
             },
             mode=0o600,  # it holds the agent's token and credentials: the only file with env values
         )
