@@ -2,7 +2,8 @@
 
 It runs in its own process session, starts the runtime, streams its output to
 agents/<name>/output.jsonl, and records the exit status in exit.json and the agent record.
-Run as `python -m fracta.runner STATE_DIR NAME`.
+Run as `python -m fracta.runner STATE_DIR NAME`, or `STATE_DIR --spare` to wait warm for a name
+on stdin (see Launcher).
 """
 
 from __future__ import annotations
@@ -161,9 +162,86 @@ def run(repo: repo_mod.Repo, name: str) -> int:
     return 0
 
 
+class Launcher:
+    """Starts runners for the spawner, keeping one warm spare: a runner process already started,
+    with its imports done, waiting on stdin for the name of the agent it is to run.
+
+    A spawn then skips the interpreter's start-up. If the control plane dies, the spare reads
+    end-of-file and exits; a spare that is gone is simply replaced by a cold start.
+    """
+
+    def __init__(self, repo: repo_mod.Repo) -> None:
+        self.repo = repo
+        self._spare: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
+
+    def launch(self, repo: repo_mod.Repo, name: str) -> tuple[int, int | None]:
+        with self._lock:
+            spare, self._spare = self._spare, None
+        started: tuple[int, int | None] | None = None
+        if spare is not None and spare.poll() is None and spare.stdin is not None:
+            try:
+                spare.stdin.write(f"{name}\n".encode())
+                spare.stdin.close()
+                started = spare.pid, processes.start_time(spare.pid)
+                threading.Thread(target=spare.wait, daemon=True, name=f"reap-{name}").start()
+            except OSError:
+                started = None  # it died between poll and write: start cold
+        if started is None:
+            started = spawn_detached(repo, name)
+        self.refill()
+        return started
+
+    def refill(self) -> None:
+        with self._lock:
+            if self._spare is None or self._spare.poll() is not None:
+                self._spare = subprocess.Popen(
+                    [sys.executable, "-m", "fracta.runner", str(self.repo.state), "--spare"],
+                    cwd=self.repo.root,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    start_new_session=True,
+                    close_fds=True,
+                )
+
+    def stop(self) -> None:
+        with self._lock:
+            spare, self._spare = self._spare, None
+        if spare is not None and spare.stdin is not None:
+            spare.stdin.close()  # end-of-file: the spare exits
+            try:
+                spare.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                spare.kill()
+
+
+def _await_agent(repo: repo_mod.Repo) -> str | None:
+    """As a spare: do the imports a run needs, then wait for an agent's name (None at end-of-file)."""
+    from . import credentials, runtimes  # noqa: F401 - imported now so that a run starts warm
+
+    name = sys.stdin.readline().strip()
+    if not name:
+        return None
+    # From now on this is the agent's runner: its output goes where a cold start's would.
+    log = os.open(repo.agent_dir(name) / "runner.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.dup2(null, 0)
+    os.close(log)
+    os.close(null)
+    return name
+
+
 def main(argv: list[str]) -> int:
     state, name = Path(argv[0]), argv[1]
     repo = repo_mod.find(env={"FRACTA_HOME": str(state)})
+    if name == "--spare":
+        waited = _await_agent(repo)
+        if waited is None:
+            return 0
+        name = waited
     try:
         return run(repo, name)
     except FractaError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from .repo import Repo
 from .runtimes.base import LaunchContext
 
 log = logging.getLogger("fracta.spawner")
+# Starts the runner for an agent; returns its (pid, start time). The control plane keeps a warm one.
+LaunchRunner = Callable[[Repo, str], tuple[int, int | None]]
 ACTIVE = frozenset({agents.Status.STARTING, agents.Status.RUNNING})
 
 
@@ -44,7 +47,7 @@ def context(repo: Repo, agent: agents.Agent, prompt: str | None, args: list[str]
     )
 
 
-def schedule(repo: Repo, urls: Urls) -> list[str]:
+def schedule(repo: Repo, urls: Urls, launch: LaunchRunner = runner.spawn_detached) -> list[str]:
     """Start as many queued missions as there are free slots; returns the names started."""
     limit = repo.config.integer("agents.max_agents", minimum=1)
     started: list[str] = []
@@ -64,7 +67,7 @@ def schedule(repo: Repo, urls: Urls) -> list[str]:
                 missions.remove(repo, mission)
                 continue
             try:
-                start(repo, agent, mission, urls)
+                start(repo, agent, mission, urls, launch)
             except Exception as exc:  # a bug must fail this agent, not wedge the queue behind it
                 log.exception("starting an agent crashed", extra={"agent": agent.name})
                 agents.update(
@@ -80,7 +83,13 @@ def schedule(repo: Repo, urls: Urls) -> list[str]:
     return started
 
 
-def start(repo: Repo, agent: agents.Agent, mission: missions.Mission, urls: Urls) -> None:
+def start(
+    repo: Repo,
+    agent: agents.Agent,
+    mission: missions.Mission,
+    urls: Urls,
+    launch_runner: LaunchRunner = runner.spawn_detached,
+) -> None:
     """Build the launch and hand it to a detached runner; a failure marks the agent failed."""
     try:
         runtime = runtimes.get(agent.runtime)
@@ -107,7 +116,7 @@ def start(repo: Repo, agent: agents.Agent, mission: missions.Mission, urls: Urls
             mode=0o600,  # it holds the agent's token and credentials: the only file with env values
         )
         agents.update(repo, agent.name, status=agents.Status.STARTING)
-        pid, pid_start = runner.spawn_detached(repo, agent.name)
+        pid, pid_start = launch_runner(repo, agent.name)
     except FractaError as exc:
         agents.update(repo, agent.name, status=agents.Status.FAILED, error=exc.message, finished_at=clock.now())
         events.record(repo, "agent.failed", agent=agent.name, error=exc.message)

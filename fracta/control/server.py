@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from .. import atomic, clock, processes, progress, reaper, spawner
+from .. import atomic, clock, processes, progress, reaper, runner, spawner
 from .. import repo as repo_mod
 from ..errors import FractaError, LockTimeout
 from . import daemon
@@ -36,6 +36,7 @@ class Supervisor:
         self.wake = threading.Event()
         self.stopping = threading.Event()
         self.observer: Any = None
+        self.launcher = runner.Launcher(repo)  # keeps a warm runner for the next spawn
 
     def kick(self) -> None:
         self.wake.set()
@@ -60,6 +61,7 @@ class Supervisor:
         self.observer.schedule(Handler(), str(self.repo.missions_dir), recursive=False)
         self.observer.daemon = True
         self.observer.start()
+        self.launcher.refill()
         threading.Thread(target=self.loop, name="supervisor", daemon=True).start()
 
     def stop(self) -> None:
@@ -67,6 +69,7 @@ class Supervisor:
         self.wake.set()
         if self.observer is not None:
             self.observer.stop()
+        self.launcher.stop()
 
     def loop(self) -> None:
         interval = float(self.repo.config.integer("reaper.sweep_interval", minimum=1))
@@ -74,10 +77,14 @@ class Supervisor:
         while not self.stopping.is_set():
             full = time.monotonic() >= next_full
             try:
+                # Start queued agents first (a spawn waits on this), then reconcile; start again
+                # if the reaper freed slots.
+                started = spawner.schedule(self.repo, self.urls, self.launcher.launch)
                 swept = reaper.sweep(self.repo, full=full)
                 if swept.lost or swept.removed:
                     log.info("reaper", extra={"lost": swept.lost, "removed": swept.removed})
-                started = spawner.schedule(self.repo, self.urls)
+                if swept.finished or swept.lost or swept.removed:
+                    started += spawner.schedule(self.repo, self.urls, self.launcher.launch)
                 for name in started:
                     log.info("agent started", extra={"agent": name})
             except FractaError as exc:
