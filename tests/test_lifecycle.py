@@ -257,3 +257,37 @@ def test_an_agent_printing_its_token_does_not_leak_it_through_peek(fr: repo_mod.
         assert "my token is [redacted]" in shown
         assert token not in shown
         assert token not in (fr.agent_dir("chatty") / "output.jsonl").read_text()
+
+
+def _spares(r: repo_mod.Repo) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"--spare" in cmdline and str(r.state).encode() in cmdline:
+                found.append(int(entry))
+    return found
+
+
+def test_the_next_agent_runs_in_the_warm_spare_and_a_dead_spare_means_a_cold_start(
+    fr: repo_mod.Repo, cli: CliRunner
+) -> None:
+    with cleanup(fr):
+        assert cli("up").returncode == 0
+        [spare] = wait_for("a warm spare runner", lambda: _spares(fr))  # type: ignore[misc]
+        spawn(cli, "warm", "sh", "-c", "echo warm")
+        wait_status(fr, "warm", "done")
+        assert output_lines(fr, "warm") == ["warm"]
+        started = [json.loads(line) for line in fr.events_path.read_text().splitlines()]
+        [runner_pid] = [e["pid"] for e in started if e["event"] == "agent.started" and e["agent"] == "warm"]
+        assert runner_pid == spare  # the agent ran in the spare that was waiting
+        [replacement] = wait_for("a new spare", lambda: _spares(fr))  # type: ignore[misc]
+        os.kill(replacement, signal.SIGKILL)
+        spawn(cli, "cold", "sh", "-c", "echo cold")
+        wait_status(fr, "cold", "done")
+        assert output_lines(fr, "cold") == ["cold"]
+        cli("down")
+        wait_for("spares to exit with the control plane", lambda: not _spares(fr))
