@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import agents, atomic, events, git, mailbox, names, progress, workspaces
+from . import agents, atomic, events, git, messaging, names, progress, workspaces
 from .errors import GitError, MergeConflict, Refused
 from .repo import Repo
 
@@ -164,6 +164,7 @@ def _notify(repo: Repo, name: str, into: str, short: str) -> list[str]:
     body = f"{into} updated to {short}; run git merge {into}"
     for other in everyone:
         if other.name != name and other.live:
-            mailbox.send(repo, names.CHESSMASTER, other.name, body, subject=f"merged {name}")
+            # An idle agent is woken to act on it (the seed's dependent-work flow).
+            messaging.send(repo, names.CHESSMASTER, other.name, body, subject=f"merged {name}")
             told.append(other.name)
     return told

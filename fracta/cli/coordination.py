@@ -94,17 +94,15 @@ def list_cmd(as_json: bool) -> int:
 @click.option("--json", "as_json", is_flag=True, help="Print the versioned JSON shape.")
 def say_cmd(to: str, message: str, sender: str, subject: str | None, reply_to: str | None, as_json: bool) -> None:
     """Send MESSAGE to agent TO (or * for every agent but the sender)."""
-    from .. import wake
+    from .. import messaging
 
-    r = _repo()
-    sent = mailbox.send(r, sender, to, message, subject=subject, reply_to=reply_to)
-    woken = wake.after_send(r, sent)
+    done = messaging.send(_repo(), sender, to, message, subject=subject, reply_to=reply_to)
     if as_json:
-        render.emit_json(results.sent(sent))
+        render.emit_json(results.sent(done.sent))
     else:
-        click.echo(f"sent to {', '.join(m.to for m in sent) or 'nobody (no other agents)'}")
-        if woken:
-            click.echo(f"woke {', '.join(woken)} (resuming its session to read the inbox)")
+        click.echo(f"sent to {', '.join(m.to for m in done.sent) or 'nobody (no other agents)'}")
+        if done.woken:
+            click.echo(f"woke {', '.join(done.woken)} (resuming its session to read the inbox)")
 
 
 @click.command("inbox")

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from .. import agents, events, lifecycle, mailbox, peek, project, results, wake
+from .. import agents, events, lifecycle, mailbox, messaging, peek, project, results
 from ..errors import EXIT_USAGE, FractaError, InvalidInput
 from ..identity import AuthMiddleware, Caller, caller_of
 from ..repo import Repo
@@ -110,18 +110,18 @@ class Api:
         caller = self.caller(request)
         sender = _text(data, "from") or caller.name
         caller.require_self(sender, "send messages")
-        sent = await _threaded(
-            mailbox.send,
+        done = await _threaded(
+            messaging.send,
             self.repo,
             sender,
             _text(data, "to", required=True) or "",
             _text(data, "body", required=True) or "",
             subject=_text(data, "subject"),
             reply_to=_text(data, "reply_to"),
+            kick=self.kick,
         )
-        await _threaded(wake.after_send, self.repo, sent, self.kick)
         self.kick()
-        return JSONResponse(results.sent(sent), 201)
+        return JSONResponse(results.sent(done.sent), 201)
 
     async def inbox(self, request: Request) -> Response:
         name = request.path_params["name"]

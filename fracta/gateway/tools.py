@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import agents, lifecycle, mailbox, names, peek, project, results, wake
+from .. import agents, lifecycle, mailbox, messaging, names, peek, project, results
 from ..errors import InvalidInput
 from ..identity import Caller
 from ..repo import Repo
@@ -109,9 +109,7 @@ def get(name: str) -> Tool | None:
 def _send(call: Call) -> dict[str, Any]:
     sender = call.text("from")
     call.caller.require_self(sender, "send messages")
-    sent = mailbox.send(call.repo, sender, call.text("to"), call.text("message"))
-    wake.after_send(call.repo, sent, call.kick)
-    return results.sent(sent)
+    return results.sent(messaging.send(call.repo, sender, call.text("to"), call.text("message"), kick=call.kick).sent)
 
 
 def _inbox(call: Call) -> dict[str, Any]:
@@ -161,9 +159,8 @@ def _kill(call: Call) -> dict[str, Any]:
 
 
 def _say(call: Call) -> dict[str, Any]:
-    sent = mailbox.send(call.repo, names.CHESSMASTER, call.text("to"), call.text("message"))
-    wake.after_send(call.repo, sent, call.kick)
-    return results.sent(sent)
+    done = messaging.send(call.repo, names.CHESSMASTER, call.text("to"), call.text("message"), kick=call.kick)
+    return results.sent(done.sent)
 
 
 def _tools(call: Call) -> dict[str, Any]:
