@@ -284,6 +284,8 @@ def test_the_next_agent_runs_in_the_warm_spare_and_a_dead_spare_means_a_cold_sta
         started = [json.loads(line) for line in fr.events_path.read_text().splitlines()]
         [runner_pid] = [e["pid"] for e in started if e["event"] == "agent.started" and e["agent"] == "warm"]
         assert runner_pid == spare  # the agent ran in the spare that was waiting
+        # The used spare is the agent's runner until it exits; then one fresh spare waits.
+        wait_for("the used spare to exit", lambda: spare not in _spares(fr))
         [replacement] = wait_for("a new spare", lambda: _spares(fr))  # type: ignore[misc]
         os.kill(replacement, signal.SIGKILL)
         spawn(cli, "cold", "sh", "-c", "echo cold")
