@@ -27,7 +27,7 @@ def _tmp_name(target: Path) -> Path:
     return target.with_name(f".{target.name}{TMP_MARK}{os.getpid()}.{secrets.token_hex(4)}")
 
 
-def fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path | str) -> None:
     """Make a rename into `folder` durable."""
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -155,9 +155,11 @@ def ensure_dirs(*folders: Path, mode: int = 0o755) -> None:
 # --- Maildir: write into tmp/, rename into new/; reading renames new/ -> cur/ -------------------
 
 
-def maildir_deliver(maildir: Path, name: str, data: bytes) -> Path:
+def maildir_deliver(maildir: Path, name: str, data: bytes) -> None:
     """Deliver one message durably; it is visible in new/ only once whole and fsync'd."""
-    tmp = maildir / "tmp" / name
+    # Plain strings: this runs once per message, and pathlib's joins were a tenth of its CPU.
+    box = os.fspath(maildir)
+    tmp, final = f"{box}/tmp/{name}", f"{box}/new/{name}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
         try:
@@ -167,24 +169,22 @@ def maildir_deliver(maildir: Path, name: str, data: bytes) -> Path:
             os.fsync(fd)
         finally:
             os.close(fd)
-        final = maildir / "new" / name
         os.rename(tmp, final)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    fsync_dir(final.parent)
-    return final
+    fsync_dir(f"{box}/new")
 
 
-def maildir_claim(maildir: Path, name: str) -> Path | None:
-    """Move new/<name> to cur/<name>; returns None when another reader claimed it first."""
-    target = maildir / "cur" / name
+def maildir_claim(maildir: Path, name: str) -> bool:
+    """Move new/<name> to cur/<name>; False when another reader claimed it first."""
+    box = os.fspath(maildir)
     try:
-        os.rename(maildir / "new" / name, target)
+        os.rename(f"{box}/new/{name}", f"{box}/cur/{name}")
     except FileNotFoundError:
-        return None
-    return target
+        return False
+    return True
 
 
 def remove_stale_temp_files(folder: Path, older_than: float) -> list[Path]:

@@ -181,7 +181,7 @@ def read(repo: Repo, name: str, *, include_read: bool = False) -> Inbox:
         except CorruptRecord as exc:
             problems.append(exc)
             continue
-        if atomic.maildir_claim(box, entry) is None:
+        if not atomic.maildir_claim(box, entry):
             continue  # another reader claimed it between our read and our rename
         out.append(msg)
         claimed += 1

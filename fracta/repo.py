@@ -38,44 +38,45 @@ class Repo:
         if self.state == Path():
             object.__setattr__(self, "state", self.root / STATE_DIR)
 
-    # Paths of the on-disk format (documented in .fracta.example/).
-    @property
+    # Paths of the on-disk format (documented in .fracta.example/), computed once: they are on
+    # every message's path.
+    @functools.cached_property
     def agents_dir(self) -> Path:
         return self.state / "agents"
 
-    @property
+    @functools.cached_property
     def chessmaster_dir(self) -> Path:
         return self.state / "chessmaster"
 
-    @property
+    @functools.cached_property
     def worktrees_dir(self) -> Path:
         return self.state / "worktrees"
 
-    @property
+    @functools.cached_property
     def missions_dir(self) -> Path:
         return self.state / "missions"
 
-    @property
+    @functools.cached_property
     def logs_dir(self) -> Path:
         return self.state / "logs"
 
-    @property
+    @functools.cached_property
     def events_path(self) -> Path:
         return self.state / "events.jsonl"
 
-    @property
+    @functools.cached_property
     def progress_path(self) -> Path:
         return self.state / "progress.md"
 
-    @property
+    @functools.cached_property
     def control_path(self) -> Path:
         return self.state / "control.json"
 
-    @property
+    @functools.cached_property
     def token_path(self) -> Path:
         return self.state / "token"
 
-    @property
+    @functools.cached_property
     def config_path(self) -> Path:
         return self.root / CONFIG_FILE
 
