@@ -18,12 +18,13 @@ def refresh(repo: Repo) -> None:
     regenerate(repo)
 
 
-def regenerate(repo: Repo) -> None:
+def regenerate(repo: Repo, requested: int | None = None) -> None:
     """Regenerate progress.md now. Concurrent callers coalesce: a regeneration that started after
     our change already covers it, so we skip ours (this keeps heavy message traffic cheap)."""
     if not repo.initialized:
         return
-    requested = time.time_ns()
+    if requested is None:
+        requested = time.time_ns()  # when the change we must cover happened (at the latest)
 
     def covered() -> bool:
         # progress.md's mtime is the time its regeneration started (set before it became visible).
@@ -55,10 +56,12 @@ class Coalescer:
         self._wake = threading.Event()
         self._lock = threading.Lock()
         self._pending: Repo | None = None
+        self._newest = 0  # time of the latest change not yet covered
         self._thread: threading.Thread | None = None
 
     def request(self, repo: Repo) -> None:
         with self._lock:
+            self._newest = time.time_ns()
             self._pending = repo
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name="progress", daemon=True)
@@ -67,9 +70,10 @@ class Coalescer:
 
     def flush(self) -> None:
         with self._lock:
-            repo, self._pending = self._pending, None
+            repo, self._pending, newest = self._pending, None, self._newest
         if repo is not None:
-            regenerate(repo)
+            # A regeneration by any process that started after our latest change covers them all.
+            regenerate(repo, requested=newest)
 
     def _loop(self) -> None:
         while True:
