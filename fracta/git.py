@@ -42,9 +42,9 @@ def run(
     return proc
 
 
-def out(cwd: Path, *args: str, **kwargs: object) -> str:
+def out(cwd: Path, *args: str, check: bool = True, env: Mapping[str, str] | None = None, hint: str = "") -> str:
     """stdout of `git ARGS`, stripped."""
-    return run(cwd, *args, **kwargs).stdout.strip()  # type: ignore[arg-type]
+    return run(cwd, *args, check=check, env=env, hint=hint).stdout.strip()
 
 
 def ok(cwd: Path, *args: str) -> bool:

@@ -7,9 +7,9 @@ slow periodic sweep; on start-up it reconciles whatever happened while no contro
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from . import agents, archive, atomic, clock, events, git, processes, progress, runner, workspaces
 from .errors import AgentNotFound, CorruptRecord, FractaError
@@ -70,11 +70,11 @@ def _reconcile(repo: Repo, agent: agents.Agent, result: SweepResult) -> None:
     result.lost.append(agent.name)
 
 
-def _apply_exit(repo: Repo, agent: agents.Agent, exit_path: os.PathLike[str], result: SweepResult) -> None:
+def _apply_exit(repo: Repo, agent: agents.Agent, exit_path: Path, result: SweepResult) -> None:
     from . import runtimes
 
     try:
-        data = atomic.read_json(exit_path)  # type: ignore[arg-type]
+        data = atomic.read_json(exit_path)
     except CorruptRecord:
         data = {"exit_code": None}
     code = data.get("exit_code")

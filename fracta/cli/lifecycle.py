@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from .. import lifecycle, peek, repo
 from ..errors import InvalidInput
+
+if TYPE_CHECKING:
+    from ..control.daemon import ControlInfo
 from . import render
 
 
@@ -16,7 +20,7 @@ def _repo() -> repo.Repo:
     return repo.find().require_initialized()
 
 
-def _control(r: repo.Repo):  # type: ignore[no-untyped-def]
+def _control(r: repo.Repo) -> ControlInfo:
     """The running control plane, started (and announced once) if needed."""
     from ..control import daemon
 
