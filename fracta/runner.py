@@ -8,6 +8,7 @@ on stdin (see Launcher).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -87,6 +88,24 @@ def _pump(
                 recorder = None
 
 
+def _record_exit(
+    repo: repo_mod.Repo, name: str, code: int, error: str | None, finished: str, killed: bool, started_ns: int
+) -> None:
+    from . import runtimes
+
+    agent = agents.load(repo, name)
+    status = "killed" if killed else runtimes.get(agent.runtime).finished_status(code)
+    if status == agents.Status.IDLE and not agent.session_id:
+        status = "done"  # idle means resumable: without a session id there is nothing to resume
+    agents.update(repo, name, status=agents.Status(status), exit_code=code, finished_at=finished, error=error, pid=None)
+    events.record(repo, "agent.exited", agent=name, exit_code=code, status=status)
+    progress.refresh(repo)
+    if status == agents.Status.IDLE:
+        from . import wake
+
+        wake.after_run(repo, name, started_ns)  # messages that came while it ran and it never read
+
+
 def _finish(repo: repo_mod.Repo, name: str, code: int, error: str | None, started_ns: int = 0) -> None:
     folder = repo.agent_dir(name)
     finished = clock.now()
@@ -96,24 +115,9 @@ def _finish(repo: repo_mod.Repo, name: str, code: int, error: str | None, starte
         atomic.write_json(folder / EXIT_FILE, exit_record)
     except FileNotFoundError:
         return  # the agent was killed and removed while we ran
-    try:
-        agent = agents.load(repo, name)
-        from . import runtimes
-
-        status = "killed" if killed else runtimes.get(agent.runtime).finished_status(code)
-        if status == agents.Status.IDLE and not agent.session_id:
-            status = "done"  # idle means resumable: without a session id there is nothing to resume
-        agents.update(
-            repo, name, status=agents.Status(status), exit_code=code, finished_at=finished, error=error, pid=None
-        )
-        events.record(repo, "agent.exited", agent=name, exit_code=code, status=status)
-        progress.refresh(repo)
-        if status == agents.Status.IDLE:
-            from . import wake
-
-            wake.after_run(repo, name, started_ns)  # messages that came while it ran and it never read
-    except (AgentNotFound, FileNotFoundError):
-        pass
+    # An agent killed and removed after its exit record was written has nothing left to mark.
+    with contextlib.suppress(AgentNotFound, FileNotFoundError):
+        _record_exit(repo, name, code, error, finished, killed, started_ns)
     missions.wake(repo)
 
 

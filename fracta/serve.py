@@ -319,11 +319,11 @@ class Upstream:
                 try:
                     if resp.status != 200:
                         break  # no GET stream offered, or the session is gone
-                    for data in _sse_data(resp.lines()):
-                        if data.strip():
-                            emit(json.loads(data))
-                except (OSError, ValueError):
-                    pass
+                    # A broken stream or a junk line ends this read; it reopens after the pause below.
+                    with contextlib.suppress(OSError, ValueError):
+                        for data in _sse_data(resp.lines()):
+                            if data.strip():
+                                emit(json.loads(data))
                 finally:
                     resp.close()
                 stopping.wait(1.0)

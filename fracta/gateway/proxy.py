@@ -425,11 +425,11 @@ async def _pump(
     ended: anyio.Event,
 ) -> None:
     try:
-        async with to_session:
-            async for item in read:
-                await to_session.send(item)
-    except (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream):
-        pass
+        # The backend's stream or our session closing is how this pump ends, not an error.
+        with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream):
+            async with to_session:
+                async for item in read:
+                    await to_session.send(item)
     finally:
         ended.set()
 
