@@ -23,22 +23,17 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from ai_clis import (  # noqa: E402 - the test helpers live beside the tests
-    CLAUDE_OFFLINE,
-    CODEX_KEY_VAR,
-    OPENCODE_OFFLINE,
     McpServer,
     claude_by_hand,
-    closed_port,
     codex_by_hand,
     isolated_env,
     opencode_by_hand,
-    require_cli,
+    runtime_options,
 )
 from scripted_model import ScriptedModel, call, say  # noqa: E402
 
@@ -49,36 +44,6 @@ TASK = "Set your intent, then stop."
 
 def sh(cwd: Path, *args: str, env: dict[str, str] | None = None) -> str:
     return subprocess.run(args, cwd=cwd, check=True, capture_output=True, text=True, env=env).stdout
-
-
-def options(runtime: str, model: ScriptedModel) -> dict[str, Any]:
-    base = f"{model.url}/a/{{{{agent}}}}"
-    if runtime == "claude":
-        return {
-            "binary": str(require_cli("claude")),
-            "env": {"ANTHROPIC_API_KEY": "sk-ant-test", **CLAUDE_OFFLINE},
-            "settings": {"env": {"ANTHROPIC_BASE_URL": base}},
-        }
-    if runtime == "codex":
-        provider = {"name": "fake", "base_url": base + "/v1", "env_key": CODEX_KEY_VAR, "wire_api": "responses"}
-        return {
-            "binary": str(require_cli("codex")),
-            "model": "fake-model",
-            "env": {CODEX_KEY_VAR: "sk-codex-test"},
-            "config": {"model_provider": "fake", "model_providers": {"fake": provider}},
-        }
-    registry = f"http://127.0.0.1:{closed_port()}/"  # as opencode_env() by hand: no npm fetches
-    fake = {
-        "npm": "@ai-sdk/openai-compatible",
-        "options": {"baseURL": base + "/v1", "apiKey": "sk-opencode-test"},
-        "models": {"fake-model": {"tool_call": True, "limit": {"context": 100000, "output": 4096}}},
-    }
-    return {
-        "binary": str(require_cli("opencode")),
-        "model": "fake/fake-model",
-        "env": {**OPENCODE_OFFLINE, "npm_config_registry": registry, "NPM_CONFIG_REGISTRY": registry},
-        "config": {"small_model": "fake/fake-model", "provider": {"fake": fake}},
-    }
 
 
 class Events:
@@ -176,7 +141,7 @@ def main() -> int:
             )
             sh(root, str(BIN / "fracta"), "init", env=env)
             config = root / "fracta.yaml"
-            table = json.dumps({r: options(r, model) for r in chosen})
+            table = json.dumps({r: runtime_options(r, model) for r in chosen})
             text = config.read_text().replace("port: 9090", "port: 0").replace("port: 8080", "port: 0")
             text = text.replace("max_agents: 4", "max_agents: 1000")  # joined by-hand agents count as running
             config.write_text(text.replace("agent_runtimes: {}", f"agent_runtimes: {table}"))

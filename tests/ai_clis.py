@@ -73,6 +73,37 @@ def closed_port() -> int:
         return int(s.getsockname()[1])
 
 
+def runtime_options(runtime: str, model: ScriptedModel) -> dict[str, Any]:
+    """agents.agent_runtimes.<runtime> pointing the real CLI at agent {{agent}}'s script."""
+    base = f"{model.url}/a/{{{{agent}}}}"
+    if runtime == "claude":
+        return {
+            "binary": str(require_cli("claude")),
+            "env": {"ANTHROPIC_API_KEY": "sk-ant-test", **CLAUDE_OFFLINE},
+            "settings": {"env": {"ANTHROPIC_BASE_URL": base}},
+        }
+    if runtime == "codex":
+        provider = {"name": "fake", "base_url": base + "/v1", "env_key": CODEX_KEY_VAR, "wire_api": "responses"}
+        return {
+            "binary": str(require_cli("codex")),
+            "model": "fake-model",
+            "env": {CODEX_KEY_VAR: "sk-codex-test"},
+            "config": {"model_provider": "fake", "model_providers": {"fake": provider}},
+        }
+    registry = f"http://127.0.0.1:{closed_port()}/"
+    fake = {
+        "npm": "@ai-sdk/openai-compatible",
+        "options": {"baseURL": base + "/v1", "apiKey": "sk-opencode-test"},
+        "models": {"fake-model": {"tool_call": True, "limit": {"context": 100000, "output": 4096}}},
+    }
+    return {
+        "binary": str(require_cli("opencode")),
+        "model": "fake/fake-model",
+        "env": {**OPENCODE_OFFLINE, "npm_config_registry": registry, "NPM_CONFIG_REGISTRY": registry},
+        "config": {"small_model": "fake/fake-model", "provider": {"fake": fake}},
+    }
+
+
 # --- MCP servers ---------------------------------------------------------------------------------
 
 

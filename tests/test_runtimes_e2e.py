@@ -14,10 +14,9 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from ai_clis import CLAUDE_OFFLINE, CODEX_KEY_VAR, OPENCODE_OFFLINE, closed_port, isolated_env, require_cli
+from ai_clis import isolated_env, require_cli, runtime_options
 from conftest import CliRunner
 from lifecycle_helpers import cleanup, use_free_port, wait_for
 from scripted_model import Agent, ScriptedModel, call, say
@@ -26,37 +25,6 @@ from fracta import agents, mailbox
 from fracta import repo as repo_mod
 
 pytestmark = pytest.mark.timeout(240)
-
-
-def runtime_options(runtime: str, model: ScriptedModel) -> dict[str, Any]:
-    """agents.agent_runtimes.<runtime> pointing the real CLI at agent {{agent}}'s script."""
-    base = f"{model.url}/a/{{{{agent}}}}"
-    if runtime == "claude":
-        return {
-            "binary": str(require_cli("claude")),
-            "env": {"ANTHROPIC_API_KEY": "sk-ant-test", **CLAUDE_OFFLINE},
-            "settings": {"env": {"ANTHROPIC_BASE_URL": base}},
-        }
-    if runtime == "codex":
-        provider = {"name": "fake", "base_url": base + "/v1", "env_key": CODEX_KEY_VAR, "wire_api": "responses"}
-        return {
-            "binary": str(require_cli("codex")),
-            "model": "fake-model",
-            "env": {CODEX_KEY_VAR: "sk-codex-test"},
-            "config": {"model_provider": "fake", "model_providers": {"fake": provider}},
-        }
-    registry = f"http://127.0.0.1:{closed_port()}/"
-    fake = {
-        "npm": "@ai-sdk/openai-compatible",
-        "options": {"baseURL": base + "/v1", "apiKey": "sk-opencode-test"},
-        "models": {"fake-model": {"tool_call": True, "limit": {"context": 100000, "output": 4096}}},
-    }
-    return {
-        "binary": str(require_cli("opencode")),
-        "model": "fake/fake-model",
-        "env": {**OPENCODE_OFFLINE, "npm_config_registry": registry, "NPM_CONFIG_REGISTRY": registry},
-        "config": {"small_model": "fake/fake-model", "provider": {"fake": fake}},
-    }
 
 
 @pytest.fixture
