@@ -86,15 +86,15 @@ class Agent:
 
 
 def record_path(repo: Repo, name: str) -> Path:
-    return repo.agent_dir(name) / "agent.json"
+    return repo.agent_file(name, "agent.json")
 
 
 def activity_path(repo: Repo, name: str) -> Path:
-    return repo.agent_dir(name) / "activity"
+    return repo.agent_file(name, "activity")
 
 
 def exists(repo: Repo, name: str) -> bool:
-    return record_path(repo, name).exists()
+    return os.path.exists(record_path(repo, name))
 
 
 def load(repo: Repo, name: str) -> Agent:

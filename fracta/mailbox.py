@@ -57,22 +57,23 @@ class Message:
         return f"{head}\n{self.body}".encode()
 
 
-def parse(path: Path, data: bytes, read: bool) -> Message:
+def parse(path: Path | str, data: bytes, read: bool) -> Message:
+    """A message file's contents; `path` (a string on the hot path) only names the file in errors."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        raise CorruptRecord(path, "not UTF-8 text") from None
+        raise CorruptRecord(Path(path), "not UTF-8 text") from None
     head, sep, body = text.partition("\n\n")
     if not sep:
-        raise CorruptRecord(path, "no blank line between headers and body")
+        raise CorruptRecord(Path(path), "no blank line between headers and body")
     headers: dict[str, str] = {}
     for line in head.splitlines():
         key, colon, value = line.partition(": ")
         if not colon:
-            raise CorruptRecord(path, f"bad header line {line!r}")
+            raise CorruptRecord(Path(path), f"bad header line {line!r}")
         headers[key] = value
     if headers.get("fracta-message") != str(SCHEMA):
-        raise CorruptRecord(path, f"message schema {headers.get('fracta-message')!r}, expected {SCHEMA}")
+        raise CorruptRecord(Path(path), f"message schema {headers.get('fracta-message')!r}, expected {SCHEMA}")
     try:
         return Message(
             id=headers["id"],
@@ -85,7 +86,7 @@ def parse(path: Path, data: bytes, read: bool) -> Message:
             read=read,
         )
     except KeyError as exc:
-        raise CorruptRecord(path, f"missing header {exc}") from None
+        raise CorruptRecord(Path(path), f"missing header {exc}") from None
 
 
 def _new_id() -> str:
@@ -161,21 +162,23 @@ def read(repo: Repo, name: str, *, include_read: bool = False) -> Inbox:
     if not _known(repo, name):
         raise AgentNotFound(f"no agent named {name!r}", "run fracta list to see the agents")
     box = repo.inbox_dir(name)
+    folder = os.fspath(box)  # plain strings: this runs once per message
     out: list[Message] = []
     problems: list[CorruptRecord] = []
     if include_read:
-        for entry in sorted(_names(box / "cur")):
+        for entry in sorted(_names(f"{folder}/cur")):
             try:
-                out.append(parse(box / "cur" / entry, (box / "cur" / entry).read_bytes(), read=True))
+                path = f"{folder}/cur/{entry}"
+                out.append(parse(path, _read(path), read=True))
             except CorruptRecord as exc:
                 problems.append(exc)
             except FileNotFoundError:
                 continue
     claimed = 0
-    for entry in sorted(_names(box / "new")):
-        path = box / "new" / entry
+    for entry in sorted(_names(f"{folder}/new")):
+        path = f"{folder}/new/{entry}"
         try:
-            msg = parse(path, path.read_bytes(), read=False)
+            msg = parse(path, _read(path), read=False)
         except FileNotFoundError:
             continue  # another reader claimed it
         except CorruptRecord as exc:
@@ -193,10 +196,15 @@ def read(repo: Repo, name: str, *, include_read: bool = False) -> Inbox:
 
 
 def unread_count(repo: Repo, name: str) -> int:
-    return len(_names(repo.inbox_dir(name) / "new"))
+    return len(_names(f"{os.fspath(repo.inbox_dir(name))}/new"))
 
 
-def _names(folder: Path) -> list[str]:
+def _read(path: str) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read()
+
+
+def _names(folder: Path | str) -> list[str]:
     try:
         return [n for n in os.listdir(folder) if not n.startswith(".")]
     except FileNotFoundError:

@@ -44,44 +44,72 @@ def regenerate(repo: Repo, requested: int | None = None) -> None:
 
 
 class Coalescer:
-    """Regenerates progress.md from a background thread at most once per `delay` seconds.
+    """Regenerates progress.md from a background thread, once per `delay`-long slot of the clock.
 
     For long-lived processes that change state at a high rate (the control plane and gateway
-    serving many agents): every change is still followed by a regeneration that covers it,
-    within `delay`, instead of one regeneration per change. `flush` regenerates at once.
+    serving many agents): every change is still followed, within `delay`, by a regeneration
+    that covers it, instead of one regeneration per change. The slots are aligned on the wall
+    clock, so processes that change state at once regenerate at the same instants, and the
+    first to take the lock covers the others' changes too (they see its newer progress.md and
+    skip theirs): a machine-wide rate of one regeneration per slot, however many processes
+    write. `flush` regenerates at once.
     """
 
     def __init__(self, delay: float = 0.02) -> None:
         self.delay = delay
+        self._slot = max(1, int(delay * 1e9))
         self._wake = threading.Event()
         self._lock = threading.Lock()
         self._pending: Repo | None = None
+        self._oldest = 0  # time of the oldest change not yet covered (0: none)
         self._newest = 0  # time of the latest change not yet covered
         self._thread: threading.Thread | None = None
 
     def request(self, repo: Repo) -> None:
         with self._lock:
             self._newest = time.time_ns()
+            self._oldest = self._oldest or self._newest
             self._pending = repo
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name="progress", daemon=True)
                 self._thread.start()
-        self._wake.set()
+            self._wake.set()
 
     def flush(self) -> None:
+        """Cover every change so far, now."""
+        self._cover(until=None)
+
+    def _cover(self, until: int | None) -> None:
+        """Regenerate (or see another process's regeneration) covering the changes up to `until`."""
         with self._lock:
-            repo, self._pending, newest = self._pending, None, self._newest
-        if repo is not None:
-            # A regeneration by any process that started after our latest change covers them all.
-            regenerate(repo, requested=newest)
+            repo, newest = self._pending, self._newest
+            if repo is None:
+                self._wake.clear()
+                return
+            requested = newest if until is None or newest <= until else until
+            if requested < newest:  # changes made since the slot ended are left for the next slot
+                self._oldest = requested + 1
+        try:
+            # A regeneration by any process that started after `requested` covers these changes.
+            regenerate(repo, requested=requested)
+        finally:  # on an error too: the next change retries, rather than a retry every slot
+            with self._lock:
+                if requested == newest == self._newest:  # nothing changed meanwhile: all covered
+                    self._pending, self._oldest = None, 0
+                    self._wake.clear()
 
     def _loop(self) -> None:
         while True:
             self._wake.wait()
-            time.sleep(self.delay)  # let a burst of changes gather
-            self._wake.clear()  # changes after this point wake us again
+            with self._lock:
+                oldest = self._oldest
+                if not oldest:  # woken after a flush covered everything
+                    self._wake.clear()
+                    continue
+            end = (oldest // self._slot + 1) * self._slot  # the end of the oldest change's slot
+            time.sleep(max(0.0, (end - time.time_ns()) / 1e9))
             try:
-                self.flush()
+                self._cover(until=end)
             except FractaError:
                 continue  # a corrupt record or a lock timeout: the next change retries
 

@@ -80,13 +80,35 @@ class Repo:
     def config_path(self) -> Path:
         return self.root / CONFIG_FILE
 
+    @functools.cached_property
+    def _per_name(self) -> dict[tuple[str, str], Path]:
+        return {}
+
+    def _path(self, name: str, kind: str) -> Path:
+        """agents/<name> and the files in it, joined once per name: a message's path uses several."""
+        key = (name, kind)
+        found = self._per_name.get(key)
+        if found is None:
+            from .names import CHESSMASTER
+
+            if kind == "inbox" and name == CHESSMASTER:
+                found = self.chessmaster_dir / "inbox"
+            else:
+                folder = self.agents_dir / name
+                found = folder if kind == "" else folder / kind
+            if len(self._per_name) < 4096:  # bounded: names come from requests
+                self._per_name[key] = found
+        return found
+
     def agent_dir(self, name: str) -> Path:
-        return self.agents_dir / name
+        return self._path(name, "")
 
     def inbox_dir(self, name: str) -> Path:
-        from .names import CHESSMASTER
+        return self._path(name, "inbox")
 
-        return (self.chessmaster_dir if name == CHESSMASTER else self.agent_dir(name)) / "inbox"
+    def agent_file(self, name: str, file: str) -> Path:
+        """agents/<name>/<file> (agent.json, activity, ...)."""
+        return self._path(name, file)
 
     @property
     def initialized(self) -> bool:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
 import threading
+from pathlib import Path
 
 from lifecycle_helpers import wait_for
 
@@ -38,3 +40,29 @@ def test_flush_regenerates_at_once_and_a_sinkless_repo_is_synchronous(initialize
     mailbox.send(r, "chessmaster", "quick", "deferred")
     sink.flush()
     assert "| quick | running | - | - | 2 |" in r.progress_path.read_text()
+
+
+def _send_coalesced(root: str, sender: str, count: int) -> None:
+    sink = progress.Coalescer(delay=0.005)
+    r = dataclasses.replace(repo_mod.find(Path(root), env={}), progress_sink=sink)
+    for _ in range(count):
+        mailbox.send(r, sender, "sink", "hi")
+    # As the control plane and the gateway do on the way out: when another process's
+    # regeneration started after our last change, this returns without writing.
+    sink.flush()
+
+
+def test_coalescers_in_many_processes_cover_every_change(initialized: repo_mod.Repo) -> None:
+    project.join(initialized, "sink")
+    senders = [f"s{i}" for i in range(6)]
+    for name in senders:
+        project.join(initialized, name)
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_send_coalesced, args=(str(initialized.root), s, 40)) for s in senders]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    text = initialized.progress_path.read_text()
+    assert "| sink | running | - | - | 240 |" in text
