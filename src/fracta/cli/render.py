@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from .. import mailbox
-from ..runtimes.base import OutputEvent
+if TYPE_CHECKING:  # annotations only: rendering must not import the core on the CLI's fast paths
+    from .. import mailbox
+    from ..runtimes.base import OutputEvent
 
 
 def emit_json(data: dict[str, Any]) -> None:

@@ -18,7 +18,6 @@ import contextlib
 import json
 import os
 import re
-import socket
 import sys
 import threading
 import time
@@ -28,8 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from . import httplite
 from . import repo as repo_mod
 from .errors import ConfigError, ControlPlaneUnavailable, FractaError
+from .httplite import Response
 
 Message = dict[str, Any]
 Emit = Callable[[Message], None]
@@ -76,70 +77,8 @@ def _endpoint(gateway_url: str) -> Endpoint:
     return Endpoint(f"http://{parts.netloc}{path}", parts.hostname, parts.port or 80, path)
 
 
-class _Response:
-    """An HTTP/1.1 response read off a socket (the request said `Connection: close`).
-
-    A few dozen lines instead of http.client, whose imports (email, ssl) cost more than the
-    rest of this module on the path to answering `initialize`.
-    """
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.fp = sock.makefile("rb")
-        status = self.fp.readline(65537).split(None, 2)
-        if len(status) < 2 or not status[0].startswith(b"HTTP/"):
-            raise OSError(f"not an HTTP response: {b' '.join(status)[:80]!r}")
-        self.status = int(status[1])
-        self.headers: dict[str, str] = {}
-        while (line := self.fp.readline(65537)) not in (b"\r\n", b"\n", b""):
-            name, _, value = line.decode("latin-1").partition(":")
-            self.headers[name.strip().lower()] = value.strip()
-
-    def chunks(self) -> Iterator[bytes]:
-        """The body as it arrives: de-chunked, or up to Content-Length, or until the server closes."""
-        if self.headers.get("transfer-encoding", "").lower() == "chunked":
-            while size := int(self.fp.readline(65537).split(b";")[0], 16):
-                data = self.fp.read(size)
-                if len(data) < size:
-                    raise OSError("the response ended in the middle of a chunk")
-                self.fp.readline(65537)
-                yield data
-            return
-        if "content-length" in self.headers:
-            yield self.fp.read(int(self.headers["content-length"]))
-            return
-        while data := self.fp.read1(65536):
-            yield data
-
-    def read(self) -> bytes:
-        return b"".join(self.chunks())
-
-    def lines(self) -> Iterator[bytes]:
-        pending = b""
-        for data in self.chunks():
-            *complete, pending = (pending + data).split(b"\n")
-            yield from complete
-        if pending:
-            yield pending
-
-    def close(self) -> None:
-        self.fp.close()
-        self.sock.close()
-
-
-def _http(end: Endpoint, method: str, headers: dict[str, str], body: bytes, connect_timeout: float) -> _Response:
-    sock = socket.create_connection((end.host, end.port), timeout=connect_timeout)
-    try:
-        sock.settimeout(None)  # a tool call may take as long as it takes
-        host = f"[{end.host}]" if ":" in end.host else end.host
-        head = [f"{method} {end.path} HTTP/1.1", f"Host: {host}:{end.port}", "Connection: close"]
-        head += [f"{name}: {value}" for name, value in headers.items()]
-        head.append(f"Content-Length: {len(body)}")
-        sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
-        return _Response(sock)
-    except BaseException:
-        sock.close()
-        raise
+def _http(end: Endpoint, method: str, headers: dict[str, str], body: bytes, connect_timeout: float) -> Response:
+    return httplite.request(end.host, end.port, method, end.path, headers, body, connect_timeout=connect_timeout)
 
 
 def _header_value(value: str) -> str:
@@ -241,7 +180,7 @@ class Upstream:
             headers["MCP-Protocol-Version"] = self.protocol_version
         return headers
 
-    def _open(self, method: str, message: Message | None, connect_timeout: float = CONNECT_TIMEOUT) -> _Response:
+    def _open(self, method: str, message: Message | None, connect_timeout: float = CONNECT_TIMEOUT) -> Response:
         if self.endpoint is None:
             raise UpstreamLost("not connected yet")
         headers = self._headers(message)

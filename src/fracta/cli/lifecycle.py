@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .. import lifecycle, peek, repo
+# Core modules are imported inside the commands that use them: `fracta spawn` only talks to the
+# control plane, and must start fast (its time is part of every agent's start).
+from .. import repo
 from ..errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -129,6 +131,8 @@ def spawn_cmd(
 @click.option("--json", "as_json", is_flag=True, help="Print the versioned JSON shape.")
 def peek_cmd(name: str, count: int, follow: bool, as_json: bool) -> None:
     """Show NAME's recent output without disturbing it."""
+    from .. import peek
+
     r = _repo()
     seen = peek.peek(r, name, n=count)
     while True:
@@ -149,7 +153,7 @@ def peek_cmd(name: str, count: int, follow: bool, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the versioned JSON shape.")
 def kill_cmd(name: str, force: bool, as_json: bool) -> None:
     """Stop NAME's processes, remove its worktree and branch. Refuses to drop unsaved work."""
-    from .. import results
+    from .. import lifecycle, results
 
     result = lifecycle.kill(_repo(), name, force=force)
     if as_json:

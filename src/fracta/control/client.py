@@ -1,13 +1,11 @@
-"""A light HTTP client for the control plane's REST API (http.client: no heavy imports)."""
+"""A light HTTP client for the control plane's REST API (fracta.httplite: no heavy imports)."""
 
 from __future__ import annotations
 
-import http.client
 import json
 from typing import Any
-from urllib.parse import urlsplit
 
-from .. import errors, identity
+from .. import errors, httplite, identity
 from ..errors import ControlPlaneUnavailable, FractaError
 from ..repo import Repo
 from .daemon import ControlInfo
@@ -17,20 +15,21 @@ def call(
     repo: Repo, info: ControlInfo, method: str, path: str, body: dict[str, Any] | None = None, timeout: float = 120.0
 ) -> dict[str, Any]:
     """Call the API as the chessmaster; errors come back as the same FractaError types."""
-    parts = urlsplit(info.url)
-    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=timeout)
-    payload = json.dumps(body).encode() if body is not None else None
+    payload = json.dumps(body).encode() if body is not None else b""
     headers = {"Authorization": f"Bearer {identity.chessmaster_token(repo)}", "Content-Type": "application/json"}
     try:
-        conn.request(method, path, body=payload, headers=headers)
-        response = conn.getresponse()
-        raw = response.read()
-    except OSError as exc:
+        host, port = httplite.host_port(info.url)
+        response = httplite.request(
+            host, port, method, path, headers, payload, connect_timeout=timeout, timeout=timeout
+        )
+        try:
+            raw = response.read()
+        finally:
+            response.close()
+    except (OSError, ValueError) as exc:
         raise ControlPlaneUnavailable(
             f"cannot reach the control plane at {info.url}: {exc}", "fracta status; fracta up"
         ) from None
-    finally:
-        conn.close()
     try:
         data = json.loads(raw) if raw else {}
     except json.JSONDecodeError:

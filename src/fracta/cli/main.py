@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import importlib
 import sys
-import tempfile
-import traceback
 from pathlib import Path
 
 import click
@@ -61,6 +59,9 @@ def cli() -> None:
 
 
 def _crash_log(exc: BaseException) -> Path:
+    import tempfile  # only on a crash: not on every command's start
+    import traceback
+
     with tempfile.NamedTemporaryFile("w", prefix="fracta-crash-", suffix=".log", delete=False) as fh:
         traceback.print_exception(exc, file=fh)
         return Path(fh.name)
