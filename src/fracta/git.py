@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 from collections.abc import Mapping
@@ -28,13 +29,28 @@ def run(
     env: Mapping[str, str] | None = None,
     input: str | None = None,
     hint: str = "",
+    nice: bool = False,
 ) -> subprocess.CompletedProcess[str]:
-    """Run `git ARGS` in `cwd`; raise GitError on failure unless check=False."""
+    """Run `git ARGS` in `cwd`; raise GitError on failure unless check=False.
+
+    `nice`: at the lowest CPU priority, for work done ahead of time in the background.
+    """
     cmd = ["git", *args]
     try:
-        proc = subprocess.run(
-            cmd, cwd=cwd, capture_output=True, text=True, env=clean_env(env), input=input, check=False
-        )
+        with subprocess.Popen(
+            cmd,
+            cwd=cwd,
+            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=clean_env(env),
+        ) as child:
+            if nice:
+                with contextlib.suppress(OSError):  # it may have finished already
+                    os.setpriority(os.PRIO_PROCESS, child.pid, 19)
+            stdout, stderr = child.communicate(input)
+        proc = subprocess.CompletedProcess(cmd, child.returncode, stdout, stderr)
     except FileNotFoundError:
         raise GitError(cmd, 127, "", "git is not installed or not on PATH", hint="install git 2.38 or newer") from None
     if check and proc.returncode != 0:
@@ -69,3 +85,21 @@ def is_dirty(cwd: Path) -> bool:
 
 def branch_exists(cwd: Path, branch: str) -> bool:
     return ok(cwd, "show-ref", "--verify", "--quiet", f"refs/heads/{branch}")
+
+
+def resolve(cwd: Path, *names: str) -> list[str | None]:
+    """The object each name resolves to (e.g. `HEAD^{commit}`, `refs/heads/x`), or None: one git call.
+
+    A name that could be read as something else (an option, or more than one line) resolves to None.
+    """
+    usable = [n for n in names if n and not n.startswith("-") and n.isprintable() and " " not in n]
+    found: dict[str, str] = {}
+    if usable:
+        listing = run(
+            cwd, "cat-file", "--batch-check=%(objectname) %(rest)", input="".join(f"{n} {n}\n" for n in usable)
+        )
+        for line in listing.stdout.splitlines():
+            sha, _, name = line.partition(" ")
+            if not line.endswith(" missing") and not line.endswith(" ambiguous"):
+                found[name] = sha
+    return [found.get(n) for n in names]

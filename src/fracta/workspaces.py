@@ -7,12 +7,13 @@ is a folder the user (or a container mount) provides; fracta never deletes it.
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import agents, atomic, git, names
+from . import agents, atomic, git, names, spares
 from .errors import AgentExists, GitError, InvalidInput, NotARepository, Refused
 from .repo import Repo
 
@@ -45,10 +46,7 @@ def worktree_path(repo: Repo, name: str) -> Path:
 
 def resolve_commit(repo: Repo, ref: str) -> str | None:
     """The commit `ref` names, or None if it names none."""
-    if ref.startswith("-"):  # never let a ref be read as an option
-        return None
-    proc = git.run(repo.root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False)
-    return proc.stdout.strip() if proc.returncode == 0 else None
+    return git.resolve(repo.root, f"{ref}^{{commit}}")[0]
 
 
 def worktree_paths(repo: Repo) -> list[Path]:
@@ -97,36 +95,66 @@ def create_git(repo: Repo, name: str, base: str | None = None) -> Workspace:
     atomic.ensure_dirs(repo.worktrees_dir)
     # Serialize fracta's own workspace changes, so a rollback never removes another call's work.
     with atomic.lock(repo.state / "workspaces.lock"):
-        start = _resolve_base(repo, base)
-        if git.branch_exists(repo.root, branch):
+        found, taken = git.resolve(
+            repo.root, f"{base if base is not None else 'HEAD'}^{{commit}}", f"refs/heads/{branch}"
+        )
+        start = _resolve_base(repo, base, found)
+        if taken is not None:
             raise AgentExists(
                 f"branch {branch} already exists, so task {name!r} cannot get a new worktree",
                 f"choose another task name, or, if its work is merged or not needed, delete it: git branch -D {branch}",
             )
-        if path.exists() or path.resolve() in worktree_paths(repo):
+        if path.exists() or _registered(repo, path):
             raise AgentExists(
                 f"the worktree path {path} is already taken",
                 f"choose another task name, or remove the leftover: fracta kill {name} "
                 f"(or git worktree remove {path}; git worktree prune)",
             )
         args = ("worktree", "add", "--quiet", str(path), "-b", branch, start)
-        proc = git.run(repo.root, *args, check=False)
-        if proc.returncode != 0:
+        try:
+            # A spare checkout made ahead of time, if the control plane keeps one (see spares.py).
+            done = spares.take(repo, start, path, branch)
+            proc = None if done else git.run(repo.root, *args, check=False)
+        except GitError as exc:  # git failed after the spare was moved into place
             _roll_back(repo, path, branch)
-            raise GitError(
-                ["git", *args],
-                proc.returncode,
-                proc.stdout,
-                proc.stderr,
-                hint="nothing was left behind (worktree and branch removed); fix the cause above and retry",
-            )
+            raise GitError(exc.cmd, exc.returncode, exc.stdout, exc.stderr, hint=_ROLLED_BACK) from None
+        if proc is not None and proc.returncode != 0:
+            _roll_back(repo, path, branch)
+            raise GitError(["git", *args], proc.returncode, proc.stdout, proc.stderr, hint=_ROLLED_BACK)
     return Workspace(kind=GIT, path=path, branch=branch, base=start)
 
 
-def _resolve_base(repo: Repo, base: str | None) -> str:
-    start = resolve_commit(repo, base if base is not None else "HEAD")
-    if start is not None:
-        return start
+_ROLLED_BACK = "nothing was left behind (worktree and branch removed); fix the cause above and retry"
+
+
+def _registered(repo: Repo, path: Path) -> bool:
+    """Whether git has a worktree registered at `path` (its folder may be gone).
+
+    Read from the repository's worktrees/<id>/gitdir files (gitrepository-layout(5)): the
+    check is on every spawn's path, and a `git worktree list` costs a process.
+    """
+    if repo.git_common_dir is None:
+        return False
+    target = path.resolve()
+    try:
+        admins = os.scandir(repo.git_common_dir / "worktrees")
+    except FileNotFoundError:
+        return False
+    with admins:
+        for admin in admins:
+            try:
+                gitdir = (Path(admin.path) / "gitdir").read_text().strip()
+            except OSError:
+                continue
+            if (Path(admin.path) / gitdir).parent.resolve() == target:  # an absolute gitdir stays as it is
+                return True
+    return False
+
+
+def _resolve_base(repo: Repo, base: str | None, found: str | None) -> str:
+    """The commit to start from (`found`, as resolved), or the error that says why there is none."""
+    if found is not None:
+        return found
     if base is None:
         raise InvalidInput(
             f"the repository at {repo.root} has no commit to start a worktree from",

@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from .. import atomic, clock, processes, progress, reaper, runner, spawner
+from .. import atomic, clock, processes, progress, reaper, runner, spares, spawner
 from .. import repo as repo_mod
 from ..errors import FractaError, LockTimeout
 from . import daemon
@@ -37,9 +37,11 @@ class Supervisor:
         self.stopping = threading.Event()
         self.observer: Any = None
         self.launcher = runner.Launcher(repo)  # keeps a warm runner for the next spawn
+        self.spares = spares.Pool(repo)  # keeps a checkout ready for the next spawn's worktree
 
     def kick(self) -> None:
         self.wake.set()
+        self.spares.used()  # after a spawn: refill once spawns have been quiet for a moment
 
     def start(self) -> None:
         from watchdog.events import FileSystemEvent, FileSystemEventHandler
@@ -62,6 +64,7 @@ class Supervisor:
         self.observer.daemon = True
         self.observer.start()
         self.launcher.refill()
+        self.spares.start()
         threading.Thread(target=self.loop, name="supervisor", daemon=True).start()
 
     def stop(self) -> None:
@@ -70,6 +73,7 @@ class Supervisor:
         if self.observer is not None:
             self.observer.stop()
         self.launcher.stop()
+        self.spares.stop()
 
     def loop(self) -> None:
         interval = float(self.repo.config.integer("reaper.sweep_interval", minimum=1))
