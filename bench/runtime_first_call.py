@@ -100,6 +100,18 @@ def by_hand(runtime: str, name: str, root: Path, model: ScriptedModel, events: E
     return elapsed
 
 
+def settle(root: Path) -> None:
+    """Wait until the control plane's spare worktrees (if any: fracta.spares) are ready."""
+    from fracta import repo, spares
+
+    r = repo.find(root, env={})
+    deadline = time.monotonic() + 60
+    while len(spares.ready(r)) < spares.wanted(r):
+        if time.monotonic() > deadline:
+            raise SystemExit("the control plane made no spare worktree in a minute")
+        time.sleep(0.01)
+
+
 def with_fracta(runtime: str, name: str, root: Path, events: Events, env: dict[str, str]) -> float:
     t0 = time.perf_counter()
     sh(root, str(BIN / "fracta"), "spawn", name, "--runtime", runtime, "--prompt", TASK, env=env)
@@ -157,6 +169,7 @@ def main() -> int:
                     for side in ("hand", "fracta") if i % 2 else ("fracta", "hand"):
                         name = f"{runtime}-{side}-{i}"
                         model.agent(name, [call("fracta_set_intent", name=name, intent="bench"), say("done")])
+                        settle(root)  # both sides start with fracta idle
                         if side == "hand":
                             took = by_hand(runtime, name, root, model, events, env)
                         else:

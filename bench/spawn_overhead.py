@@ -51,11 +51,13 @@ def baseline(root: Path, i: int) -> float:
     return elapsed
 
 
-def settle(root: Path, spares: int) -> None:
-    """Wait until the control plane's spares are ready: nothing runs in the background."""
-    folder = root / ".fracta" / "worktrees"
+def settle(root: Path) -> None:
+    """Wait until the control plane's spare worktrees (fracta.spares) are ready: nothing runs in the background."""
+    from fracta import repo, spares
+
+    r = repo.find(root, env={})
     deadline = time.monotonic() + 120
-    while sum(n.endswith(".ready") for n in os.listdir(folder)) < spares:
+    while len(spares.ready(r)) < spares.wanted(r):
         if time.monotonic() > deadline:
             raise SystemExit("the control plane made no spare worktree in 2 minutes")
         time.sleep(0.01)
@@ -98,9 +100,9 @@ def main() -> None:
             base, ours = [], []
             (root / ".fracta" / "worktrees").mkdir(exist_ok=True)
             for i in range(args.rounds):  # interleaved, so machine noise hits both alike
-                settle(root, args.spares)
+                settle(root)
                 base.append(baseline(root, i))
-                settle(root, args.spares)
+                settle(root)
                 ours.append(fracta_spawn(root, i))
         finally:
             for i in range(args.rounds):

@@ -30,6 +30,28 @@ def commit(root: Path, name: str, text: str) -> str:
     return git(root, "rev-parse", "HEAD")
 
 
+@pytest.fixture
+def initialized(initialized: repo_mod.Repo) -> repo_mod.Repo:
+    """The usual test repo, with enough files for spares to be worth making (spares.MIN_INDEX_BYTES)."""
+    folder = initialized.root / "src"
+    folder.mkdir()
+    for i in range(300):
+        (folder / f"m{i}.py").write_text(f"{i}\n")
+    git(initialized.root, "add", "src")
+    git(initialized.root, "commit", "-q", "-m", "300 files")
+    assert spares.worth_it(initialized)
+    return initialized
+
+
+def test_a_small_repository_gets_no_spares(repo_dir: Path, cli: CliRunner) -> None:
+    assert cli("init").returncode == 0
+    r = repo_mod.find(repo_dir)
+    assert not spares.worth_it(r) and spares.wanted(r) == 0
+    assert spares.make(r) is not None  # made by hand, it is still not taken:
+    ws = workspaces.create_git(r, "api")
+    assert len(spares.ready(r)) == 1 and ws.path.exists()
+
+
 def test_a_spawn_takes_a_ready_spare_and_gets_a_clean_worktree_on_its_own_branch(initialized: repo_mod.Repo) -> None:
     spare = spares.make(initialized)
     assert spare is not None and spares.ready(initialized) == [spare]

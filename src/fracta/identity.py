@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import json
 import os
 from collections.abc import Mapping
@@ -40,6 +39,8 @@ def chessmaster_token(repo: Repo) -> str:
 
 def resolve(repo: Repo, token: str) -> Caller | None:
     """The caller owning `token`, or None. A removed agent's token stops working at once."""
+    import hmac  # the servers' side: the CLI, which only reads its own token, never needs it
+
     if not token:
         return None
     try:

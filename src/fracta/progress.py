@@ -117,7 +117,10 @@ class Coalescer:
 def record_action(repo: Repo, action: str) -> None:
     """Remember the chessmaster's last action (shown in progress.md)."""
     repo.chessmaster_dir.mkdir(exist_ok=True)
-    atomic.write_json(repo.chessmaster_dir / "last_action.json", {"schema": 1, "at": clock.now(), "action": action})
+    # A note for progress.md, not a record: atomic, but not worth an fsync on every spawn and merge.
+    atomic.write_json(
+        repo.chessmaster_dir / "last_action.json", {"schema": 1, "at": clock.now(), "action": action}, durable=False
+    )
     refresh(repo)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import os
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -169,6 +168,8 @@ def _walk_up(start: Path) -> Repo | None:
 
 def _ask_git(start: Path) -> Repo:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    import subprocess  # only when the .git files could not be read: off the fast path
+
     proc = subprocess.run(
         ["git", "rev-parse", "--path-format=absolute", "--git-common-dir", "--show-toplevel"],
         cwd=start,

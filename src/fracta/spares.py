@@ -4,7 +4,8 @@ In a repository of any size, most of a spawn's time is `git worktree add` writin
 file. The control plane keeps `workspaces.spares` (default 1) detached worktrees ready in
 .fracta/worktrees/.spare-<id>. A spawn moves a ready spare into place and gives it its branch:
 three quick git commands instead of a checkout (plus, when the spare was made from an older
-commit, a checkout of only the files that changed since). The control plane then makes a new
+commit, a checkout of only the files that changed since). A repository of less than about 200
+files gets no spares: checking it out is as quick. The control plane then makes a new
 spare in the background, once spawns have been quiet for a moment and at the lowest CPU
 priority, so that it never slows agents that are starting.
 
@@ -34,15 +35,28 @@ from .repo import Repo
 PREFIX = ".spare-"
 MARK = ".ready"
 QUIET = 1.0  # seconds without a spawn before a new spare is made
+# Below about 200 files (an index this small), checking out is as quick as moving a spare in,
+# which costs two more git commands: small repositories get no spares.
+MIN_INDEX_BYTES = 16 * 1024
 
 log = logging.getLogger("fracta.spares")
 
 
 def wanted(repo: Repo) -> int:
-    """How many spares to keep (`workspaces.spares`); none outside a git repository."""
-    if repo.git_common_dir is None:
+    """How many spares to keep (`workspaces.spares`); none outside a git repository or for a small one."""
+    if not worth_it(repo):
         return 0
     return repo.config.integer("workspaces.spares", minimum=0)
+
+
+def worth_it(repo: Repo) -> bool:
+    """Whether the checkout is big enough for a spare to save time (judged by the index's size)."""
+    if repo.git_common_dir is None:
+        return False
+    try:
+        return os.stat(repo.git_common_dir / "index").st_size >= MIN_INDEX_BYTES
+    except OSError:
+        return False
 
 
 def _entries(repo: Repo) -> list[str]:
@@ -69,6 +83,8 @@ def take(repo: Repo, start: str, path: Path, branch: str) -> bool:
     False when no spare could be used: the caller then checks out as usual. Once the spare is
     at `path` it is the agent's worktree, and a later failure raises for the caller to roll back.
     """
+    if not worth_it(repo):
+        return False
     for spare in ready(repo):
         marker = _marker(spare)
         try:

@@ -114,6 +114,7 @@ def start(
                 "redact": [ctx.token, *(v for v in ctx.credentials.secrets if v in env.values())],
             },
             mode=0o600,  # it holds the agent's token and credentials: the only file with env values
+            durable=False,  # written afresh at every start, and read by the runner at once
         )
         agents.update(repo, agent.name, status=agents.Status.STARTING)
         pid, pid_start = launch_runner(repo, agent.name)

@@ -33,14 +33,22 @@ class BodyTooLarge(FractaError):
 class Api:
     """Routes bound to one repo; `kick` wakes the spawner after lifecycle changes.
 
-    `closing` says the server is shutting down, so that live event streams end instead of
-    holding the shutdown up.
+    `start_queued`, when given, starts queued missions at once in the calling thread (a spawn
+    then does not wait for the spawner's thread to wake). `closing` says the server is shutting
+    down, so that live event streams end instead of holding the shutdown up.
     """
 
-    def __init__(self, repo: Repo, kick: Callable[[], None], closing: Callable[[], bool] | None = None) -> None:
+    def __init__(
+        self,
+        repo: Repo,
+        kick: Callable[[], None],
+        closing: Callable[[], bool] | None = None,
+        start_queued: Callable[[], None] | None = None,
+    ) -> None:
         self.repo = repo
         self.kick = kick
         self.closing = closing or (lambda: False)
+        self.start_queued = start_queued or (lambda: None)
 
     # --- plumbing -----------------------------------------------------------------------------
 
@@ -85,9 +93,14 @@ class Api:
             base=_text(data, "base"),
             workspace=Path(ws) if (ws := _text(data, "workspace")) else None,
         )
-        agent = await _threaded(lifecycle.spawn, self.repo, req)
+        agent = await _threaded(self._spawn, req)
         self.kick()
         return JSONResponse({"version": results.VERSION, "agent": results.agent_view(self.repo, agent)}, 201)
+
+    def _spawn(self, req: lifecycle.SpawnRequest) -> agents.Agent:
+        agent = lifecycle.spawn(self.repo, req)
+        self.start_queued()  # the new agent starts now if a slot is free, before we answer
+        return agents.load(self.repo, agent.name) if agent.status == agents.Status.QUEUED else agent
 
     async def kill(self, request: Request) -> Response:
         self.caller(request).require_chessmaster("kill agents")
@@ -298,8 +311,13 @@ def _error(request: Request, exc: Exception) -> Response:
     return JSONResponse(results.error(exc), exc.http_status)
 
 
-def build(repo: Repo, kick: Callable[[], None], closing: Callable[[], bool] | None = None) -> Starlette:
-    api = Api(repo, kick, closing)
+def build(
+    repo: Repo,
+    kick: Callable[[], None],
+    closing: Callable[[], bool] | None = None,
+    start_queued: Callable[[], None] | None = None,
+) -> Starlette:
+    api = Api(repo, kick, closing, start_queued)
     routes = [
         Route("/v1/health", api.health),
         Route("/v1/agents", api.list_agents, methods=["GET"]),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -42,6 +41,8 @@ def up(repo: Repo, wait: float = 30.0) -> tuple[ControlInfo, bool]:
     info = read_info(repo)
     if info is not None:
         return info, False
+    import subprocess  # only to start one: `fracta status` and every other command just read control.json
+
     out = open(repo.logs_dir / "control.out", "ab")  # noqa: SIM115 - handed to the child
     try:
         proc = subprocess.Popen(

@@ -43,6 +43,14 @@ class Supervisor:
         self.wake.set()
         self.spares.used()  # after a spawn: refill once spawns have been quiet for a moment
 
+    def start_queued(self) -> None:
+        """Start queued missions now, in the calling thread (the spawn request's)."""
+        try:
+            for name in spawner.schedule(self.repo, self.urls, self.launcher.launch):
+                log.info("agent started", extra={"agent": name})
+        except FractaError as exc:  # the spawner's own pass retries
+            log.warning("starting queued agents failed", extra={"error": exc.message})
+
     def start(self) -> None:
         from watchdog.events import FileSystemEvent, FileSystemEventHandler
         from watchdog.observers import Observer
@@ -220,7 +228,7 @@ def serve(repo: repo_mod.Repo, *, foreground: bool = False, log_format: str = "j
             )
             supervisor = Supervisor(repo, spawner.Urls(control=url, gateway=endpoint.url))
             closing = threading.Event()
-            app = app_mod.build(repo, supervisor.kick, closing.is_set)
+            app = app_mod.build(repo, supervisor.kick, closing.is_set, supervisor.start_queued)
             gateway = gateway_app.build(repo, endpoint.host, kick=supervisor.kick)
             supervisor.start()
             log.info("control plane listening", extra={"url": url, "gateway_url": endpoint.url, "pid": me})

@@ -118,8 +118,11 @@ def gateway(ctx: LaunchContext) -> tuple[str, dict[str, str]]:
 
 
 def write_private(path: Path, text: str) -> None:
-    """A per-agent config file that holds the agent's token: 0600, replaced atomically."""
-    atomic.write_text(path, text, mode=0o600)
+    """A per-agent config file that holds the agent's token: 0600, replaced atomically.
+
+    Not fsync'd: it is written afresh at every launch, right before the runtime reads it.
+    """
+    atomic.write_text(path, text, mode=0o600, durable=False)
 
 
 def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
