@@ -104,6 +104,9 @@ def settle(root: Path) -> None:
     """Wait until the control plane's spare worktrees (if any: fracta.spares) are ready."""
     from fracta import repo, spares
 
+    # The control plane starts a new warm runner a second after each launch (runner.Launcher):
+    # let it be up before measuring anything, so that neither side shares the CPU with it.
+    time.sleep(max(0.0, LAST_SPAWN[0] + 2.0 - time.monotonic()))
     r = repo.find(root, env={})
     deadline = time.monotonic() + 60
     while len(spares.ready(r)) < spares.wanted(r):
@@ -112,7 +115,11 @@ def settle(root: Path) -> None:
         time.sleep(0.01)
 
 
+LAST_SPAWN = [0.0]  # time.monotonic() of the last fracta spawn
+
+
 def with_fracta(runtime: str, name: str, root: Path, events: Events, env: dict[str, str]) -> float:
+    LAST_SPAWN[0] = time.monotonic()
     t0 = time.perf_counter()
     sh(root, str(BIN / "fracta"), "spawn", name, "--runtime", runtime, "--prompt", TASK, env=env)
     elapsed = events.wait_intent(name) - t0

@@ -55,6 +55,9 @@ def settle(root: Path) -> None:
     """Wait until the control plane's spare worktrees (fracta.spares) are ready: nothing runs in the background."""
     from fracta import repo, spares
 
+    # The control plane starts a new warm runner a second after each launch (runner.Launcher):
+    # let it be up before measuring anything, so that neither side shares the CPU with it.
+    time.sleep(max(0.0, LAST_SPAWN[0] + 2.0 - time.monotonic()))
     r = repo.find(root, env={})
     deadline = time.monotonic() + 120
     while len(spares.ready(r)) < spares.wanted(r):
@@ -64,7 +67,11 @@ def settle(root: Path) -> None:
     time.sleep(0.2)  # let the disk settle after the last write
 
 
+LAST_SPAWN = [0.0]  # time.monotonic() of the last fracta spawn
+
+
 def fracta_spawn(root: Path, i: int) -> float:
+    LAST_SPAWN[0] = time.monotonic()
     record = root / ".fracta" / "agents" / f"t{i}" / "agent.json"
     t0 = time.perf_counter()
     subprocess.run(

@@ -172,12 +172,18 @@ class Launcher:
 
     A spawn then skips the interpreter's start-up. If the control plane dies, the spare reads
     end-of-file and exits; a spare that is gone is simply replaced by a cold start.
+
+    A new spare is started `refill_delay` seconds after a launch, not at once: its start-up
+    would take CPU from the agent that is starting (a burst of spawns starts cold after the first).
     """
 
-    def __init__(self, repo: repo_mod.Repo) -> None:
+    def __init__(self, repo: repo_mod.Repo, refill_delay: float = 1.0) -> None:
         self.repo = repo
+        self.refill_delay = refill_delay
         self._spare: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+        self._stopped = False
 
     def launch(self, repo: repo_mod.Repo, name: str) -> tuple[int, int | None]:
         with self._lock:
@@ -193,11 +199,21 @@ class Launcher:
                 started = None  # it died between poll and write: start cold
         if started is None:
             started = spawn_detached(repo, name)
-        self.refill()
+        self._refill_later()
         return started
+
+    def _refill_later(self) -> None:
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()  # a later launch restarts the wait
+            self._timer = threading.Timer(self.refill_delay, self.refill)
+            self._timer.daemon = True
+            self._timer.start()
 
     def refill(self) -> None:
         with self._lock:
+            if self._stopped:
+                return
             if self._spare is None or self._spare.poll() is not None:
                 self._spare = subprocess.Popen(
                     [sys.executable, "-m", "fracta.runner", str(self.repo.state), "--spare"],
@@ -212,6 +228,9 @@ class Launcher:
     def stop(self) -> None:
         with self._lock:
             spare, self._spare = self._spare, None
+            self._stopped = True
+            if self._timer is not None:
+                self._timer.cancel()
         if spare is not None and spare.stdin is not None:
             spare.stdin.close()  # end-of-file: the spare exits
             try:

@@ -135,7 +135,7 @@ def _registered(repo: Repo, path: Path) -> bool:
     """
     if repo.git_common_dir is None:
         return False
-    target = path.resolve()
+    target = str(path.resolve())
     try:
         admins = os.scandir(repo.git_common_dir / "worktrees")
     except FileNotFoundError:
@@ -143,10 +143,16 @@ def _registered(repo: Repo, path: Path) -> bool:
     with admins:
         for admin in admins:
             try:
-                gitdir = (Path(admin.path) / "gitdir").read_text().strip()
+                with open(os.path.join(admin.path, "gitdir")) as fh:
+                    gitdir = fh.read().strip()
             except OSError:
                 continue
-            if (Path(admin.path) / gitdir).parent.resolve() == target:  # an absolute gitdir stays as it is
+            # git writes the real absolute path (or, with worktree.useRelativePaths, one relative
+            # to the admin folder); only a same-named candidate is resolved, not all of them.
+            folder = os.path.dirname(os.path.normpath(os.path.join(admin.path, gitdir)))
+            if folder == target or (
+                os.path.basename(folder) == os.path.basename(target) and os.path.realpath(folder) == target
+            ):
                 return True
     return False
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import importlib
+import os
 import sys
 from pathlib import Path
 
@@ -95,4 +97,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry() -> None:
-    sys.exit(main())
+    code = main()
+    # Leave without tearing the interpreter down (freeing every module and object takes longer
+    # than most commands): run the exit hooks and flush the output, as a normal exit would.
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: what could be said was said
+            code = code or EXIT_ERROR
+    os._exit(code)
