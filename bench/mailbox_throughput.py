@@ -3,7 +3,8 @@
 Run: .venv/bin/python bench/mailbox_throughput.py [--seconds 2] [--rounds 5] [--procs 1,8]
 
 For each process count P, in rounds that measure every workload one after the other (so a
-noisy disk hurts all of them alike), each of the P processes loops until the time is up:
+noisy disk hurts all of them alike; each round starts with another workload, and each
+measurement with the disk flushed by sync), each of the P processes loops until the time is up:
 
   raw     write a file of a message's size into tmp/, fsync it, rename it into new/: the
           baseline, the most a disk gives for durable one-file-per-message delivery;
@@ -140,6 +141,12 @@ def _child(work: Worker, folder: Path, index: int, seconds: float, start: Any, o
     out.put((count, time.perf_counter() - began))
 
 
+def settle() -> None:
+    """Start from a quiet disk: everything written so far on its way out, then a short pause."""
+    os.sync()
+    time.sleep(0.3)
+
+
 def measure(work: Worker, folder: Path, procs: int, seconds: float) -> tuple[float, int]:
     """Operations per second of `procs` processes running `work` at once, and their count."""
     ctx = mp.get_context("fork")
@@ -187,8 +194,11 @@ def run(base: Path, procs: int, seconds: float, rounds: int) -> dict[str, list[f
     progress_size = make_repo(base / "sizing", procs)
     shutil.rmtree(base / "sizing")
     figures: dict[str, list[float]] = {key: [] for key in ROWS}
+    keys = list(ROWS)
     for n in range(rounds):
-        for key in ROWS:
+        # Each round starts with another row, so that none always follows the heaviest clean-up;
+        # every row starts with the disk flushed (the last row's files written back and removed).
+        for key in keys[n % len(keys) :] + keys[: n % len(keys)]:
             folder = base / f"{key}-{procs}-{n}"
             folder.mkdir()
             if key in FRACTA_ROWS:
@@ -197,6 +207,7 @@ def run(base: Path, procs: int, seconds: float, rounds: int) -> dict[str, list[f
                     return fracta_worker(f, i, d, coalesce)
 
                 make_repo(folder, procs)
+                settle()
                 rate, count = measure(served, folder, procs, seconds)
                 check_delivery(folder, procs, count)
             else:
@@ -204,6 +215,7 @@ def run(base: Path, procs: int, seconds: float, rounds: int) -> dict[str, list[f
                 def work(f: Path, i: int, d: float, level: str = key) -> int:
                     return raw_worker(f, i, d, level, size, progress_size)
 
+                settle()
                 rate, _ = measure(work, folder, procs, seconds)
             figures[key].append(rate)
             shutil.rmtree(folder)

@@ -138,11 +138,22 @@ def _flock(fd: int, path: Path, timeout: float, unless: Callable[[], bool] | Non
         delay = min(delay * 1.5, 0.001)
 
 
+WHOLE_WRITE = 65536  # lines up to this size are appended with one write() and no lock
+
+
 def append_line(path: Path, line: str) -> None:
-    """Append one whole line; concurrent appenders never interleave partial lines."""
+    """Append one whole line; concurrent appenders never interleave partial lines.
+
+    A line of ordinary size goes out in a single O_APPEND write(), which a local file system
+    performs whole, under the file's own lock, after every earlier one: no flock is needed (it
+    would double the cost of every event). A longer line, which could be written in pieces, is
+    appended under an flock that every such writer takes.
+    """
     data = (line.rstrip("\n") + "\n").encode("utf-8")
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
+        if len(data) <= WHOLE_WRITE and os.write(fd, data) == len(data):
+            return
         fcntl.flock(fd, fcntl.LOCK_EX)
         view = memoryview(data)
         while view:

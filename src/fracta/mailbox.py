@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,7 +90,14 @@ def parse(path: Path | str, data: bytes, read: bool) -> Message:
 
 def _new_id() -> str:
     # Sorting ids sorts by send time; pid + sequence + random keep concurrent senders apart.
-    return f"{time.time_ns():019d}.{os.getpid()}.{next(_seq)}.{secrets.token_hex(3)}"
+    return f"{time.time_ns():019d}.{os.getpid()}.{next(_seq)}.{os.urandom(3).hex()}"
+
+
+def _size_limit(repo: Repo) -> int:
+    """mailbox.max_message_bytes (65536 before fracta.yaml exists; the config is read once per Repo)."""
+    if repo.config_path.exists():
+        return repo.config.integer("mailbox.max_message_bytes", minimum=1)
+    return 65536
 
 
 def _known(repo: Repo, name: str) -> bool:
@@ -122,7 +128,7 @@ def send(
     names.validate_participant(sender)
     if not _known(repo, sender):
         raise AgentNotFound(f"unknown sender {sender!r}", "send as an existing agent or as chessmaster")
-    limit = repo.config.integer("mailbox.max_message_bytes", minimum=1) if repo.config_path.exists() else 65536
+    limit = _size_limit(repo)
     if not body.strip():
         raise InvalidInput("the message is empty", "say something")
     size = len(body.encode())

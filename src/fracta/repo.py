@@ -83,6 +83,11 @@ class Repo:
     def _per_name(self) -> dict[tuple[str, str], Path]:
         return {}
 
+    @functools.cached_property
+    def activity_touched(self) -> dict[str, float]:
+        """When this process last touched each agent's activity file (agents.touch_activity)."""
+        return {}
+
     def _path(self, name: str, kind: str) -> Path:
         """agents/<name> and the files in it, joined once per name: a message's path uses several."""
         key = (name, kind)

@@ -93,7 +93,7 @@ def take(repo: Repo, start: str, path: Path, branch: str) -> bool:
         except FileNotFoundError:
             continue
         if os.path.exists(hook.strip()):  # a post-checkout hook appeared since: it must run here
-            threading.Thread(target=discard, args=(repo, spare), name="spare-discard", daemon=True).start()
+            discard(repo, spare)  # now, under the caller's lock: not beside its own checkout
             return False
         try:
             if commit != start:  # made before HEAD moved on: check out only what changed
@@ -101,7 +101,7 @@ def take(repo: Repo, start: str, path: Path, branch: str) -> bool:
             git.run(repo.root, "worktree", "move", str(spare), str(path))
         except (FractaError, OSError) as exc:
             log.warning("a spare worktree was unusable; checking out instead", extra={"error": str(exc)})
-            threading.Thread(target=discard, args=(repo, spare), name="spare-discard", daemon=True).start()
+            discard(repo, spare)
             return False
         # Create the branch only if it does not exist (the empty old value), then point HEAD at it.
         git.run(repo.root, "update-ref", "-m", f"branch: Created from {start}", f"refs/heads/{branch}", start, "")
