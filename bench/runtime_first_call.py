@@ -27,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+import quiet  # noqa: E402 - bench/quiet.py, beside this script
 from ai_clis import (  # noqa: E402 - the test helpers live beside the tests
     McpServer,
     claude_by_hand,
@@ -100,26 +101,8 @@ def by_hand(runtime: str, name: str, root: Path, model: ScriptedModel, events: E
     return elapsed
 
 
-def settle(root: Path) -> None:
-    """Wait until the control plane's spare worktrees (if any: fracta.spares) are ready."""
-    from fracta import repo, spares
-
-    # The control plane starts a new warm runner a second after each launch (runner.Launcher):
-    # let it be up before measuring anything, so that neither side shares the CPU with it.
-    time.sleep(max(0.0, LAST_SPAWN[0] + 2.0 - time.monotonic()))
-    r = repo.find(root, env={})
-    deadline = time.monotonic() + 60
-    while len(spares.ready(r)) < spares.wanted(r):
-        if time.monotonic() > deadline:
-            raise SystemExit("the control plane made no spare worktree in a minute")
-        time.sleep(0.01)
-
-
-LAST_SPAWN = [0.0]  # time.monotonic() of the last fracta spawn
-
-
 def with_fracta(runtime: str, name: str, root: Path, events: Events, env: dict[str, str]) -> float:
-    LAST_SPAWN[0] = time.monotonic()
+    quiet.spawned()
     t0 = time.perf_counter()
     sh(root, str(BIN / "fracta"), "spawn", name, "--runtime", runtime, "--prompt", TASK, env=env)
     elapsed = events.wait_intent(name) - t0
@@ -176,7 +159,7 @@ def main() -> int:
                     for side in ("hand", "fracta") if i % 2 else ("fracta", "hand"):
                         name = f"{runtime}-{side}-{i}"
                         model.agent(name, [call("fracta_set_intent", name=name, intent="bench"), say("done")])
-                        settle(root)  # both sides start with fracta idle
+                        quiet.settle(root)  # both sides start with fracta idle
                         if side == "hand":
                             took = by_hand(runtime, name, root, model, events, env)
                         else:

@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import quiet  # bench/quiet.py, beside this script
+
 BIN = Path(sys.executable).parent
 
 
@@ -51,27 +53,8 @@ def baseline(root: Path, i: int) -> float:
     return elapsed
 
 
-def settle(root: Path) -> None:
-    """Wait until the control plane's spare worktrees (fracta.spares) are ready: nothing runs in the background."""
-    from fracta import repo, spares
-
-    # The control plane starts a new warm runner a second after each launch (runner.Launcher):
-    # let it be up before measuring anything, so that neither side shares the CPU with it.
-    time.sleep(max(0.0, LAST_SPAWN[0] + 2.0 - time.monotonic()))
-    r = repo.find(root, env={})
-    deadline = time.monotonic() + 120
-    while len(spares.ready(r)) < spares.wanted(r):
-        if time.monotonic() > deadline:
-            raise SystemExit("the control plane made no spare worktree in 2 minutes")
-        time.sleep(0.01)
-    time.sleep(0.2)  # let the disk settle after the last write
-
-
-LAST_SPAWN = [0.0]  # time.monotonic() of the last fracta spawn
-
-
 def fracta_spawn(root: Path, i: int) -> float:
-    LAST_SPAWN[0] = time.monotonic()
+    quiet.spawned()
     record = root / ".fracta" / "agents" / f"t{i}" / "agent.json"
     t0 = time.perf_counter()
     subprocess.run(
@@ -107,9 +90,9 @@ def main() -> None:
             base, ours = [], []
             (root / ".fracta" / "worktrees").mkdir(exist_ok=True)
             for i in range(args.rounds):  # interleaved, so machine noise hits both alike
-                settle(root)
+                quiet.settle(root)
                 base.append(baseline(root, i))
-                settle(root)
+                quiet.settle(root)
                 ours.append(fracta_spawn(root, i))
         finally:
             for i in range(args.rounds):
