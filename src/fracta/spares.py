@@ -11,11 +11,10 @@ priority, so that it never slows agents that are starting.
 
 A spare is ready once its marker (.spare-<id>.ready, holding its commit) exists. No spare is
 made while the repository has a post-checkout hook: such a hook expects to run in the agent's
-own worktree when it is created. Spares are taken
-only under the workspaces lock, and the marker is removed before anything else, so one spare
-never goes to two agents. A spare without a marker is being made, or was left by a control
-plane that died while making it; the next control plane removes those. Nothing but fracta
-writes in a spare.
+own worktree when it is created. Spares are taken only under the workspaces lock, and the
+marker is removed before anything else, so one spare never goes to two agents. A spare without
+a marker is being made, or was left by a control plane that died while making it; the next
+control plane removes those. Nothing but fracta writes in a spare.
 """
 
 from __future__ import annotations
