@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -124,6 +125,48 @@ def test_codex_builds_its_own_home_over_the_users_config_without_touching_it(
     assert launch.argv[:4] == [str(fake_bin), "exec", "--json", "--skip-git-repo-check"]
     resumed = runtimes.get("codex").launch(LaunchContext(**{**c.__dict__, "session_id": "t-9"})).argv
     assert resumed[:3] == [str(fake_bin), "exec", "resume"] and resumed[-2] == "t-9"
+
+
+def npm_codex(prefix: Path, *, hoisted: bool = True) -> tuple[Path, Path]:
+    """An npm install of @openai/codex under `prefix`: the `.bin/codex` link to the Node launcher,
+    and the native binary in the platform package (hoisted beside it, or nested inside it)."""
+    from fracta.runtimes import codex_native
+
+    triple, package = codex_native.TARGETS[(sys.platform, os.uname().machine.lower())]
+    modules = prefix / "node_modules"
+    launcher = modules / "@openai" / "codex" / "bin" / "codex.js"
+    launcher.parent.mkdir(parents=True)
+    launcher.write_text("#!/usr/bin/env node\n")
+    launcher.chmod(0o755)
+    platform_root = modules if hoisted else modules / "@openai" / "codex" / "node_modules"
+    native = platform_root / "@openai" / package / "vendor" / triple / "bin" / "codex"
+    native.parent.mkdir(parents=True)
+    native.write_text("#!/bin/sh\n")
+    native.chmod(0o755)
+    (modules / ".bin").mkdir()
+    (modules / ".bin" / "codex").symlink_to(Path("..") / "@openai" / "codex" / "bin" / "codex.js")
+    return modules / ".bin" / "codex", native
+
+
+@pytest.mark.parametrize("hoisted", [True, False])
+def test_codex_from_npm_runs_its_native_binary_with_the_launchers_variables(tmp_path: Path, hoisted: bool) -> None:
+    shim, native = npm_codex(tmp_path / "prefix", hoisted=hoisted)
+    launch = runtimes.get("codex").launch(ctx(tmp_path, {"binary": str(shim)}))
+    assert launch.argv[:2] == [str(native), "exec"]
+    package_root = (tmp_path / "prefix" / "node_modules" / "@openai" / "codex").resolve()
+    assert launch.env["CODEX_MANAGED_PACKAGE_ROOT"] == str(package_root)
+    assert launch.env["CODEX_MANAGED_BY_NPM"] == "1"
+
+
+def test_codex_keeps_the_npm_launcher_when_told_to_or_when_the_native_binary_is_missing(tmp_path: Path) -> None:
+    shim, native = npm_codex(tmp_path / "prefix")
+    kept = runtimes.get("codex").launch(ctx(tmp_path, {"binary": str(shim), "native": False}))
+    assert kept.argv[0] == str(shim) and "CODEX_MANAGED_PACKAGE_ROOT" not in kept.env
+    native.chmod(0o644)  # not executable: as good as missing
+    fallback = runtimes.get("codex").launch(ctx(tmp_path, {"binary": str(shim)}))
+    assert fallback.argv[0] == str(shim) and "CODEX_MANAGED_PACKAGE_ROOT" not in fallback.env
+    with pytest.raises(ConfigError, match=r"agents\.agent_runtimes\.codex\.native .*true or false"):
+        runtimes.get("codex").check(ctx(tmp_path, {"binary": str(shim), "native": "yes"}))
 
 
 def test_opencode_gets_a_config_file_the_model_and_its_own_tmpdir(tmp_path: Path, fake_bin: Path) -> None:

@@ -107,6 +107,9 @@ def test_a_spawned_cli_agent_sets_its_intent_and_messages_the_chessmaster_then_i
     private = {"claude": "claude-mcp.json", "codex": "codex-home/config.toml", "opencode": "opencode.json"}[runtime]
     assert (project.agent_dir(name) / private).stat().st_mode & 0o077 == 0
     assert agents.load(project, name).workspace
+    if runtime == "codex":  # it ran the native binary, not npm's Node launcher
+        argv = json.loads((project.agent_dir(name) / "launch.json").read_text())["argv"]
+        assert argv[0].endswith("/bin/codex") and os.access(argv[0], os.X_OK), argv[0]
     status = cli("status")
     assert status.returncode == 0
 

@@ -9,6 +9,8 @@ Options (agents.agent_runtimes.codex), besides binary, model, args, env and auth
   config               a mapping merged into config.toml, e.g. {model_provider: x,
                        model_providers: {x: {base_url: ..., env_key: ..., wire_api: responses}}}
   inherit_user_config  start from the user's config.toml (default true)
+  native               run the native binary behind npm's `codex` launcher, skipping Node's start
+                       (default true; see codex_native.py)
 """
 
 from __future__ import annotations
@@ -22,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from . import options, prompt, stream
+from . import codex_native, options, prompt, stream
 from .base import Launch, LaunchContext, OutputEvent
 
-OWN = frozenset({"config", "inherit_user_config"})
+OWN = frozenset({"config", "inherit_user_config", "native"})
 HOME_DIR = "codex-home"
 
 
@@ -37,6 +39,7 @@ class CodexRuntime:
         opts = options.parse(self.name, ctx.options, OWN, ctx.name)
         options.find_binary(ctx, opts)
         options.mapping(opts, "config")
+        _native(opts)
 
     def launch(self, ctx: LaunchContext) -> Launch:
         opts = options.parse(self.name, ctx.options, OWN, ctx.name)
@@ -47,7 +50,8 @@ class CodexRuntime:
         config = self._config(ctx, opts, user_home)
         options.write_private(home / "config.toml", dumps(config))
         _link_auth(user_home, home)
-        argv = [binary, "exec"]
+        native = codex_native.resolve(binary) if _native(opts) else codex_native.Binary(binary)
+        argv = [native.path, "exec"]
         if ctx.session_id:
             argv.append("resume")
         argv += ["--json", "--skip-git-repo-check"]
@@ -57,7 +61,7 @@ class CodexRuntime:
         if ctx.session_id:
             argv.append(ctx.session_id)
         argv.append(prompt.for_launch(ctx))
-        env = {"CODEX_HOME": str(home)}
+        env = {**native.env, "CODEX_HOME": str(home)}
         return Launch(argv=argv, env=env, cwd=ctx.workspace)
 
     def _config(self, ctx: LaunchContext, opts: options.Options, user_home: Path) -> dict[str, Any]:
@@ -178,6 +182,16 @@ def _api_message(message: str) -> str:
 
 def _error_text(err: Any) -> str:
     return str(err.get("message", err)) if isinstance(err, dict) else str(err)
+
+
+def _native(opts: options.Options) -> bool:
+    value = opts.extra.get("native", True)
+    if not isinstance(value, bool):
+        raise ConfigError(
+            f"{opts.key('native')} in fracta.yaml must be true or false, not {value!r}",
+            "true runs Codex's native binary directly; false runs the configured binary as it is",
+        )
+    return value
 
 
 def _user_config(path: Path) -> dict[str, Any]:
