@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import bytecode  # bench/bytecode.py, beside this script
+
 BIN = Path(sys.executable).parent
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -47,6 +49,7 @@ def wait(what: str, check, timeout: float = 600) -> None:  # type: ignore[no-unt
 
 
 def main() -> None:
+    bytecode.ensure()
     parser = argparse.ArgumentParser()
     parser.add_argument("--agents", type=int, default=50)
     parser.add_argument("--idle", type=float, default=10.0, help="seconds to measure idle CPU over")

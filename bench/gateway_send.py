@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import bytecode  # bench/bytecode.py, beside this script
+
 BIN = Path(sys.executable).parent
 BODY = "Please rebase on main: the login endpoint moved to /api/v2/login, tests updated."
 WARMUP = 20
@@ -103,6 +105,7 @@ def report(title: str, timings: list[float], wall: float) -> None:
 
 
 def main() -> None:
+    bytecode.ensure()
     parser = argparse.ArgumentParser()
     parser.add_argument("--sends", type=int, default=500, help="timed sends of the lone client")
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients")

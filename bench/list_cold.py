@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import bytecode  # bench/bytecode.py, beside this script
+
 from fracta import agents, mailbox, project
 from fracta import repo as repo_mod
 
@@ -86,6 +88,7 @@ def importtime(cwd: Path, env: dict[str, str], top: int) -> None:
 
 
 def main() -> int:
+    bytecode.ensure()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--agents", type=int, default=100)
     parser.add_argument("--reps", type=int, default=40, help="runs of each command (alternating)")

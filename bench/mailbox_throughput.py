@@ -49,6 +49,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import bytecode  # bench/bytecode.py, beside this script
+
 from fracta import mailbox, progress, project
 from fracta import repo as repo_mod
 
@@ -223,6 +225,7 @@ def run(base: Path, procs: int, seconds: float, rounds: int) -> dict[str, list[f
 
 
 def main() -> int:
+    bytecode.ensure()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=2.0, help="length of each measurement")
     parser.add_argument("--rounds", type=int, default=5, help="rounds; medians are shown")

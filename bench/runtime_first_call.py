@@ -27,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+import bytecode  # noqa: E402 - bench/bytecode.py, beside this script
 import quiet  # noqa: E402 - bench/quiet.py, beside this script
 from ai_clis import (  # noqa: E402 - the test helpers live beside the tests
     McpServer,
@@ -113,6 +114,7 @@ def with_fracta(runtime: str, name: str, root: Path, events: Events, env: dict[s
 
 
 def main() -> int:
+    bytecode.ensure()
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--runtimes", default="claude,codex,opencode")

@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import bytecode  # bench/bytecode.py, beside this script
+
 BIN = Path(sys.executable).parent
 FRACTA = str(BIN / "fracta")
 TARGET_MS = 300.0
@@ -61,6 +63,7 @@ def describe(label: str, samples: list[float]) -> str:
 
 
 def main() -> int:
+    bytecode.ensure()
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--cold-rounds", type=int, default=3, help="rounds with the control plane stopped")

@@ -22,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import bytecode  # bench/bytecode.py, beside this script
 import quiet  # bench/quiet.py, beside this script
 
 BIN = Path(sys.executable).parent
@@ -71,6 +72,7 @@ def fracta_spawn(root: Path, i: int) -> float:
 
 
 def main() -> None:
+    bytecode.ensure()
     parser = argparse.ArgumentParser()
     parser.add_argument("--files", type=int, default=2000, help="tracked files in the test repo")
     parser.add_argument("--rounds", type=int, default=7)

@@ -10,7 +10,7 @@ import contextlib
 import fcntl
 import json
 import os
-import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -38,6 +38,85 @@ def fsync_dir(folder: Path | str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class _OpenFiles:
+    """Descriptors kept open for the per-message paths (event appends, a Maildir folder's fsync),
+    so that a message does not pay for opening the same file and folder again and again.
+
+    A file or folder renamed, removed or replaced since it was opened is opened afresh (a stat
+    of the path, much cheaper than an open and a close, tells whether it is the same). At
+    most LIMIT are kept: beyond that the least recently opened unused one is closed (a
+    descriptor is never closed while a caller holds it).
+    """
+
+    LIMIT = 64
+
+    def __init__(self) -> None:
+        self._fds: dict[tuple[str, int], int] = {}
+        self._users: dict[int, int] = {}  # fd -> callers holding it
+        self._lock = threading.Lock()
+
+    def after_fork(self) -> None:
+        self._lock = threading.Lock()  # the parent's other threads, which may have held it, are gone
+
+    def hold(self, path: str, flags: int) -> int:
+        key = (path, flags)
+        with self._lock:
+            fd = self._fds.get(key)
+            if fd is not None and not _same_file(fd, path):
+                del self._fds[key]
+                self._close_unused(fd)
+                fd = None
+            if fd is None:
+                fd = os.open(path, flags, 0o644)
+                self._fds[key] = fd
+                self._evict()
+            self._users[fd] = self._users.get(fd, 0) + 1
+            return fd
+
+    def release(self, fd: int) -> None:
+        with self._lock:
+            left = self._users.pop(fd) - 1
+            if left:
+                self._users[fd] = left
+            elif fd not in self._fds.values():
+                os.close(fd)  # dropped from the cache while it was held
+
+    def _close_unused(self, fd: int) -> None:
+        if fd not in self._users:
+            os.close(fd)
+
+    def _evict(self) -> None:
+        for key in list(self._fds):
+            if len(self._fds) <= self.LIMIT:
+                return
+            fd = self._fds[key]
+            if fd not in self._users:
+                del self._fds[key]
+                os.close(fd)
+
+
+def _same_file(fd: int, path: str) -> bool:
+    try:
+        now = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (held.st_ino, held.st_dev) == (now.st_ino, now.st_dev)
+
+
+_open_files = _OpenFiles()
+os.register_at_fork(after_in_child=_open_files.after_fork)
+
+
+def fsync_folder_kept_open(folder: str) -> None:
+    """fsync_dir for a folder synced again and again (a Maildir's new/): its descriptor stays open."""
+    fd = _open_files.hold(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        _open_files.release(fd)
 
 
 def write_bytes(
@@ -150,10 +229,17 @@ def append_line(path: Path, line: str) -> None:
     appended under an flock that every such writer takes.
     """
     data = (line.rstrip("\n") + "\n").encode("utf-8")
+    if len(data) <= WHOLE_WRITE:
+        fd = _open_files.hold(os.fspath(path), os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        try:
+            written = os.write(fd, data)
+        finally:
+            _open_files.release(fd)
+        if written == len(data):
+            return
+        data = data[written:]  # a short write (a full disk, a signal): the rest under the lock
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        if len(data) <= WHOLE_WRITE and os.write(fd, data) == len(data):
-            return
         fcntl.flock(fd, fcntl.LOCK_EX)
         view = memoryview(data)
         while view:
@@ -189,7 +275,7 @@ def maildir_deliver(maildir: Path, name: str, data: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    fsync_dir(f"{box}/new")
+    fsync_folder_kept_open(f"{box}/new")
 
 
 def maildir_claim(maildir: Path, name: str) -> bool:
@@ -241,14 +327,20 @@ def create_dir(final: Path, populate: Callable[[Path], None]) -> bool:
         fsync_dir(final.parent)
         return True
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        _rmtree(staging)
 
 
 def remove_dir(folder: Path) -> None:
     """Rename the folder away first so readers see it vanish at once, never half-deleted."""
     grave = folder.with_name(f".gone-{folder.name}-{_rand()}")
     os.rename(folder, grave)
-    shutil.rmtree(grave, ignore_errors=True)
+    _rmtree(grave)
+
+
+def _rmtree(path: Path) -> None:
+    import shutil  # here, not at import time: it pulls in compression modules every CLI start would pay for
+
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def touch(path: Path) -> None:
@@ -271,6 +363,6 @@ def remove_stale_dirs(parent: Path, prefixes: tuple[str, ...], older_than: float
         path = parent / entry
         with contextlib.suppress(FileNotFoundError):
             if path.stat().st_mtime < cutoff:
-                shutil.rmtree(path, ignore_errors=True)
+                _rmtree(path)
                 count += 1
     return count

@@ -64,7 +64,8 @@ agents:
   # and its own: claude: allowed_tools (besides fracta's; default: git status/diff/log/add/commit/
   # merge), permission_mode (default acceptEdits), settings (a per-agent --settings file);
   # codex: config (merged into the agent's CODEX_HOME/config.toml, built over your own),
-  # inherit_user_config (default true); opencode: config (merged into the agent's OPENCODE_CONFIG).
+  # inherit_user_config (default true), native (default true: an npm-installed codex runs its
+  # native binary, without Node's start); opencode: config (merged into the agent's OPENCODE_CONFIG).
   # An agent's prompt comes from templates/agent_prompt.md at the repo root if you add one (and
   # templates/wake_prompt.md for a resumed session): {{name}}, {{task}}, {{workspace}}, {{branch}}.
 

@@ -86,7 +86,10 @@ def request(
     timeout: float | None = None,
 ) -> Response:
     """Send one request; the caller reads the response and closes it. OSError if the server is unreachable."""
-    sock = socket.create_connection((host, port), timeout=connect_timeout)
+    # An ASCII host name goes to getaddrinfo as bytes: as str it is IDNA-encoded, and the codec's
+    # import is a measurable part of a CLI command's start-up.
+    target: str | bytes = host.encode("ascii") if host.isascii() else host
+    sock = socket.create_connection((target, port), timeout=connect_timeout)  # type: ignore[arg-type]
     try:
         sock.settimeout(timeout)  # None: a tool call may take as long as it takes
         name = f"[{host}]" if ":" in host else host
