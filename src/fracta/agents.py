@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -142,6 +141,8 @@ def create(repo: Repo, agent: Agent) -> Agent:
     )
     if repo.agent_dir(agent.name).exists():
         raise exists_error
+
+    import secrets  # here: its import (hmac, random) would weigh on every CLI command that reads agents
 
     def populate(folder: Path) -> None:
         for sub in ("inbox/tmp", "inbox/new", "inbox/cur"):

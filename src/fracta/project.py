@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from . import agents, atomic, config, events, hooks, names, progress, wiring
+from . import agents, atomic, config, events, names, progress
 from .errors import CorruptRecord, FractaError
 from .repo import Repo
+
+if TYPE_CHECKING:  # imported by init() alone: `fracta list`, `join` and `intent` do without them
+    from . import hooks, wiring
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,10 @@ class InitResult:
 def init(repo: Repo, wire: bool = True) -> InitResult:
     """Create .fracta/, a commented fracta.yaml and the git exclude entry, and wire fracta into the
     AI CLIs' project config (`wire`). Safe to run twice."""
+    import secrets
+
+    from . import hooks, wiring
+
     created = not repo.initialized
     atomic.ensure_dirs(
         repo.agents_dir,

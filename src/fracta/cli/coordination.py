@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from .. import agents, mailbox, progress, project, repo, results
+from .. import agents, mailbox, progress, repo, results
 from ..errors import EXIT_CORRUPT, FractaError
-from . import hooks, render
+from . import render
 
 
 def _repo() -> repo.Repo:
@@ -20,6 +20,9 @@ def _repo() -> repo.Repo:
 def init_cmd(no_wire: bool) -> int:
     """Set up fracta in this git repository (.fracta/, fracta.yaml, git exclude), and add `fracta serve`
     to Claude's .mcp.json, Codex's .codex/config.toml and OpenCode's opencode.json. Safe to run twice."""
+    from .. import project
+    from . import hooks  # only here: `fracta list` and the other commands of this module do without
+
     result = project.init(repo.find(), wire=not no_wire)
     click.echo(f"{'initialized' if result.created else 'already initialized'} fracta in {result.root}")
     if result.wrote_config:
@@ -46,6 +49,8 @@ def join_cmd(name: str, intent: str, as_json: bool) -> None:
 
     Prints the environment lines that agent's shell needs.
     """
+    from .. import project  # not at import time: `fracta list` does without it (and its config module)
+
     result = project.join(_repo(), name, intent=intent, workspace=Path.cwd())
     if as_json:
         render.emit_json(results.joined(result.agent, result.env))
@@ -130,6 +135,8 @@ def inbox_cmd(name: str, include_read: bool, as_json: bool) -> int:
 def intent_cmd(name: str, text: str | None, as_json: bool) -> None:
     """Show NAME's one-line intent, or set it to TEXT."""
     r = _repo()
+    from .. import project
+
     agent = agents.load(r, name) if text is None else project.set_intent(r, name, text)
     if as_json:
         render.emit_json(results.intent(agent))
