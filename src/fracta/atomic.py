@@ -58,7 +58,9 @@ class _OpenFiles:
         self._lock = threading.Lock()
 
     def after_fork(self) -> None:
-        self._lock = threading.Lock()  # the parent's other threads, which may have held it, are gone
+        # The parent's other threads, which may have held the lock or a descriptor, are gone.
+        self._lock = threading.Lock()
+        self._users = {}
 
     def hold(self, path: str, flags: int) -> int:
         key = (path, flags)
