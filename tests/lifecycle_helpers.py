@@ -17,15 +17,18 @@ from fracta import repo as repo_mod
 from fracta.control import daemon
 
 
-def wait_for(what: str, check: Callable[[], object], timeout: float = 60.0) -> object:
-    """Poll `check` until it returns something truthy (a liveness bound, not a timing assertion)."""
+def wait_for(
+    what: str, check: Callable[[], object], timeout: float = 60.0, explain: Callable[[], str] | None = None
+) -> object:
+    """Poll `check` until it returns something truthy (a liveness bound, not a timing assertion).
+    `explain` adds what helps to understand a timeout (a log, say) to the failure."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = check()
         if value:
             return value
         time.sleep(0.05)
-    raise AssertionError(f"gave up waiting for {what}")
+    raise AssertionError(f"gave up waiting for {what}" + (f"\n{explain()}" if explain else ""))
 
 
 def status(r: repo_mod.Repo, name: str) -> str:

@@ -150,11 +150,18 @@ def test_the_control_plane_keeps_a_spare_refills_it_after_a_spawn_and_removes_it
     monkeypatch.setenv("PATH", f"{Path(PY).parent}{os.pathsep}{os.environ['PATH']}")
     with cleanup(initialized):
         assert cli("up").returncode == 0
-        first = wait_for("a spare", lambda: spares.ready(initialized))
+
+        def state() -> str:  # made at the lowest CPU priority: a loaded machine may take a while
+            log = initialized.logs_dir / "control.log"
+            tail = log.read_text()[-3000:] if log.exists() else "(no control.log)"
+            return f"worktrees: {os.listdir(initialized.worktrees_dir)}\ncontrol.log:\n{tail}"
+
+        first = wait_for("a spare", lambda: spares.ready(initialized), timeout=120, explain=state)
         assert isinstance(first, list)
         spawn(cli, "api", PY, "-c", "pass")
         assert not first[0].exists()  # the spawn took it...
-        wait_for("a new spare", lambda: spares.ready(initialized))  # ...and the pool made another
+        # ...and the pool made another
+        wait_for("a new spare", lambda: spares.ready(initialized), timeout=120, explain=state)
         assert cli("down").returncode == 0
     assert spares.ready(initialized) == []
     assert [n for n in os.listdir(initialized.worktrees_dir) if n.startswith(spares.PREFIX)] == []
