@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -166,6 +167,24 @@ def test_the_control_plane_keeps_a_spare_refills_it_after_a_spawn_and_removes_it
     assert spares.ready(initialized) == []
     assert [n for n in os.listdir(initialized.worktrees_dir) if n.startswith(spares.PREFIX)] == []
     assert worktrees(initialized.root) == sorted([str(initialized.root), str(initialized.worktrees_dir / "api")])
+
+
+def test_the_pool_tries_again_without_waiting_for_a_spawn_when_git_could_not_make_a_spare(
+    initialized: repo_mod.Repo, cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_free_port(initialized)
+    monkeypatch.setenv("PATH", f"{Path(PY).parent}{os.pathsep}{os.environ['PATH']}")
+    admin = initialized.root / ".git" / "worktrees"
+    shutil.rmtree(admin, ignore_errors=True)
+    admin.write_text("in the way\n")  # git cannot register a worktree now
+    log = initialized.logs_dir / "control.log"
+    with cleanup(initialized):
+        assert cli("up").returncode == 0
+        wait_for("the failed attempt", lambda: log.exists() and "could not make a spare worktree" in log.read_text())
+        admin.unlink()
+        wait_for("a spare with no spawn to prompt it", lambda: spares.ready(initialized), timeout=120)
+        assert cli("down").returncode == 0
+    assert spares.ready(initialized) == []
 
 
 def test_no_spares_when_configured_off(initialized: repo_mod.Repo, cli: CliRunner) -> None:

@@ -28,12 +28,13 @@ import time
 from pathlib import Path
 
 from . import atomic, git
-from .errors import FractaError
+from .errors import FractaError, GitError
 from .repo import Repo
 
 PREFIX = ".spare-"
 MARK = ".ready"
 QUIET = 1.0  # seconds without a spawn before a new spare is made
+RETRY = 10.0  # seconds before trying again when a spare could not be made
 # Below about 200 files (an index this small), checking out is as quick as moving a spare in,
 # which costs two more git commands: small repositories get no spares.
 MIN_INDEX_BYTES = 16 * 1024
@@ -111,7 +112,8 @@ def take(repo: Repo, start: str, path: Path, branch: str) -> bool:
 
 
 def make(repo: Repo) -> Path | None:
-    """Make one spare at the main worktree's HEAD; None when there is nothing to check out."""
+    """Make one spare at the main worktree's HEAD; None when none is to be made (no commit yet, or a
+    post-checkout hook). GitError, with nothing left behind, when git could not make it."""
     head = git.run(repo.root, "rev-parse", "--verify", "--quiet", "HEAD^{commit}", check=False)
     if head.returncode != 0:
         return None  # no commit yet
@@ -123,11 +125,11 @@ def make(repo: Repo) -> Path | None:
         return None
     atomic.ensure_dirs(repo.worktrees_dir)
     spare = repo.worktrees_dir / f"{PREFIX}{secrets.token_hex(4)}"
-    proc = git.run(repo.root, "worktree", "add", "--quiet", "--detach", str(spare), commit, check=False, nice=True)
+    args = ("worktree", "add", "--quiet", "--detach", str(spare), commit)
+    proc = git.run(repo.root, *args, check=False, nice=True)
     if proc.returncode != 0:
-        log.warning("could not make a spare worktree", extra={"error": proc.stderr.strip()[-500:]})
         discard(repo, spare)
-        return None
+        raise GitError(["git", *args], proc.returncode, proc.stdout, proc.stderr[-500:], hint="nothing was left behind")
     atomic.write_text(_marker(spare), f"{commit}\n{hook}\n")  # take() checks the hook is still absent
     return spare
 
@@ -190,15 +192,18 @@ class Pool:
             discard_all(self.repo, ready_too=False)  # half-made by a control plane that died
         except (FractaError, OSError) as exc:
             log.warning("could not remove unfinished spare worktrees", extra={"error": str(exc)})
+        retry: float | None = None  # after a failure (a transient git error, say), try again later
         while not self._stopping.is_set():
-            self._wake.wait()
+            self._wake.wait(retry)
             self._wake.clear()
             while (quiet := self._last_use + QUIET - time.monotonic()) > 0:
                 if self._stopping.wait(quiet):
                     return
+            retry = None
             try:
                 while not self._stopping.is_set() and len(ready(self.repo)) < wanted(self.repo):
                     if make(self.repo) is None:
-                        break
-            except (FractaError, OSError) as exc:  # a bad config or a git failure: retry on the next spawn
+                        break  # none wanted now: the next spawn looks again
+            except (FractaError, OSError) as exc:  # a git failure or a bad config: try again soon
                 log.warning("could not make a spare worktree", extra={"error": str(exc)})
+                retry = RETRY
