@@ -30,8 +30,11 @@ progress.md, as in normal use. ops/s counts messages sent and read (one op: a me
 then read; median over rounds); "vs raw" is the median over rounds of each round's ratio to raw.
 Target: fracta >= 50% of raw, for 1 and for 8 processes.
 
-Everything happens in a temporary folder under /tmp (a real disk: fsync matters), removed at
-the end. Exits with 1 if the target is missed.
+Everything happens in a temporary folder under /tmp (a real disk: fsync matters), removed only
+at the end. No row's files are deleted before then: on ext4 without a journal (as on these
+machines), creating a file scans past every inode deleted in the last minutes, so deleting one
+row's thousands of files would slow the rows after it, by an amount that depends on the row
+order rather than on the workload. Exits with 1 if the target is missed.
 """
 
 from __future__ import annotations
@@ -193,13 +196,13 @@ def message_size() -> int:
 def run(base: Path, procs: int, seconds: float, rounds: int) -> dict[str, list[float]]:
     """ops/s of every workload, one value per round."""
     size = message_size()
-    progress_size = make_repo(base / "sizing", procs)
-    shutil.rmtree(base / "sizing")
+    progress_size = make_repo(base / f"sizing-{procs}", procs)
     figures: dict[str, list[float]] = {key: [] for key in ROWS}
     keys = list(ROWS)
     for n in range(rounds):
-        # Each round starts with another row, so that none always follows the heaviest clean-up;
-        # every row starts with the disk flushed (the last row's files written back and removed).
+        # Each round starts with another row, so that none always follows the heaviest one; every
+        # row starts with the disk flushed (the last row's files written back; see the docstring
+        # for why none is removed before the end).
         for key in keys[n % len(keys) :] + keys[: n % len(keys)]:
             folder = base / f"{key}-{procs}-{n}"
             folder.mkdir()
@@ -220,8 +223,26 @@ def run(base: Path, procs: int, seconds: float, rounds: int) -> dict[str, list[f
                 settle()
                 rate, _ = measure(work, folder, procs, seconds)
             figures[key].append(rate)
-            shutil.rmtree(folder)
     return figures
+
+
+def describe_disk(folder: Path) -> str:
+    """The file system `folder` is on, and whether it has a journal (Linux; "unknown" elsewhere)."""
+    try:
+        device = os.stat(folder).st_dev
+        for line in Path("/proc/self/mountinfo").read_text().splitlines():
+            fields = line.split()
+            major, minor = (int(n) for n in fields[2].split(":"))
+            if os.makedev(major, minor) != device:
+                continue
+            kind, source = fields[fields.index("-") + 1 : fields.index("-") + 3]
+            if kind != "ext4":
+                return f"{kind} ({source})"
+            journal = Path(f"/proc/fs/jbd2/{Path(source).name}-8").exists()
+            return f"ext4 ({source}), {'with a journal' if journal else 'no journal'}"
+    except (OSError, ValueError):
+        pass
+    return "unknown"
 
 
 def main() -> int:
@@ -234,6 +255,7 @@ def main() -> int:
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="fracta-bench-mailbox-", dir=args.dir))
     print(f"message file: {message_size()} bytes; {args.rounds} rounds of {args.seconds:g}s per workload")
+    print(f"disk: {describe_disk(base)}")
     print(f"{'procs':>5}  {'workload':<40} {'ops/s':>9} {'us/op':>8} {'vs raw':>7}")
     missed = []
     try:
