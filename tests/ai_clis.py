@@ -79,8 +79,8 @@ def runtime_options(runtime: str, model: ScriptedModel) -> dict[str, Any]:
     if runtime == "claude":
         return {
             "binary": str(require_cli("claude")),
-            "env": {"ANTHROPIC_API_KEY": "sk-ant-test", **CLAUDE_OFFLINE},
-            "settings": {"env": {"ANTHROPIC_BASE_URL": base}},
+            # The model's URL by environment, as claude_by_hand() gives it: no --settings file.
+            "env": {"ANTHROPIC_API_KEY": "sk-ant-test", "ANTHROPIC_BASE_URL": base, **CLAUDE_OFFLINE},
         }
     if runtime == "codex":
         provider = {"name": "fake", "base_url": base + "/v1", "env_key": CODEX_KEY_VAR, "wire_api": "responses"}

@@ -157,6 +157,14 @@ def test_runtime_env_is_interpolated_and_a_missing_variable_is_named(
     assert "OPENAI_API_KEY" in caught.value.hint
 
 
+def test_runtime_env_names_the_agent_where_it_says_agent(fr: repo_mod.Repo, tmp_path: Path) -> None:
+    env = {"ANTHROPIC_BASE_URL": "http://127.0.0.1:9/a/{{agent}}", "PLAIN": "{agent}"}
+    r = configure(fr, {"agents": {"agent_runtimes": {"claude": {"env": env}}}})
+    plan = credentials.resolve(r, "claude", tmp_path / "agents" / "ada")
+    assert plan.env == {"ANTHROPIC_BASE_URL": "http://127.0.0.1:9/a/ada", "PLAIN": "{agent}"}
+    assert plan.secrets == []
+
+
 @pytest.mark.parametrize(
     ("resolver", "fragments"),
     [

@@ -217,7 +217,7 @@ def resolve(repo: Repo, runtime: str, agent_dir: Path) -> CredentialPlan:
     Raises ConfigError for a malformed or missing profile and CredentialError for a resolver that
     fails or a variable that is missing; the message names the profile and variable or command.
     """
-    env, secrets = runtime_env(repo, runtime)
+    env, secrets = runtime_env(repo, runtime, agent_dir.name)
     files: dict[Path, str] = {}
     helper: str | None = None
     used = chosen(repo, runtime)
@@ -248,8 +248,9 @@ def check(repo: Repo, runtime: str) -> CredentialPlan:
     return resolve(repo, runtime, repo.state / "agents" / ".check")
 
 
-def runtime_env(repo: Repo, runtime: str) -> tuple[dict[str, str], list[str]]:
-    """agents.agent_runtimes.<runtime>.env with ${VAR}s filled in, and the values that are secrets."""
+def runtime_env(repo: Repo, runtime: str, agent: str = "") -> tuple[dict[str, str], list[str]]:
+    """agents.agent_runtimes.<runtime>.env with ${VAR}s filled in and {{agent}} made `agent`'s name,
+    and the values that are secrets."""
     raw = runtime_options(repo, runtime).get("env") or {}
     where = f"agents.agent_runtimes.{runtime}.env"
     if not isinstance(raw, Mapping):
@@ -266,6 +267,7 @@ def runtime_env(repo: Repo, runtime: str) -> tuple[dict[str, str], list[str]]:
         if value is None or isinstance(value, Mapping | list):
             raise ConfigError(f"{where}.{key} must be a string or number", f'quote it: {key}: "..."')
         text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+        text = text.replace("{{agent}}", agent)  # before ${VAR}: a variable's value is taken as it is
         missing: list[str] = []
         filled = config.interpolate(text, os.environ, missing)
         if missing:

@@ -7,8 +7,9 @@ Keys every AI CLI runtime takes (all optional; strings may use ${VAR}):
   args          extra command-line arguments, put before the prompt
   env           extra environment variables for the agent (applied by the credential pipeline)
   auth_profile  the auth profile(s) to resolve at spawn (fracta/credentials.py)
-Each adapter documents its own extra keys. `{{agent}}` in any of these strings (except env) is
-replaced by the agent's name, e.g. to route each agent through its own path of a model proxy.
+Each adapter documents its own extra keys. `{{agent}}` in any of these strings (env's values too,
+filled in by fracta/credentials.py) is replaced by the agent's name, e.g. to route each agent
+through its own path of a model proxy.
 """
 
 from __future__ import annotations
