@@ -238,7 +238,9 @@ def describe_disk(folder: Path) -> str:
             kind, source = fields[fields.index("-") + 1 : fields.index("-") + 3]
             if kind != "ext4":
                 return f"{kind} ({source})"
-            journal = Path(f"/proc/fs/jbd2/{Path(source).name}-8").exists()
+            # jbd2 names a journal after the kernel's name for the device (dm-0, not /dev/mapper/...).
+            kernel_name = Path(os.path.realpath(f"/sys/dev/block/{major}:{minor}")).name
+            journal = any(entry.startswith(f"{kernel_name}-") for entry in os.listdir("/proc/fs/jbd2"))
             return f"ext4 ({source}), {'with a journal' if journal else 'no journal'}"
     except (OSError, ValueError):
         pass
