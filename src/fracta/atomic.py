@@ -27,6 +27,13 @@ def _rand() -> str:
     return os.urandom(4).hex()
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    """Write all of `data`: a short write (a signal, a full disk) goes on with the rest."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def _tmp_name(target: Path) -> Path:
     return target.with_name(f".{target.name}{TMP_MARK}{os.getpid()}.{_rand()}")
 
@@ -132,9 +139,7 @@ def write_bytes(
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
+            _write_all(fd, data)
             if mtime_ns is not None:
                 os.utime(fd, ns=(mtime_ns, mtime_ns))
             if durable:
@@ -243,9 +248,7 @@ def append_line(path: Path, line: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        _write_all(fd, data)
     finally:
         os.close(fd)  # closing releases the flock
 
@@ -266,9 +269,7 @@ def maildir_deliver(maildir: Path, name: str, data: bytes) -> None:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
+            _write_all(fd, data)
             os.fsync(fd)
         finally:
             os.close(fd)
