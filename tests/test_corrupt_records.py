@@ -122,6 +122,8 @@ def spoil_message(raw: bytes, how: str) -> bytes:
         return raw.replace(b"second", b"\xff\xfe\xfd")
     if how == "future-schema":
         return raw.replace(b"fracta-message: 1\n", b"fracta-message: 9\n")
+    if how == "edited-body":
+        return raw.replace(b"second line", b"second lime")
     assert how == "missing-header"
     return b"".join(line for line in raw.splitlines(keepends=True) if not line.startswith(b"from: "))
 
@@ -131,6 +133,7 @@ MESSAGE_PROBLEMS = {
     "empty": "no blank line between headers and body",
     "not-utf8": "not UTF-8 text",
     "future-schema": "message schema '9', expected 1",
+    "edited-body": "the body does not match its body-crc32: the file was damaged or edited",
     "missing-header": "missing header 'from'",
 }
 

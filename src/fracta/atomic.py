@@ -13,6 +13,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -262,7 +263,14 @@ def ensure_dirs(*folders: Path, mode: int = 0o755) -> None:
 
 
 def maildir_deliver(maildir: Path, name: str, data: bytes) -> None:
-    """Deliver one message durably; it is visible in new/ only once whole and fsync'd."""
+    """Deliver one message durably: it is on disk when this returns, and visible only once whole.
+
+    The message is written into tmp/ and fsync'd, which on Linux file systems makes it durable
+    with its name there (a new file's fsync writes its folder entry too); only then is it renamed
+    into new/. That rename is not fsync'd: a crash that loses it leaves the whole message in
+    tmp/, and maildir_recover (run by every reader) finishes the delivery. So one fsync a
+    message, and never a torn message in new/.
+    """
     # Plain strings: this runs once per message, and pathlib's joins were a tenth of its CPU.
     box = os.fspath(maildir)
     tmp, final = f"{box}/tmp/{name}", f"{box}/new/{name}"
@@ -273,12 +281,17 @@ def maildir_deliver(maildir: Path, name: str, data: bytes) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.rename(tmp, final)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    fsync_folder_kept_open(f"{box}/new")
+    try:
+        os.rename(tmp, final)
+    except FileNotFoundError:
+        # A reader recovering orphans took it first (the sender stalled for ORPHAN_AGE between
+        # its fsync and its rename): delivered all the same. Otherwise the inbox itself is gone.
+        if not (os.path.exists(final) or os.path.exists(f"{box}/cur/{name}")):
+            raise
 
 
 def maildir_claim(maildir: Path, name: str) -> bool:
@@ -291,13 +304,85 @@ def maildir_claim(maildir: Path, name: str) -> bool:
     return True
 
 
+@dataclass
+class Recovery:
+    delivered: list[str] = field(default_factory=list)  # whole messages moved into new/
+    removed: list[str] = field(default_factory=list)  # torn ones (never acknowledged) deleted
+
+
+def maildir_recover(
+    maildir: Path,
+    whole: Callable[[str, bytes], bool],
+    older_than: float,
+    remove_torn_after: float | None = None,
+) -> Recovery:
+    """Finish the deliveries that a dead sender or a crash left in tmp/.
+
+    A file in tmp/ untouched for `older_than` seconds that `whole(name, data)` accepts was
+    fsync'd (or is fsync'd here) and is renamed into new/, unless new/ or cur/ already holds
+    it (a crash can leave both names). Senders, other readers and this may race on the same
+    file: the rename decides, exactly one of them moves it. A torn file is never delivered;
+    with `remove_torn_after`, one untouched that long is deleted (its send never returned).
+    """
+    box = os.fspath(maildir)
+    found = Recovery()
+    try:
+        entries = os.listdir(f"{box}/tmp")
+    except FileNotFoundError:
+        return found
+    if not entries:
+        return found
+    now = time.time()
+    for name in entries:
+        tmp = f"{box}/tmp/{name}"
+        try:
+            fd = os.open(tmp, os.O_RDONLY)
+        except FileNotFoundError:
+            continue  # delivered meanwhile
+        try:
+            age = now - os.fstat(fd).st_mtime
+            if age < older_than:
+                continue  # a sender is most likely still at it
+            if not whole(name, _read_all(fd)):
+                if remove_torn_after is not None and age >= remove_torn_after:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(tmp)
+                        found.removed.append(name)
+                continue
+            if os.path.exists(f"{box}/new/{name}") or os.path.exists(f"{box}/cur/{name}"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)  # a second name for a message already delivered
+                continue
+            os.fsync(fd)  # its sender may have died before its own fsync was done
+        finally:
+            os.close(fd)
+        try:
+            os.rename(tmp, f"{box}/new/{name}")
+        except FileNotFoundError:
+            continue  # its sender, or another reader, moved it first
+        found.delivered.append(name)
+    if found.delivered:
+        fsync_dir(f"{box}/new")  # rare: worth making the recovery itself durable at once
+    return found
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def remove_stale_temp_files(folder: Path, older_than: float) -> list[Path]:
-    """Delete temporary files left by writers that died mid-write (they were never visible)."""
+    """Delete temporary files left by writers that died mid-write (they were never visible).
+
+    A Maildir's tmp/ is not swept here: a message there may be whole and owed to its recipient
+    (maildir_recover decides).
+    """
     removed: list[Path] = []
     cutoff = time.time() - older_than
     for entry in _walk_files(folder):
-        in_maildir_tmp = entry.parent.name == "tmp" and entry.parent.parent.name == "inbox"
-        if TMP_MARK not in entry.name and not in_maildir_tmp:
+        if TMP_MARK not in entry.name:
             continue
         with contextlib.suppress(FileNotFoundError):
             if entry.stat().st_mtime < cutoff:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,8 +16,10 @@ from .errors import AgentNotFound, CorruptRecord, InvalidInput
 from .repo import Repo
 
 SCHEMA = 1
-_HEADER_ORDER = ("fracta-message", "id", "from", "to", "sent", "subject", "reply-to")
 _seq = itertools.count()
+# A whole message found in tmp/ this long after its last write was left by a sender that died, or
+# by a crash that lost its move into new/, after the message's fsync: a reader delivers it itself.
+ORPHAN_AGE = 10.0
 
 
 @dataclass(frozen=True)
@@ -42,7 +46,11 @@ class Message:
         }
 
     def render(self) -> bytes:
-        """The file format: mail-like headers, a blank line, the body. Readable with cat."""
+        """The file format: mail-like headers, a blank line, the body. Readable with cat.
+
+        The body's checksum lets a reader tell a whole message from one a crash tore (_whole).
+        """
+        body = self.body.encode()
         headers = {
             "fracta-message": str(SCHEMA),
             "id": self.id,
@@ -51,20 +59,21 @@ class Message:
             "sent": self.sent_at,
             "subject": self.subject,
             "reply-to": self.reply_to,
+            "body-crc32": f"{zlib.crc32(body):08x}",
         }
         head = "".join(f"{k}: {v}\n" for k, v in headers.items() if v is not None)
-        return f"{head}\n{self.body}".encode()
+        return f"{head}\n".encode() + body
 
 
 def parse(path: Path | str, data: bytes, read: bool) -> Message:
     """A message file's contents; `path` (a string on the hot path) only names the file in errors."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise CorruptRecord(Path(path), "not UTF-8 text") from None
-    head, sep, body = text.partition("\n\n")
+    raw_head, sep, raw_body = data.partition(b"\n\n")
     if not sep:
         raise CorruptRecord(Path(path), "no blank line between headers and body")
+    try:
+        head, body = raw_head.decode("utf-8"), raw_body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CorruptRecord(Path(path), "not UTF-8 text") from None
     headers: dict[str, str] = {}
     for line in head.splitlines():
         key, colon, value = line.partition(": ")
@@ -73,6 +82,9 @@ def parse(path: Path | str, data: bytes, read: bool) -> Message:
         headers[key] = value
     if headers.get("fracta-message") != str(SCHEMA):
         raise CorruptRecord(Path(path), f"message schema {headers.get('fracta-message')!r}, expected {SCHEMA}")
+    checksum = headers.get("body-crc32")  # absent from messages written by hand
+    if checksum is not None and checksum != f"{zlib.crc32(raw_body):08x}":
+        raise CorruptRecord(Path(path), "the body does not match its body-crc32: the file was damaged or edited")
     try:
         return Message(
             id=headers["id"],
@@ -169,6 +181,7 @@ def read(repo: Repo, name: str, *, include_read: bool = False) -> Inbox:
         raise AgentNotFound(f"no agent named {name!r}", "run fracta list to see the agents")
     box = repo.inbox_dir(name)
     folder = os.fspath(box)  # plain strings: this runs once per message
+    _recover(repo, name, box)
     out: list[Message] = []
     problems: list[CorruptRecord] = []
     if include_read:
@@ -199,6 +212,41 @@ def read(repo: Repo, name: str, *, include_read: bool = False) -> Inbox:
         events.record(repo, "inbox.read", agent=name, count=claimed)
         progress.refresh(repo)
     return Inbox(out, problems)
+
+
+def _whole(name: str, data: bytes) -> bool:
+    """A message file as its sender wrote it: it parses, is named after its id, and its body
+    matches its checksum (a crash may leave a file empty, cut short, or with another's blocks)."""
+    try:
+        msg = parse(name, data, read=False)
+    except CorruptRecord:
+        return False
+    return msg.id == name and b"\nbody-crc32: " in data.partition(b"\n\n")[0]
+
+
+def _recover(
+    repo: Repo, name: str, box: Path, orphan_age: float | None = None, remove_torn_after: float | None = None
+) -> int:
+    found = atomic.maildir_recover(box, _whole, ORPHAN_AGE if orphan_age is None else orphan_age, remove_torn_after)
+    for msg_id in found.delivered:
+        events.record(repo, "message.recovered", agent=name, id=msg_id)
+    return len(found.delivered) + len(found.removed)
+
+
+def sweep(repo: Repo, stale_after: float, orphan_age: float | None = None) -> int:
+    """Finish every inbox's interrupted deliveries, and delete torn leftovers `stale_after` old.
+
+    Readers recover their own inbox as they read; this covers the inboxes nobody reads (the
+    reaper runs it). `orphan_age` defaults to ORPHAN_AGE. Returns how many files it delivered
+    or deleted.
+    """
+    everyone = [names.CHESSMASTER]
+    with contextlib.suppress(FileNotFoundError):
+        everyone += sorted(n for n in os.listdir(repo.agents_dir) if not n.startswith("."))  # as agents.list_all
+    done = sum(_recover(repo, who, repo.inbox_dir(who), orphan_age, stale_after) for who in everyone)
+    if done:
+        progress.refresh(repo)  # unread counts may have changed
+    return done
 
 
 def unread_count(repo: Repo, name: str) -> int:

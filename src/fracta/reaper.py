@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import agents, archive, atomic, clock, events, git, processes, progress, runner, workspaces
+from . import agents, archive, atomic, clock, events, git, mailbox, processes, progress, runner, workspaces
 from .errors import AgentNotFound, CorruptRecord, FractaError
 from .repo import Repo
 
@@ -113,6 +113,8 @@ def _expire(repo: Repo, agent: agents.Agent, result: SweepResult) -> None:
 
 def _clear_leftovers(repo: Repo) -> int:
     cleared = len(atomic.remove_stale_temp_files(repo.state, STALE_AFTER))
+    # Messages a dead sender or a crash left in an inbox's tmp/: delivered if whole, else deleted.
+    cleared += mailbox.sweep(repo, STALE_AFTER)
     # Staging folders of creators that died (.new-*) and half-removed folders (.gone-*).
     # Lock files are never "stale": they are flock()ed and the OS releases a dead holder's lock.
     cleared += atomic.remove_stale_dirs(repo.agents_dir, (".new-", ".gone-"), STALE_AFTER)

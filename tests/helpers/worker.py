@@ -183,7 +183,10 @@ def main() -> None:
     parser.add_argument("--stop", default="")
     parser.add_argument("--ready", default="", help="touched once this process is waiting at the barrier")
     parser.add_argument("--agents", default="")
+    parser.add_argument("--orphan-age", type=float, default=None, help="mailbox.ORPHAN_AGE for this process")
     args = parser.parse_args()
+    if args.orphan_age is not None:
+        mailbox.ORPHAN_AGE = args.orphan_age
     repo = repo_mod.find(Path.cwd(), env={}).require_initialized()
     ROLES[args.role](repo, args)
 
