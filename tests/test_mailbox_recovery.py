@@ -33,6 +33,11 @@ def duo(initialized: repo_mod.Repo) -> repo_mod.Repo:
     return initialized
 
 
+def read(repo: repo_mod.Repo, name: str) -> mailbox.Inbox:
+    """A read as a new process makes it: one that has not looked into this tmp/ lately."""
+    return mailbox.read(repo_mod.find(repo.root, env={}), name)
+
+
 def age(path: Path, seconds: float) -> None:
     then = time.time() - seconds
     os.utime(path, (then, then))
@@ -51,12 +56,12 @@ def sent_then_crashed(repo: repo_mod.Repo, body: str, *, ago: float = LONG_AGO) 
 def test_a_whole_message_a_crash_left_in_tmp_is_delivered_once_by_the_next_read(duo: repo_mod.Repo) -> None:
     msg, orphan = sent_then_crashed(duo, "the login endpoint moved")
 
-    first = mailbox.read(duo, "api")
+    first = read(duo, "api")
     assert [(m.id, m.sender, m.body) for m in first.messages] == [(msg.id, "ui", "the login endpoint moved")]
     assert first.problems == []
     assert not orphan.exists()
     assert (duo.inbox_dir("api") / "cur" / msg.id).exists()
-    assert mailbox.read(duo, "api").messages == []
+    assert read(duo, "api").messages == []
     recovered = [e for e in event_lines(duo) if e["event"] == "message.recovered"]
     assert [(e["agent"], e["id"]) for e in recovered] == [("api", msg.id)]
 
@@ -71,7 +76,7 @@ def test_the_cli_reader_recovers_too_in_send_order(duo: repo_mod.Repo, cli: CliR
 
 def test_a_message_still_being_sent_is_left_to_its_sender(duo: repo_mod.Repo) -> None:
     _, orphan = sent_then_crashed(duo, "in flight", ago=0)
-    assert mailbox.read(duo, "api").messages == []
+    assert read(duo, "api").messages == []
     assert orphan.exists()
     assert mailbox.unread_count(duo, "api") == 0
 
@@ -97,7 +102,7 @@ TORN = ("empty", "cut-short", "zeros", "flipped-body", "another-message", "no-ch
 def test_a_torn_leftover_is_never_delivered_and_the_reaper_deletes_it_after_an_hour(duo: repo_mod.Repo) -> None:
     _, other = sent_then_crashed(duo, "a message to borrow blocks from")
     other_bytes = other.read_bytes()
-    mailbox.read(duo, "api")  # delivers it; its bytes serve as "another message" below
+    read(duo, "api")  # delivers it; its bytes serve as "another message" below
     leftovers: dict[Path, bytes] = {}
     for how in TORN:
         _, orphan = sent_then_crashed(duo, f"this one will be {how}, a body long enough to cut")
@@ -105,7 +110,7 @@ def test_a_torn_leftover_is_never_delivered_and_the_reaper_deletes_it_after_an_h
         orphan.write_bytes(leftovers[orphan])
         age(orphan, LONG_AGO)
 
-    box = mailbox.read(duo, "api")
+    box = read(duo, "api")
     assert box.messages == []
     assert box.problems == []  # never a message: nothing to report to the reader
     assert {p: p.read_bytes() for p in leftovers} == leftovers  # left alone
@@ -156,13 +161,13 @@ def test_a_message_a_crash_left_under_two_names_is_delivered_once(duo: repo_mod.
     (msg,) = mailbox.send(duo, "ui", "api", "twice on disk, once in the inbox")
     box = duo.inbox_dir("api")
     if where == "cur":
-        assert len(mailbox.read(duo, "api").messages) == 1
+        assert len(read(duo, "api").messages) == 1
     os.link(box / where / msg.id, box / "tmp" / msg.id)
     age(box / "tmp" / msg.id, LONG_AGO)
 
-    again = mailbox.read(duo, "api")
+    again = read(duo, "api")
     assert [m.id for m in again.messages] == ([msg.id] if where == "new" else [])
-    assert mailbox.read(duo, "api").messages == []
+    assert read(duo, "api").messages == []
     assert os.listdir(box / "tmp") == []
     assert os.listdir(box / "cur") == [msg.id]
 
@@ -202,3 +207,12 @@ def test_readers_that_recover_at_once_race_live_senders_and_every_message_arrive
     assert os.listdir(box / "tmp") == []
     events = event_lines(duo)
     assert sum(1 for e in events if e["event"] == "message.sent" and e["to"] == "hub") == 8 * 150
+
+
+def test_a_long_lived_reader_looks_into_tmp_again_once_a_tenth_of_orphan_age_has_passed(duo: repo_mod.Repo) -> None:
+    reader = repo_mod.find(duo.root, env={})
+    assert mailbox.read(reader, "api").messages == []
+    msg, _ = sent_then_crashed(duo, "found on a later look")
+    assert mailbox.read(reader, "api").messages == []  # looked a moment ago: not yet
+    reader.tmp_checked["api"] -= mailbox.ORPHAN_AGE / 10  # as if that much time had passed
+    assert [m.id for m in mailbox.read(reader, "api").messages] == [msg.id]

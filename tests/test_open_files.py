@@ -1,5 +1,5 @@
-"""The descriptors fracta keeps open for its per-message paths (atomic._OpenFiles): appends and
-Maildir fsyncs still reach the file or folder that is there now, and nothing leaks."""
+"""The descriptors fracta keeps open for its per-message path (atomic._OpenFiles): appends still
+reach the file that is there now, and nothing leaks."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def test_events_and_messages_reach_an_agent_created_again_under_the_same_name(in
     project.join(initialized, "bob")
     mailbox.send(initialized, "bob", "ada", "first")
     assert [m.body for m in mailbox.read(initialized, "ada").messages] == ["first"]
-    agents.remove(initialized, "ada")  # its inbox folder, kept open for fsync, is gone
+    agents.remove(initialized, "ada")  # its inbox folder is gone
     project.join(initialized, "ada")
     mailbox.send(initialized, "bob", "ada", "second")
     assert [m.body for m in mailbox.read(initialized, "ada").messages] == ["second"]

@@ -49,10 +49,10 @@ def fsync_dir(folder: Path | str) -> None:
 
 
 class _OpenFiles:
-    """Descriptors kept open for the per-message paths (event appends, a Maildir folder's fsync),
-    so that a message does not pay for opening the same file and folder again and again.
+    """Descriptors kept open for the per-message path (event appends), so that a message does not
+    pay for opening the same file again and again.
 
-    A file or folder renamed, removed or replaced since it was opened is opened afresh (a stat
+    A file renamed, removed or replaced since it was opened is opened afresh (a stat
     of the path, much cheaper than an open and a close, tells whether it is the same). At
     most LIMIT are kept: beyond that the least recently opened unused one is closed (a
     descriptor is never closed while a caller holds it).
@@ -118,15 +118,6 @@ def _same_file(fd: int, path: str) -> bool:
 
 _open_files = _OpenFiles()
 os.register_at_fork(after_in_child=_open_files.after_fork)
-
-
-def fsync_folder_kept_open(folder: str) -> None:
-    """fsync_dir for a folder synced again and again (a Maildir's new/): its descriptor stays open."""
-    fd = _open_files.hold(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        _open_files.release(fd)
 
 
 def write_bytes(
@@ -343,7 +334,7 @@ def maildir_recover(
             age = now - os.fstat(fd).st_mtime
             if age < older_than:
                 continue  # a sender is most likely still at it
-            if not whole(name, _read_all(fd)):
+            if not whole(name, read_all(fd)):
                 if remove_torn_after is not None and age >= remove_torn_after:
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(tmp)
@@ -366,7 +357,8 @@ def maildir_recover(
     return found
 
 
-def _read_all(fd: int) -> bytes:
+def read_all(fd: int) -> bytes:
+    """Everything from `fd`'s position to the end of the file."""
     chunks = []
     while chunk := os.read(fd, 1 << 20):
         chunks.append(chunk)

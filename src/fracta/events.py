@@ -12,6 +12,7 @@ from . import atomic, clock
 from .repo import Repo
 
 SCHEMA = 1
+_encode = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode  # json.dumps builds one a call
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ class Event:
 def record(repo: Repo, event: str, agent: str | None = None, **data: Any) -> None:
     """Append one event. Never carries secrets: callers pass names and ids, not tokens or bodies."""
     line = {"v": SCHEMA, "ts": clock.now(), "event": event, "agent": agent, **data}
-    atomic.append_line(repo.events_path, json.dumps(line, sort_keys=True, separators=(",", ":")))
+    atomic.append_line(repo.events_path, _encode(line))
 
 
 def read(repo: Repo, since: int = 0, limit: int | None = None) -> Iterator[Event]:

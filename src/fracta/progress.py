@@ -68,8 +68,10 @@ class Coalescer:
     def request(self, repo: Repo) -> None:
         with self._lock:
             self._newest = time.time_ns()
-            self._oldest = self._oldest or self._newest
             self._pending = repo
+            if self._oldest:
+                return  # the thread is already awake for an earlier change (_wake is set until covered)
+            self._oldest = self._newest
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name="progress", daemon=True)
                 self._thread.start()

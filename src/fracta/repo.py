@@ -88,6 +88,11 @@ class Repo:
         """When this process last touched each agent's activity file (agents.touch_activity)."""
         return {}
 
+    @functools.cached_property
+    def tmp_checked(self) -> dict[str, float]:
+        """When this process last looked for orphans in each inbox's tmp/ (mailbox.read)."""
+        return {}
+
     def _path(self, name: str, kind: str) -> Path:
         """agents/<name> and the files in it, joined once per name: a message's path uses several."""
         key = (name, kind)
