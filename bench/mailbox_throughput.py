@@ -8,8 +8,9 @@ measurement with the disk flushed by sync), each of the P processes loops until 
 
   raw     write a file of a message's size into tmp/, fsync it, rename it into new/: the
           baseline, the most a disk gives for durable one-file-per-message delivery;
-  +dir    the same, plus an fsync of new/ (a message is durable, with its folder, before send
-          returns: the least fracta's guarantee costs);
+  +dir    the same, plus an fsync of new/: what a second fsync a message would cost (fracta's
+          delivery does not pay it: a message is durable once fsync'd in tmp/, and readers
+          deliver whole messages a crash left there);
   +prog   the same, plus two atomic but not fsync'd replaces of a progress.md-sized file (what
           regenerating progress.md after the send and after the read costs at least, without
           the rendering and without any coalescing);
