@@ -62,6 +62,7 @@ class _OpenFiles:
 
     def __init__(self) -> None:
         self._fds: dict[tuple[str, int], int] = {}
+        self._files: dict[int, tuple[int, int]] = {}  # fd -> (inode, device) of what it opened
         self._users: dict[int, int] = {}  # fd -> callers holding it
         self._lock = threading.Lock()
 
@@ -74,13 +75,15 @@ class _OpenFiles:
         key = (path, flags)
         with self._lock:
             fd = self._fds.get(key)
-            if fd is not None and not _same_file(fd, path):
+            if fd is not None and not _names(path, self._files[fd]):
                 del self._fds[key]
                 self._close_unused(fd)
                 fd = None
             if fd is None:
                 fd = os.open(path, flags, 0o644)
+                opened = os.fstat(fd)
                 self._fds[key] = fd
+                self._files[fd] = (opened.st_ino, opened.st_dev)
                 self._evict()
             self._users[fd] = self._users.get(fd, 0) + 1
             return fd
@@ -91,11 +94,15 @@ class _OpenFiles:
             if left:
                 self._users[fd] = left
             elif fd not in self._fds.values():
-                os.close(fd)  # dropped from the cache while it was held
+                self._close(fd)  # dropped from the cache while it was held
 
     def _close_unused(self, fd: int) -> None:
         if fd not in self._users:
-            os.close(fd)
+            self._close(fd)
+
+    def _close(self, fd: int) -> None:
+        del self._files[fd]
+        os.close(fd)
 
     def _evict(self) -> None:
         for key in list(self._fds):
@@ -104,16 +111,16 @@ class _OpenFiles:
             fd = self._fds[key]
             if fd not in self._users:
                 del self._fds[key]
-                os.close(fd)
+                self._close(fd)
 
 
-def _same_file(fd: int, path: str) -> bool:
+def _names(path: str, file: tuple[int, int]) -> bool:
+    """Whether `path` still names `file` (inode, device)."""
     try:
         now = os.stat(path)
     except FileNotFoundError:
         return False
-    held = os.fstat(fd)
-    return (held.st_ino, held.st_dev) == (now.st_ino, now.st_dev)
+    return (now.st_ino, now.st_dev) == file
 
 
 _open_files = _OpenFiles()

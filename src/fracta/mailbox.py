@@ -20,6 +20,7 @@ _seq = itertools.count()
 # A whole message found in tmp/ this long after its last write was left by a sender that died, or
 # by a crash that lost its move into new/, after the message's fsync: a reader delivers it itself.
 ORPHAN_AGE = 10.0
+_READ_SIZE = 1 << 16  # one read() takes a message of the default size limit whole
 
 
 @dataclass(frozen=True)
@@ -258,7 +259,9 @@ def unread_count(repo: Repo, name: str) -> int:
 def _read(path: str) -> bytes:
     fd = os.open(path, os.O_RDONLY)  # not open(): a buffered file object costs more than the read
     try:
-        return atomic.read_all(fd)
+        data = os.read(fd, _READ_SIZE)
+        # A read of a regular file that returns less than asked for has reached the end.
+        return data if len(data) < _READ_SIZE else data + atomic.read_all(fd)
     finally:
         os.close(fd)
 
