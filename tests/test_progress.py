@@ -7,9 +7,10 @@ import multiprocessing
 import threading
 from pathlib import Path
 
+import pytest
 from lifecycle_helpers import wait_for
 
-from fracta import mailbox, progress, project
+from fracta import atomic, mailbox, progress, project
 from fracta import repo as repo_mod
 
 
@@ -66,3 +67,28 @@ def test_coalescers_in_many_processes_cover_every_change(initialized: repo_mod.R
         assert p.exitcode == 0
     text = initialized.progress_path.read_text()
     assert "| sink | running | - | - | 240 |" in text
+
+
+def test_a_coalescer_that_finds_another_regeneration_under_way_looks_again_and_covers_its_change(
+    initialized: repo_mod.Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It does not wait on the lock: it comes back BUSY_RETRY later, and still covers its change
+    if the other holder's regeneration did not (here the holder regenerates nothing at all)."""
+    project.join(initialized, "busy")
+    busy_seen = threading.Event()
+    real_regenerate = progress.regenerate
+
+    def regenerate(repo: repo_mod.Repo, requested: int | None = None, *, wait: bool = True) -> bool:
+        done = real_regenerate(repo, requested, wait=wait)
+        if not done:
+            busy_seen.set()
+        return done
+
+    monkeypatch.setattr(progress, "regenerate", regenerate)
+    sink = progress.Coalescer(delay=0.005)
+    r = dataclasses.replace(initialized, progress_sink=sink)
+    with atomic.lock(initialized.state / "progress.lock"):  # as another process regenerating
+        mailbox.send(r, "chessmaster", "busy", "while the lock is held")
+        wait_for("the coalescer to find the lock held", busy_seen.is_set)
+        assert "| busy | running | - | - | 1 |" not in r.progress_path.read_text()
+    wait_for("progress.md to show the message", lambda: "| busy | running | - | - | 1 |" in r.progress_path.read_text())

@@ -6,7 +6,7 @@ import threading
 import time
 
 from . import agents, atomic, clock, names
-from .errors import CorruptRecord, FractaError
+from .errors import CorruptRecord, FractaError, LockTimeout
 from .repo import Repo
 
 
@@ -18,11 +18,15 @@ def refresh(repo: Repo) -> None:
     regenerate(repo)
 
 
-def regenerate(repo: Repo, requested: int | None = None) -> None:
+def regenerate(repo: Repo, requested: int | None = None, *, wait: bool = True) -> bool:
     """Regenerate progress.md now. Concurrent callers coalesce: a regeneration that started after
-    our change already covers it, so we skip ours (this keeps heavy message traffic cheap)."""
+    our change already covers it, so we skip ours (this keeps heavy message traffic cheap).
+
+    Without `wait`, a regeneration under way in another process is not waited for: returns False
+    if it has not covered our change yet (call again shortly; it most likely will have).
+    """
     if not repo.initialized:
-        return
+        return True
     if requested is None:
         requested = time.time_ns()  # when the change we must cover happened (at the latest)
 
@@ -35,12 +39,22 @@ def regenerate(repo: Repo, requested: int | None = None) -> None:
 
     # A waiter leaves as soon as a regeneration that covers its change lands, without queueing
     # for the lock only to find the work done.
-    with atomic.lock(repo.state / "progress.lock", unless=covered) as held:
-        if not held or covered():
-            return
-        started = time.time_ns()
-        # Derived data: atomic but not fsync'd; it is rebuilt from the records at any time.
-        atomic.write_text(repo.progress_path, render(repo), durable=False, mtime_ns=started)
+    try:
+        timeout = atomic.DEFAULT_LOCK_TIMEOUT if wait else 0
+        with atomic.lock(repo.state / "progress.lock", timeout, unless=covered) as held:
+            if not held or covered():
+                return True
+            started = time.time_ns()
+            # Derived data: atomic but not fsync'd; it is rebuilt from the records at any time.
+            atomic.write_text(repo.progress_path, render(repo), durable=False, mtime_ns=started)
+            return True
+    except LockTimeout:
+        if wait:
+            raise
+        return covered()
+
+
+BUSY_RETRY = 0.002  # seconds: a regeneration takes well under a millisecond for a few dozen agents
 
 
 class Coalescer:
@@ -81,24 +95,34 @@ class Coalescer:
         """Cover every change so far, now."""
         self._cover(until=None)
 
-    def _cover(self, until: int | None) -> None:
-        """Regenerate (or see another process's regeneration) covering the changes up to `until`."""
+    def _cover(self, until: int | None, wait: bool = True) -> bool:
+        """Regenerate (or see another process's regeneration) covering the changes up to `until`.
+
+        False when, not waiting, another process was regenerating and has not covered them yet.
+        """
         with self._lock:
             repo, newest = self._pending, self._newest
             if repo is None:
                 self._wake.clear()
-                return
-            requested = newest if until is None or newest <= until else until
-            if requested < newest:  # changes made since the slot ended are left for the next slot
-                self._oldest = requested + 1
+                return True
+        requested = newest if until is None or newest <= until else until
         try:
             # A regeneration by any process that started after `requested` covers these changes.
-            regenerate(repo, requested=requested)
-        finally:  # on an error too: the next change retries, rather than a retry every slot
-            with self._lock:
-                if requested == newest == self._newest:  # nothing changed meanwhile: all covered
-                    self._pending, self._oldest = None, 0
-                    self._wake.clear()
+            done = regenerate(repo, requested=requested, wait=wait)
+        except BaseException:
+            self._covered(requested, newest)  # given up on: the next change retries, not every slot
+            raise
+        if done:
+            self._covered(requested, newest)
+        return done
+
+    def _covered(self, requested: int, newest: int) -> None:
+        with self._lock:
+            if requested == newest == self._newest:  # nothing changed meanwhile: all covered
+                self._pending, self._oldest = None, 0
+                self._wake.clear()
+            elif requested < self._newest:  # later changes are left for their own slot
+                self._oldest = requested + 1
 
     def _loop(self) -> None:
         while True:
@@ -111,9 +135,12 @@ class Coalescer:
             end = (oldest // self._slot + 1) * self._slot  # the end of the oldest change's slot
             time.sleep(max(0.0, (end - time.time_ns()) / 1e9))
             try:
-                self._cover(until=end)
+                if not self._cover(until=end, wait=False):
+                    # Another process is regenerating, most likely after our changes: rather than
+                    # poll its lock, look again once it has had the time to finish.
+                    time.sleep(BUSY_RETRY)
             except FractaError:
-                continue  # a corrupt record or a lock timeout: the next change retries
+                continue  # a corrupt record: the next change retries
 
 
 def record_action(repo: Repo, action: str) -> None:
