@@ -86,7 +86,7 @@ class Coalescer:
             if self._oldest:
                 return  # the thread is already awake for an earlier change (_wake is set until covered)
             self._oldest = self._newest
-            if self._thread is None:
+            if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._loop, name="progress", daemon=True)
                 self._thread.start()
             self._wake.set()
@@ -139,8 +139,8 @@ class Coalescer:
                     # Another process is regenerating, most likely after our changes: rather than
                     # poll its lock, look again once it has had the time to finish.
                     time.sleep(BUSY_RETRY)
-            except FractaError:
-                continue  # a corrupt record: the next change retries
+            except (FractaError, OSError):
+                continue  # a corrupt record, a full disk: the next change retries
 
 
 def record_action(repo: Repo, action: str) -> None:
