@@ -263,8 +263,8 @@ def ensure_dirs(*folders: Path, mode: int = 0o755) -> None:
 def maildir_deliver(maildir: Path, name: str, data: bytes) -> None:
     """Deliver one message durably: it is on disk when this returns, and visible only once whole.
 
-    The message is written into tmp/ and fsync'd, which on Linux file systems makes it durable
-    with its name there (a new file's fsync writes its folder entry too); only then is it renamed
+    The message is written into tmp/ and fsync'd, which makes it durable with its name there
+    (ext4, XFS and btrfs write a new file's folder entry with its first fsync); only then is it renamed
     into new/. That rename is not fsync'd: a crash that loses it leaves the whole message in
     tmp/, and maildir_recover (run by every reader) finishes the delivery. So one fsync a
     message, and never a torn message in new/.
