@@ -83,6 +83,28 @@ class Crew:
             proc.wait(timeout=WAIT)
 
 
+def senders_and_readers(
+    crew: Crew, senders: list[str], count: int, readers: int, **reader_options: object
+) -> dict[str, dict[str, Any]]:
+    """Each sender sends `count` messages to hub while `readers` processes read hub; returns
+    what each reader got (readers stop once every sender is done, after one last read).
+
+    Senders send half their messages, then wait at a gate until some reader has claimed a
+    message: reading provably overlaps sending, without relying on the scheduler."""
+    gate = crew.sync / "gate"
+    try:
+        for n, sender in enumerate(senders):
+            crew.start("send", sender, sender=sender, to="hub", count=count, seed=n, gate=gate)
+        for n in range(readers):
+            crew.start("read", f"reader{n}", to="hub", gate=gate, **reader_options)
+        crew.go()
+        crew.finish(*senders)
+        crew.stop_file.touch()
+        return crew.finish(*(f"reader{n}" for n in range(readers)))
+    finally:
+        crew.kill_all()
+
+
 def visible_files(box: Path) -> list[Path]:
     return [box / sub / n for sub in ("new", "cur") for n in sorted(os.listdir(box / sub)) if not n.startswith(".")]
 
@@ -117,21 +139,7 @@ def test_sixteen_senders_and_four_readers_deliver_every_message_once_whole_and_i
     senders = [f"sender{n}" for n in range(16)]
     for name in ["hub", *senders]:
         project.join(repo, name)
-    crew = Crew(repo_dir, tmp_path / "sync")
-    # Senders send half their messages, then wait at the gate until some reader has claimed a
-    # message: reading provably overlaps sending, without relying on the scheduler.
-    gate = crew.sync / "gate"
-    try:
-        for n, sender in enumerate(senders):
-            crew.start("send", sender, sender=sender, to="hub", count=200, seed=n, gate=gate)
-        for n in range(4):
-            crew.start("read", f"reader{n}", to="hub", gate=gate)
-        crew.go()
-        crew.finish(*senders)
-        crew.stop_file.touch()
-        outputs = crew.finish(*(f"reader{n}" for n in range(4)))
-    finally:
-        crew.kill_all()
+    outputs = senders_and_readers(Crew(repo_dir, tmp_path / "sync"), senders, 200, 4)
     drained = mailbox.read(repo, "hub")
 
     assert drained.problems == []

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import CliRunner
 from helpers.worker import check_body
-from test_mailbox_concurrency import Crew, event_lines
+from test_mailbox_concurrency import Crew, event_lines, senders_and_readers
 
 from fracta import mailbox, project, reaper
 from fracta import repo as repo_mod
@@ -180,19 +180,7 @@ def test_readers_that_recover_at_once_race_live_senders_and_every_message_arrive
     senders = [f"sender{n}" for n in range(8)]
     for name in ["hub", *senders]:
         project.join(duo, name)
-    crew = Crew(repo_dir, tmp_path / "sync")
-    gate = crew.sync / "gate"
-    try:
-        for n, sender in enumerate(senders):
-            crew.start("send", sender, sender=sender, to="hub", count=150, seed=n, gate=gate, max_size=300)
-        for n in range(4):
-            crew.start("read", f"reader{n}", to="hub", gate=gate, orphan_age=0)
-        crew.go()
-        crew.finish(*senders)
-        crew.stop_file.touch()
-        outputs = crew.finish(*(f"reader{n}" for n in range(4)))
-    finally:
-        crew.kill_all()
+    outputs = senders_and_readers(Crew(repo_dir, tmp_path / "sync"), senders, 150, 4, orphan_age=0)
     drained = mailbox.read(duo, "hub")
 
     got = [m["body"] for out in outputs.values() for m in out["messages"]] + [m.body for m in drained.messages]
