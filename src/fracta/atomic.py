@@ -288,8 +288,13 @@ def maildir_deliver(maildir: Path, name: str, data: bytes) -> None:
     except FileNotFoundError:
         # A reader recovering orphans took it first (the sender stalled for ORPHAN_AGE between
         # its fsync and its rename): delivered all the same. Otherwise the inbox itself is gone.
-        if not (os.path.exists(final) or os.path.exists(f"{box}/cur/{name}")):
+        if not _delivered(box, name):
             raise
+
+
+def _delivered(box: str, name: str) -> bool:
+    """Whether the message is in new/ or cur/ (looked up in the order messages move)."""
+    return os.path.exists(f"{box}/new/{name}") or os.path.exists(f"{box}/cur/{name}")
 
 
 def maildir_claim(maildir: Path, name: str) -> bool:
@@ -347,7 +352,7 @@ def maildir_recover(
                         os.unlink(tmp)
                         found.removed.append(name)
                 continue
-            if os.path.exists(f"{box}/new/{name}") or os.path.exists(f"{box}/cur/{name}"):
+            if _delivered(box, name):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)  # a second name for a message already delivered
                 continue
