@@ -128,7 +128,9 @@ def run(repo: repo_mod.Repo, name: str) -> int:
     # SIGTERM reaches the whole group: let the runtime exit first so we record its status.
     signal.signal(signal.SIGTERM, lambda *_: None)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    env = {**os.environ, **launch["env"]}
+    # PWD names the agent's worktree, never the folder the control plane was started in: OpenCode
+    # trusts $PWD over its real working directory (it would run git in the user's checkout).
+    env = {**os.environ, **launch["env"], "PWD": str(launch["cwd"])}
     try:
         proc = subprocess.Popen(
             launch["argv"],
