@@ -85,6 +85,7 @@ def _apply_exit(repo: Repo, agent: agents.Agent, exit_path: Path, result: SweepR
         status=agents.Status(status),
         exit_code=code,
         finished_at=data.get("finished_at") or clock.now(),
+        error=data.get("error") if isinstance(data.get("error"), str) else None,
         pid=None,
     )
     events.record(repo, "agent.exited", agent=agent.name, exit_code=code, status=status, reconciled=True)

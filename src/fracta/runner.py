@@ -50,7 +50,8 @@ def spawn_detached(repo: repo_mod.Repo, name: str) -> tuple[int, int | None]:
 
 
 class Recorder:
-    """Parses output lines as they arrive to keep the session id and tokens used on the agent record."""
+    """Parses output lines as they arrive to keep the session id and tokens used on the agent record,
+    and remembers why a run failed: the runtime's last error event, else its last stderr line."""
 
     def __init__(self, repo: repo_mod.Repo, agent: agents.Agent) -> None:
         from . import runtimes
@@ -59,10 +60,23 @@ class Recorder:
         self.runtime = runtimes.get(agent.runtime)
         self.session = agent.session_id
         self.tokens = agent.tokens_used or 0  # a resumed session adds to what earlier runs used
+        self.error: str | None = None
+        self.last_stderr: str | None = None
+
+    def failure(self) -> str | None:
+        """Why the run failed, in one line, from what the runtime printed (None if it said nothing)."""
+        return self.error or self.last_stderr
 
     def see(self, record: dict[str, Any]) -> None:
+        if record.get("stream") == "stderr":
+            text = str(record.get("line", "")).strip()
+            if text:
+                self.last_stderr = text[:500]
+            return  # stderr is free text: only the runtime's JSON stream on stdout is parsed
         changes: dict[str, Any] = {}
         for event in self.runtime.parse(record):
+            if event.kind == "error":
+                self.error = str(event.data.get("message") or event.text)[:500]
             session = event.data.get("session_id") if event.kind == "session" else None
             if session and session != self.session:
                 self.session = changes["session_id"] = str(session)
@@ -121,6 +135,17 @@ def _finish(repo: repo_mod.Repo, name: str, code: int, error: str | None, starte
     missions.wake(repo)
 
 
+def _failure(code: int, recorder: Recorder) -> str | None:
+    """The reason recorded for a run that exited with `code` (None for a clean exit)."""
+    if code == 0:
+        return None
+    said = recorder.failure()
+    if code > 128 and code - 128 in (signal.SIGTERM, signal.SIGKILL, signal.SIGINT):
+        reason = f"stopped by {signal.Signals(code - 128).name}"
+        return f"{reason}; last said: {said}" if said else reason
+    return f"exit code {code}: {said}" if said else f"exit code {code}"
+
+
 def run(repo: repo_mod.Repo, name: str) -> int:
     folder = repo.agent_dir(name)
     launch = atomic.read_json(folder / LAUNCH_FILE)
@@ -154,9 +179,10 @@ def run(repo: repo_mod.Repo, name: str) -> int:
     progress.refresh(repo)
     assert proc.stdout is not None and proc.stderr is not None
     secrets = [str(s) for s in launch.get("redact", [])]
+    recorder = Recorder(repo, agent)
     pumps = [
-        threading.Thread(target=_pump, args=(proc.stdout, "stdout", out, Recorder(repo, agent), secrets), daemon=True),
-        threading.Thread(target=_pump, args=(proc.stderr, "stderr", out, None, secrets), daemon=True),
+        threading.Thread(target=_pump, args=(proc.stdout, "stdout", out, recorder, secrets), daemon=True),
+        threading.Thread(target=_pump, args=(proc.stderr, "stderr", out, recorder, secrets), daemon=True),
     ]
     for pump in pumps:
         pump.start()
@@ -164,7 +190,8 @@ def run(repo: repo_mod.Repo, name: str) -> int:
     for pump in pumps:
         pump.join()
     # A signal death is reported shell-style: 128 + signal number.
-    _finish(repo, name, code if code >= 0 else 128 - code, None, started_ns)
+    code = code if code >= 0 else 128 - code
+    _finish(repo, name, code, _failure(code, recorder), started_ns)
     return 0
 
 

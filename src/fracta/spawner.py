@@ -119,8 +119,16 @@ def start(
         agents.update(repo, agent.name, status=agents.Status.STARTING)
         pid, pid_start = launch_runner(repo, agent.name)
     except FractaError as exc:
-        agents.update(repo, agent.name, status=agents.Status.FAILED, error=exc.message, finished_at=clock.now())
-        events.record(repo, "agent.failed", agent=agent.name, error=exc.message)
+        if agent.session_id:
+            # A wake that could not start (a binary gone, a credential that failed): nothing ran,
+            # so the session is as resumable as before. The agent stays idle, saying why, and the
+            # next message wakes it again; its unread messages wait in its inbox.
+            reason = f"could not wake it: {exc.message}" + (f" ({exc.hint})" if exc.hint else "")
+            agents.update(repo, agent.name, status=agents.Status.IDLE, error=reason)
+            events.record(repo, "agent.wake_failed", agent=agent.name, error=exc.message)
+        else:
+            agents.update(repo, agent.name, status=agents.Status.FAILED, error=exc.message, finished_at=clock.now())
+            events.record(repo, "agent.failed", agent=agent.name, error=exc.message)
         progress.refresh(repo)
         return
 

@@ -85,6 +85,9 @@ def list_cmd(as_json: bool) -> int:
             for a in data["agents"]
         ]
         click.echo(render.table(rows, ["name", "status", "runtime", "unread", "tokens", "branch", "intent"]))
+        reasons = [f"  {a['name']} {a['status']}: {a['error']}" for a in data["agents"] if a["error"]]
+        if reasons:
+            click.echo("why:\n" + "\n".join(reasons))
     for problem in problems:
         render.warn(f"{problem.message} ({problem.hint})")
     return EXIT_CORRUPT if problems else 0
