@@ -19,12 +19,13 @@ import contextlib
 import json
 import os
 import re
+import shlex
 import tomllib
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from . import codex_native, options, prompt, stream
+from . import codex_native, codex_sandbox, options, prompt, stream
 from .base import Launch, LaunchContext, OutputEvent
 
 OWN = frozenset({"config", "inherit_user_config", "native"})
@@ -61,7 +62,8 @@ class CodexRuntime:
         if ctx.session_id:
             argv.append(ctx.session_id)
         argv.append(prompt.for_launch(ctx))
-        env = {**native.env, "CODEX_HOME": str(home)}
+        tmp = codex_sandbox.agent_tmp(ctx.agent_dir)
+        env = {**native.env, "CODEX_HOME": str(home), "TMPDIR": str(tmp)}
         return Launch(argv=argv, env=env, cwd=ctx.workspace)
 
     def _config(self, ctx: LaunchContext, opts: options.Options, user_home: Path) -> dict[str, Any]:
@@ -70,27 +72,28 @@ class CodexRuntime:
         if opts.extra.get("inherit_user_config", True):
             base = _user_config(user_home / "config.toml")
             base.pop("mcp_servers", None)  # the user's servers reach agents through fracta's gateway
+        roots = codex_sandbox.git_roots(ctx.workspace, ctx.branch)
         defaults: dict[str, Any] = {
             "approval_policy": "never",  # headless: nobody is there to approve
-            "sandbox_mode": "workspace-write",
+            **codex_sandbox.defaults(roots),
             "check_for_update_on_startup": False,
             "features": {"plugins": False},  # otherwise it clones a plugins repository at start
             "analytics": {"enabled": False},
         }
-        common = ctx.root / ".git" if ctx.root is not None else None
-        if common is not None and common.is_dir():  # a worktree commits into the main repo's .git
-            defaults["sandbox_workspace_write"] = {"writable_roots": [str(common)]}
         if opts.model:
             defaults["model"] = opts.model
         # required: without it codex sends its first model request before fracta's tools are listed
         fracta = {"url": url, "http_headers": headers, "default_tools_approval_mode": "approve", "required": True}
-        config = options.merge(options.merge(base, defaults), options.mapping(opts, "config"))
+        extra = options.mapping(opts, "config")
+        config = options.merge(options.merge(base, defaults), extra)
+        given = {str(user_home / "config.toml"): base, f"{opts.key('config')} in fracta.yaml": extra}
+        config = codex_sandbox.keep_roots(config, given, roots)
         return options.merge(config, {"mcp_servers": {options.SERVER: fracta}})
 
     def parse(self, record: dict[str, Any]) -> list[OutputEvent]:
         data = stream.decode(record)
         if data is None:
-            return [stream.line(record)]
+            return _other_line(record)
         ts = record.get("ts")
         kind = data.get("type")
         if kind == "thread.started" and data.get("thread_id"):
@@ -139,20 +142,22 @@ def _item(item: dict[str, Any], ts: Any, *, done: bool) -> list[OutputEvent]:
         payload = {"id": ident, "name": full, "is_error": failed}
         return [OutputEvent(kind="tool_result", text=stream.result_text(text, failed), ts=ts, data=payload)]
     if kind == "command_execution":
-        command = str(item.get("command", ""))
+        command = shell_command(str(item.get("command", "")))
         if not done:
             return [
                 OutputEvent(
                     kind="tool_call",
-                    text=f"shell({command!r})",
+                    text=f"shell({stream.short(command, stream.MAX_ARG)!r})",
                     ts=ts,
                     data={"id": ident, "name": "shell", "input": command},
                 )
             ]
-        output = str(item.get("aggregated_output", ""))
+        output = stream.short(str(item.get("aggregated_output", "")))
         code = item.get("exit_code")
-        payload = {"id": ident, "name": "shell", "is_error": code not in (0, None), "exit_code": code}
-        return [OutputEvent(kind="tool_result", text=stream.short(output) or f"exit {code}", ts=ts, data=payload)]
+        failed = code not in (0, None) or item.get("status") == "failed"
+        text = (f"exit {code}: {output}" if output else f"exit {code}") if failed else output or f"exit {code}"
+        payload = {"id": ident, "name": "shell", "is_error": failed, "exit_code": code}
+        return [OutputEvent(kind="tool_result", text=text, ts=ts, data=payload)]
     if kind == "file_change" and done:
         changes = item.get("changes") or []
         files = ", ".join(f"{c.get('kind')} {c.get('path')}" for c in changes if isinstance(c, dict))
@@ -168,6 +173,45 @@ def _item(item: dict[str, Any], ts: Any, *, done: bool) -> list[OutputEvent]:
         message = str(item.get("message", "error"))
         return [OutputEvent(kind="error", text=stream.short(message), ts=ts, data={"message": message})]
     return []
+
+
+# Codex's log lines on stderr, e.g. `2026-12-02T17:37:12.62Z ERROR codex_core::tools::router: error=...`
+_LOG = re.compile(r"^\d{4}-\d\d-\d\dT\S+\s+(?P<level>ERROR|WARN)\s+(?P<target>[\w:]+): (?P<message>.*)$")
+_STDIN_NOTE = "Reading additional input from stdin"  # printed on every run, stdin being closed
+
+
+def _other_line(record: dict[str, Any]) -> list[OutputEvent]:
+    """A line that is not one of `codex exec --json`'s events: noise, a log line, or plain text.
+
+    A tool call Codex refuses (a patch outside the writable roots, an escalation asked for under
+    approval_policy never, a bad argument) produces no JSON event at all, only an ERROR log line
+    from its tool router: that line becomes an error event, so `peek` shows why nothing happened.
+    """
+    text = str(record.get("line", ""))
+    if record.get("stream") == "stderr":
+        if text.startswith(_STDIN_NOTE):
+            return []
+        found = _LOG.match(text)
+        if found and found["level"] == "ERROR":
+            message = found["message"].removeprefix("error=")
+            if found["target"].endswith("tools::router"):
+                message = f"tool call not run: {message}"
+            return [
+                OutputEvent(kind="error", text=stream.short(message), ts=record.get("ts"), data={"message": message})
+            ]
+    return [stream.line(record)]
+
+
+def shell_command(command: str) -> str:
+    """The command itself out of Codex's `/bin/bash -lc '<command>'` (or `-c`) wrapper."""
+    try:
+        argv = shlex.split(command)
+    except ValueError:
+        return command
+    shells = ("bash", "sh", "zsh", "dash")
+    if len(argv) == 3 and os.path.basename(argv[0]) in shells and argv[1] in ("-c", "-lc"):
+        return argv[2]
+    return command
 
 
 def _api_message(message: str) -> str:
