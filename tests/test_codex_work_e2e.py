@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -206,27 +205,3 @@ def test_a_codex_agent_edits_commits_merges_main_and_commits_again_inside_its_wo
     assert "shell('git merge main')" in peeked.stdout, peeked.stdout
     assert "shell('/bin/bash" not in peeked.stdout and "Reading additional input" not in peeked.stdout, peeked.stdout
     assert "tool call not run: patch rejected" in peeked.stdout, peeked.stdout
-
-
-def test_git_roots_reach_a_linked_worktrees_own_folder_and_the_branch_folders_only(tmp_path: Path) -> None:
-    from fracta.runtimes import codex_sandbox
-
-    root = tmp_path / "repo"
-    root.mkdir()
-    git(root, "init", "-q")
-    git(root, "commit", "-q", "--allow-empty", "-m", "init")
-    wt = root / ".fracta" / "worktrees" / "ada"
-    subprocess.run(["git", "-C", str(root), "worktree", "add", "-q", "-b", "feature/ada", str(wt)], check=True)
-    git(root, "pack-refs", "--all")  # leaves no refs/heads/feature folder: it is made again
-    assert not (root / ".git" / "refs" / "heads" / "feature").exists()
-    common = (root / ".git").resolve()
-    assert codex_sandbox.git_roots(wt, "feature/ada") == [
-        common / "worktrees" / "ada",
-        common / "objects",
-        common / "refs" / "heads" / "feature",
-        common / "logs" / "refs" / "heads" / "feature",
-    ]
-    assert (common / "refs" / "heads" / "feature").is_dir()
-    assert codex_sandbox.git_roots(wt, "ada") == [common / "worktrees" / "ada", common / "objects"]  # never refs/heads
-    assert codex_sandbox.git_roots(root, "main") == []  # the user's own checkout gets nothing
-    assert codex_sandbox.git_roots(tmp_path, None) == []

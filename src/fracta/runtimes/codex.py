@@ -11,6 +11,44 @@ Options (agents.agent_runtimes.codex), besides binary, model, args, env and auth
   inherit_user_config  start from the user's config.toml (default true)
   native               run the native binary behind npm's `codex` launcher, skipping Node's start
                        (default true; see codex_native.py)
+
+The sandbox (seen with codex 0.169 on Linux, where it is bubblewrap plus seccomp). fracta writes
+`sandbox_mode = "workspace-write"`, `approval_policy = "never"` and `allow_login_shell = false`,
+and in [sandbox_workspace_write] the writable_roots from codex_sandbox.py, `exclude_slash_tmp =
+true`, `network_access = false`; the agent's TMPDIR is <agent dir>/tmp. What that gives an agent:
+- Writable: its worktree; its worktree's git folder (<repo>/.git/worktrees/<id>: index, HEAD,
+  ORIG_HEAD, MERGE_HEAD, logs/HEAD); .git/objects; .git/refs/heads/feature/ and
+  .git/logs/refs/heads/feature/ (its branch's ref and reflog); its TMPDIR. So `git add`, `git
+  commit`, `git merge main` work in its worktree. Everything else is read-only: the user's
+  checkout, other agents' worktrees and git folders, refs/heads/main, .git/config, hooks, $HOME,
+  /tmp. Codex itself also keeps `.git`, `.codex`, `.agents` inside any writable root read-only.
+- Why these roots: Codex keeps any `.git` inside a writable root read-only, and for a linked
+  worktree it follows the `.git` file and makes that worktree's git folder read-only too, so
+  `<repo>/.git` as a writable root is not enough (index.lock: Read-only file system); a root
+  naming the worktree's git folder itself wins. Each of the four is needed (without any one,
+  commit fails). A root must be a folder: a file as root makes every command fail at bubblewrap's
+  set-up. A root that does not exist is skipped without a word.
+- Left writable by necessity: other agents' branch refs under refs/heads/feature/ (git locks a
+  ref by creating <ref>.lock in its folder), and .git/objects (an agent could delete objects).
+  Not possible there: `git stash`, `git tag`, new branches outside feature/ (refs/ is read-only).
+- Reads are not restricted (the whole disk, .fracta/ included), as in Codex's default.
+- Network is off inside the sandbox, loopback included (connect: Operation not permitted): the
+  post-commit hook and the fracta CLI cannot reach the control plane from an agent's commands;
+  fracta's MCP tools work because Codex itself, outside the sandbox, calls the gateway.
+- Commands run as `/bin/bash -c`: a login shell (`-lc`, Codex's default) runs /etc/profile, which
+  on Debian resets PATH to the system folders, hiding a venv's python and fracta.
+- A refused tool call (a patch outside the writable roots, `sandbox_permissions =
+  "require_escalated"` under approval_policy never, `login: true` when login shells are off)
+  produces no event in `codex exec --json`, only an ERROR line on stderr; parse() turns that line
+  into an error event. A command the sandbox stops (Read-only file system) is an ordinary
+  command_execution item with its output and exit code.
+- Codex's tools, as offered to the model: `exec_command` {"cmd": str, "workdir"?, "login"?,
+  "tty"?, "sandbox_permissions"?, "justification"?, ...} runs a shell command; a `cmd` that is an
+  `apply_patch <<'EOF' ... EOF` heredoc is applied by Codex itself (a file_change item), checked
+  against the writable roots. MCP tools come in a namespace (`mcp__fracta`).
+The knob: `config` in fracta.yaml, e.g. {sandbox_workspace_write: {writable_roots: [/srv/cache],
+network_access: true}} to widen (roots given add to fracta's), {sandbox_mode: read-only} to
+narrow, {sandbox_mode: danger-full-access} to turn the sandbox off.
 """
 
 from __future__ import annotations
