@@ -122,3 +122,19 @@ def test_a_plain_folder_workspace_gets_no_git_roots(tmp_path: Path) -> None:
     config, env = launch(tmp_path, folder, {})
     assert config["sandbox_workspace_write"]["writable_roots"] == []
     assert Path(env["TMPDIR"]).is_dir()
+
+
+def test_a_permission_profile_in_the_users_config_is_left_out_and_the_rest_kept(
+    tmp_path: Path, worktree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user = tmp_path / "user-codex"
+    user.mkdir()
+    (user / "config.toml").write_text(
+        'model = "gpt-x"\ndefault_permissions = "mine"\n[permissions.mine.filesystem]\n":root" = "read"\n'
+    )
+    monkeypatch.setenv("CODEX_HOME", str(user))
+    config, _ = launch(tmp_path, worktree, {"inherit_user_config": True})
+    assert config["model"] == "gpt-x"
+    assert "default_permissions" not in config and "permissions" not in config
+    chosen, _ = launch(tmp_path, worktree, {"config": {"default_permissions": ":workspace"}})
+    assert chosen["default_permissions"] == ":workspace"  # set in fracta.yaml, it is the user's choice

@@ -205,3 +205,27 @@ def test_a_codex_agent_edits_commits_merges_main_and_commits_again_inside_its_wo
     assert "shell('git merge main')" in peeked.stdout, peeked.stdout
     assert "shell('/bin/bash" not in peeked.stdout and "Reading additional input" not in peeked.stdout, peeked.stdout
     assert "tool call not run: patch rejected" in peeked.stdout, peeked.stdout
+
+
+def test_a_permission_profile_in_the_users_codex_config_does_not_take_the_agents_commits_away(
+    project: repo_mod.Repo, llm: ScriptedModel, cli: CliRunner
+) -> None:
+    # With `default_permissions` in config.toml, Codex 0.169 ignores sandbox_mode and writable_roots
+    # and keeps the worktree's git folder read-only: fracta leaves that key out of the agent's config.
+    user = Path(os.environ["HOME"]) / ".codex" / "config.toml"
+    user.parent.mkdir(parents=True)
+    user.write_text('default_permissions = ":workspace"\n')
+    model = llm.agent(
+        "perm",
+        [
+            shell("echo hi > hi.txt && git add hi.txt && git commit -q -m 'hi: hello' && git log --format=%s -1"),
+            say("ok"),
+        ],
+    )
+    spawned = cli("spawn", "perm", "--runtime", "codex", "--prompt", "Commit hi.txt.")
+    assert spawned.returncode == 0, spawned.stderr
+    assert settled(project, "perm", 1, model).status == agents.Status.IDLE, explain(project, "perm", model)
+    [committed] = model.tool_results()
+    assert "hi: hello" in committed.text, committed.text
+    assert commits(project.root, "main..feature/perm") == ["hi: hello"]
+    assert user.read_text() == 'default_permissions = ":workspace"\n'

@@ -46,6 +46,10 @@ true`, `network_access = false`; the agent's TMPDIR is <agent dir>/tmp. What tha
   "tty"?, "sandbox_permissions"?, "justification"?, ...} runs a shell command; a `cmd` that is an
   `apply_patch <<'EOF' ... EOF` heredoc is applied by Codex itself (a file_change item), checked
   against the writable roots. MCP tools come in a namespace (`mcp__fracta`).
+- The user's config.toml is the base, less `default_permissions` and `[permissions]`: with a
+  permission profile there, Codex 0.169 ignores sandbox_mode and writable_roots (commit fails
+  again). Set in fracta.yaml's `config`, a profile is the user's choice and replaces all of this.
+- bubblewrap comes inside the npm package (codex-resources/bwrap) and needs user namespaces.
 The knob: `config` in fracta.yaml, e.g. {sandbox_workspace_write: {writable_roots: [/srv/cache],
 network_access: true}} to widen (roots given add to fracta's), {sandbox_mode: read-only} to
 narrow, {sandbox_mode: danger-full-access} to turn the sandbox off.
@@ -108,7 +112,7 @@ class CodexRuntime:
         url, headers = options.gateway(ctx)
         base: dict[str, Any] = {}
         if opts.extra.get("inherit_user_config", True):
-            base = _user_config(user_home / "config.toml")
+            base = codex_sandbox.user_settings(_user_config(user_home / "config.toml"))
             base.pop("mcp_servers", None)  # the user's servers reach agents through fracta's gateway
         roots = codex_sandbox.git_roots(ctx.workspace, ctx.branch)
         defaults: dict[str, Any] = {

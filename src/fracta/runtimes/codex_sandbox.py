@@ -28,6 +28,17 @@ TABLE = "sandbox_workspace_write"
 TMP_DIR = "tmp"  # the agent's own TMPDIR, in its folder: Codex makes $TMPDIR writable, /tmp is not
 
 
+# Keys of a user's config.toml that would replace fracta's sandbox: Codex 0.169 prefers a
+# permission profile (`default_permissions` naming one of `[permissions.<name>]`) over
+# sandbox_mode and sandbox_workspace_write, and the worktree's git folder is then read-only again.
+USER_KEYS_LEFT_OUT = ("default_permissions", "permissions")
+
+
+def user_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """The user's config.toml without the keys that would replace fracta's sandbox."""
+    return {k: v for k, v in config.items() if k not in USER_KEYS_LEFT_OUT}
+
+
 def git_dirs(workspace: Path) -> tuple[Path, Path] | None:
     """(the worktree's own git folder, the repository's common git folder) for a linked worktree,
     read from its `.git` file; None for a folder that is not one."""
