@@ -45,7 +45,8 @@ true`, `network_access = false`; the agent's TMPDIR is <agent dir>/tmp. What tha
 - Codex's tools, as offered to the model: `exec_command` {"cmd": str, "workdir"?, "login"?,
   "tty"?, "sandbox_permissions"?, "justification"?, ...} runs a shell command; a `cmd` that is an
   `apply_patch <<'EOF' ... EOF` heredoc is applied by Codex itself (a file_change item), checked
-  against the writable roots. MCP tools come in a namespace (`mcp__fracta`).
+  against the writable roots (no separate apply_patch tool was offered, with `fake-model` or
+  `gpt-5.1-codex` as the model). MCP tools come in a namespace (`mcp__fracta`).
 - The user's config.toml is the base, less `default_permissions` and `[permissions]`: with a
   permission profile there, Codex 0.169 ignores sandbox_mode and writable_roots (commit fails
   again). Set in fracta.yaml's `config`, a profile is the user's choice and replaces all of this.
