@@ -19,6 +19,7 @@ pack-refs` removes empty ones). See codex.py for what this leaves writable and w
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +67,8 @@ def git_roots(workspace: Path, branch: str | None) -> list[Path]:
     if branch and "/" in branch:  # never refs/heads itself: that would let it move main
         prefix = branch.rsplit("/", 1)[0]
         for folder in (common / "refs" / "heads" / prefix, common / "logs" / "refs" / "heads" / prefix):
-            folder.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(OSError):  # not ours to make: git will say what it cannot write
+                folder.mkdir(parents=True, exist_ok=True)
             roots.append(folder)
     return roots
 
