@@ -2,7 +2,8 @@
 
 The files are output.jsonl records as the runner writes them: `*-tools` and `*-api-error` came
 from the CLIs run by hand under the scripted model (mcp-server-time as the MCP server: one good
-call, one failing call), `*-fracta*` from agents spawned by tests/test_runtimes_e2e.py.
+call, one failing call), `*-fracta*` from agents spawned by tests/test_runtimes_e2e.py, and
+`codex-commands` from codex run by hand with fracta's sandbox settings in a linked worktree.
 """
 
 from __future__ import annotations
@@ -85,9 +86,54 @@ def test_an_api_error_reads_as_an_error_with_the_providers_message(runtime: str)
     assert all(not e.text.startswith("{") for e in errors), errors
 
 
-def test_stderr_lines_stay_plain_lines() -> None:
-    lines = kinds(parsed("codex", "tools"), "line")
-    assert [(e.text, e.data["stream"]) for e in lines] == [("Reading additional input from stdin...", "stderr")]
+def test_codex_drops_its_stdin_note_and_keeps_other_stderr_lines_as_plain_lines() -> None:
+    assert kinds(parsed("codex", "tools"), "line") == []  # "Reading additional input from stdin..." on every run
+    adapter = runtimes.get("codex")
+    [kept] = adapter.parse({"stream": "stderr", "line": "warning: something odd"})
+    assert (kept.kind, kept.text, kept.data["stream"]) == ("line", "warning: something odd", "stderr")
+    [warned] = adapter.parse({"stream": "stderr", "line": "2026-12-02T17:43:56.87Z  WARN codex_core::x: slow"})
+    assert warned.kind == "line"
+
+
+def test_codex_shows_each_command_itself_its_exit_code_and_the_tool_calls_it_refused() -> None:
+    # codex-commands: real codex 0.169 with fracta's sandbox settings in a linked worktree: a patch,
+    # a commit, a failing command, a patch outside the worktree and an escalation (both refused).
+    events = parsed("codex", "commands")
+    assert kinds(events, "line") == []
+    calls = kinds(events, "tool_call")
+    assert [e.data["input"] for e in calls] == [
+        "git add notes.txt && git -c user.name=a -c user.email=a@x commit -q -m 'notes: hello'"
+        " && git log --format=%s -1",
+        "python3 -c 'raise SystemExit(3)'",
+    ]
+    assert calls[1].text == "shell(\"python3 -c 'raise SystemExit(3)'\")"
+    changed, committed, failed = kinds(events, "tool_result")
+    assert changed.text == "changed: add /home/dev/repo/.fracta/worktrees/ada/notes.txt"
+    assert (committed.text, committed.data["is_error"]) == ("notes: hello", False)
+    assert (failed.text, failed.data["is_error"], failed.data["exit_code"]) == ("exit 3", True, 3)
+    refused = [e.text for e in kinds(events, "error") if "Model metadata" not in e.text]
+    assert refused == [
+        "tool call not run: patch rejected: writing outside of the project; rejected by user approval settings",
+        "tool call not run: approval policy is Never; reject command — you cannot ask for escalated permissions "
+        "if the approval policy is Never",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("shown", "command"),
+    [
+        ("/bin/bash -lc 'git merge main'", "git merge main"),
+        ("/bin/bash -c \"echo 'a b' > x\"", "echo 'a b' > x"),
+        ("/usr/bin/zsh -lc ls", "ls"),
+        ("git status", "git status"),  # no wrapper: as it is
+        ("/bin/bash -lc 'unbalanced", "/bin/bash -lc 'unbalanced"),
+        ("/bin/bash -lc 'a' extra", "/bin/bash -lc 'a' extra"),
+    ],
+)
+def test_codex_commands_lose_the_shell_wrapper_and_nothing_else(shown: str, command: str) -> None:
+    from fracta.runtimes.codex import shell_command
+
+    assert shell_command(shown) == command
 
 
 def test_fracta_tools_show_without_the_mcp_prefix_and_a_refusal_is_an_error() -> None:
