@@ -116,6 +116,25 @@ def test_commits_are_attributed_by_fracta_agent_then_worktree_then_branch(
     assert agents.load(initialized, "api").last_commit is None  # not its commit on its branch
 
 
+def test_a_commit_on_another_branch_in_an_agents_worktree_is_an_alert_once(
+    initialized: repo_mod.Repo, cli: CliRunner
+) -> None:
+    wt = agent_worktree(initialized, cli, "api")
+    git(wt, "switch", "-q", "-c", "side")
+    assert commit(wt, "off its branch").returncode == 0
+    short = git(wt, "rev-parse", "--short", "HEAD")
+    git(wt, "switch", "-q", "feature/api")
+    assert commit(wt, "back home").returncode == 0
+    assert inbox_bodies(initialized, "chessmaster") == [
+        f"ALERT: api committed {short} on side in {wt.resolve()}, not on its own branch feature/api: off its branch",
+        f"api committed {git(wt, 'rev-parse', '--short', 'HEAD')} on feature/api: back home",
+    ]
+    assert [e.data["by"] for e in events.read(initialized) if e.data["event"].startswith("agent.commit")] == [
+        "hook",
+        "hook",
+    ]
+
+
 def test_the_users_own_commits_in_the_main_worktree_do_nothing(initialized: repo_mod.Repo, cli: CliRunner) -> None:
     agent_worktree(initialized, cli, "api")
     done = commit(initialized.root, "chessmaster's own work")
