@@ -181,9 +181,11 @@ def test_an_agent_committing_on_another_branch_in_its_worktree_is_an_alert(
 def test_commits_made_while_no_control_plane_ran_are_recorded_at_its_next_start(
     fr: repo_mod.Repo, cli: CliRunner
 ) -> None:
+    fr.config_path.write_text(fr.config_path.read_text().replace("subscribers: {}", "subscribers: {web: [api]}"))
     wt = fr.worktrees_dir / "api"
     git(fr.root, "worktree", "add", "-q", str(wt), "-b", "feature/api")
     assert cli("join", "api", cwd=wt).returncode == 0
+    assert cli("join", "web").returncode == 0
     for n in (1, 2, 3):
         (wt / f"f{n}.txt").write_text(f"{n}\n")
         git(wt, "add", f"f{n}.txt")
@@ -196,6 +198,7 @@ def test_commits_made_while_no_control_plane_ran_are_recorded_at_its_next_start(
         shorts = [git(wt, "rev-parse", "--short", s) for s in shas]
         listing = "\n".join(f"  {short} offline {n}" for n, short in enumerate(shorts, start=1))
         assert chessmaster_bodies(fr) == [f"api committed 3 commits on feature/api:\n{listing}"]
+        assert [m.body for m in mailbox.read(fr, "web").messages] == chessmaster_bodies(fr)
         assert [(e["commit"], e["by"]) for e in commit_events(fr)] == [(s, "watcher") for s in shas]
 
 
@@ -224,3 +227,32 @@ def test_merging_main_into_an_agents_branch_records_only_its_own_commits(
     assert noticed.foreign == ()
     assert commits.check(r, "api", by="watcher").commits == ()  # recorded once
     assert agents.load(r, "api").last_commit == git(wt, "rev-parse", "HEAD")
+
+
+def test_a_rebased_branch_records_its_new_commits_and_a_detached_commit_is_an_alert(
+    initialized: repo_mod.Repo, cli: CliRunner
+) -> None:
+    r = initialized
+    wt = r.worktrees_dir / "api"
+    git(r.root, "worktree", "add", "-q", str(wt), "-b", "feature/api")
+    assert cli("join", "api", cwd=wt).returncode == 0
+    no_hook = ("-c", "core.hooksPath=/dev/null")
+    (wt / "api.txt").write_text("api\n")
+    git(wt, "add", "api.txt")
+    git(wt, *no_hook, "commit", "-q", "-m", "its work")
+    assert [c.subject for c in commits.check(r, "api", by="watcher").commits] == ["its work"]
+    (r.root / "main.txt").write_text("main\n")
+    git(r.root, "add", "main.txt")
+    git(r.root, "commit", "-q", "-m", "main moves on")
+    git(wt, *no_hook, "rebase", "-q", "main")
+    rebased = commits.check(r, "api", by="watcher")
+    assert [c.sha for c in rebased.commits] == [git(wt, "rev-parse", "HEAD")]
+    assert rebased.foreign == ()  # the rebase's picks ended on its branch
+    git(wt, "checkout", "-q", "--detach")
+    git(wt, *no_hook, "commit", "-q", "--allow-empty", "-m", "on no branch")
+    loose = git(wt, "rev-parse", "HEAD")
+    noticed = commits.check(r, "api", by="watcher")
+    assert [(f.commit.sha, f.branch) for f in noticed.foreign] == [(loose, None)]
+    assert commits.check(r, "api", by="watcher").foreign == ()  # reported once
+    [alert] = [b for b in chessmaster_bodies(r) if b.startswith("ALERT")]
+    assert f"committed {git(wt, 'rev-parse', '--short', loose)} on a detached HEAD in {wt.resolve()}" in alert

@@ -20,6 +20,7 @@ from .errors import FractaError
 from .repo import Repo
 
 log = logging.getLogger("fracta.commits")
+STOP_WAIT = 5.0  # seconds
 SETTLE = 0.05  # seconds: a commit writes several files; one pass after them, not one per file
 
 
@@ -53,6 +54,8 @@ class Watcher:
         self.wake.set()
         if self.observer is not None:
             self.observer.stop()
+        if self.thread is not None:
+            self.thread.join(timeout=STOP_WAIT)  # a pass under way ends; one cut short loses nothing
 
     def _observe(self, common: str) -> Any:
         from watchdog.events import FileSystemEvent, FileSystemEventHandler
