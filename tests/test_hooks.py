@@ -164,6 +164,16 @@ def test_an_agents_commit_in_the_main_worktree_is_an_alert(initialized: repo_mod
     )
 
 
+def test_an_agent_joined_in_the_main_checkout_without_a_branch_records_its_commits_there(
+    initialized: repo_mod.Repo, cli: CliRunner
+) -> None:
+    assert cli("join", "solo").returncode == 0  # its workspace is the main checkout
+    assert commit(initialized.root, "solo's work", env={"FRACTA_AGENT": "solo"}).returncode == 0
+    short = git(initialized.root, "rev-parse", "--short", "HEAD")
+    assert inbox_bodies(initialized, "chessmaster") == [f"solo committed {short} on main: solo's work"]
+    assert agents.load(initialized, "solo").last_commit == git(initialized.root, "rev-parse", "HEAD")
+
+
 def test_a_commit_is_recorded_when_fracta_is_not_on_path(initialized: repo_mod.Repo, cli: CliRunner) -> None:
     wt = agent_worktree(initialized, cli, "api")
     done = commit(wt, "offline", path=BARE_PATH)

@@ -30,7 +30,9 @@ naming the agent, the branch (or a detached HEAD) and the commit. They are found
 - anywhere else (the user's checkout, another worktree), only by the hook, which knows the
   committer from FRACTA_AGENT in the agent's environment. Git records no author process, so when
   the hook cannot run there, that commit cannot be told from the user's own: the control plane
-  says nothing about main moving (the chessmaster commits there too).
+  says nothing about main moving (the chessmaster commits there too). One exception: an agent
+  joined in the main checkout with no branch of its own works there, so its commits there are
+  its work (`record_one`), not alerts.
 
 Exactly once, with one caveat: notices go out under the lock before the mark is written, so a
 process killed in between (or a hook that hits its timeout there) leaves the commit to be
@@ -345,6 +347,16 @@ def _place(repo: Repo, place: Path) -> str:
         if place.resolve() == repo.root.resolve():
             return f"the main checkout ({place})"
     return str(place)
+
+
+def record_one(repo: Repo, name: str, commit: Commit, branch: str | None, *, by: str) -> Noticed:
+    """Record one commit made in the agent's workspace when it has no branch of its own (an agent
+    joined in the main checkout): only the hook sees those, once each."""
+    result = Noticed(name, branch, (commit,))
+    told = _announce(repo, result, by)
+    agents.update(repo, name, last_commit=commit.sha, last_commit_subject=commit.subject)
+    progress.refresh(repo)
+    return dataclasses.replace(result, notified=told)
 
 
 def report_foreign(repo: Repo, name: str, commit: Commit, branch: str | None, place: Path, *, by: str) -> Noticed:

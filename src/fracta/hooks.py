@@ -280,10 +280,14 @@ def on_post_commit(repo: repo_mod.Repo, worktree_cwd: Path, env: Mapping[str, st
     if name is None:
         return CommitNotice(sha, branch, subject)
     agent = agents.load(repo, name)
-    if toplevel == commits.own_worktree(repo, agent) or branch == commits.own_branch(repo, agent):
+    commit = commits.Commit(sha, short, subject)
+    own = commits.own_branch(repo, agent)
+    if toplevel == commits.own_worktree(repo, agent) or (own is not None and branch == own):
         noticed = commits.check(repo, name, by="hook")
+    elif own is None and agent.workspace and Path(agent.workspace).resolve() == toplevel:
+        noticed = commits.record_one(repo, name, commit, branch, by="hook")  # joined here, with no branch
     else:
-        noticed = commits.report_foreign(repo, name, commits.Commit(sha, short, subject), branch, toplevel, by="hook")
+        noticed = commits.report_foreign(repo, name, commit, branch, toplevel, by="hook")
     return CommitNotice(
         sha, branch, subject, name, noticed.notified, recorded=len(noticed.commits), foreign=len(noticed.foreign)
     )
