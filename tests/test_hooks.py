@@ -262,7 +262,7 @@ def test_the_hook_command_gives_up_on_a_stuck_lock_and_still_exits_zero(
     with held:
         result = cli("hook", "post-commit", "--timeout", "0.5", cwd=wt)
     assert result.returncode == 0
-    assert "not recorded: gave up after 0.5s" in result.stderr
+    assert "not recorded by the hook: gave up after 0.5s" in result.stderr
     assert agents.load(initialized, "api").last_commit is None
 
 

@@ -40,7 +40,10 @@ class Watcher:
         if common is None:
             return
         self._refresh_hook()
-        self.observer = self._observe(str(common))
+        try:
+            self.observer = self._observe(str(common))
+        except OSError as exc:  # no inotify: the sweeps still find every commit, only later
+            log.warning("cannot watch git for commits; checking on every sweep only", extra={"error": str(exc)})
         self.thread = threading.Thread(target=self._loop, name="commit-watch", daemon=True)
         self.thread.start()
         self.poke()
@@ -71,13 +74,19 @@ class Watcher:
                     poke()
 
         observer = Observer()
-        observer.schedule(Handler(), common, recursive=False)  # packed-refs, HEAD
-        for sub in ("refs", "worktrees", "reftable"):
-            folder = os.path.join(common, sub)
-            if sub == "worktrees":
-                os.makedirs(folder, exist_ok=True)  # git makes it at the first `git worktree add`
-            if os.path.isdir(folder):
-                observer.schedule(Handler(), folder, recursive=True)
+        for folder, recursive in (
+            (common, False),  # packed-refs, HEAD
+            (os.path.join(common, "refs"), True),
+            (os.path.join(common, "worktrees"), True),
+            (os.path.join(common, "reftable"), True),
+        ):
+            try:
+                if folder.endswith("worktrees"):
+                    os.makedirs(folder, exist_ok=True)  # git makes it at the first `git worktree add`
+                if os.path.isdir(folder):
+                    observer.schedule(Handler(), folder, recursive=recursive)
+            except OSError as exc:  # e.g. out of inotify watches: the sweeps still find every commit
+                log.warning("cannot watch a git folder for commits", extra={"folder": folder, "error": str(exc)})
         observer.daemon = True
         observer.start()
         return observer

@@ -108,11 +108,15 @@ exit "$status"
 
 def script(python: str | None = None) -> str:
     """The hook's text, calling fracta through `python` (default: this process's interpreter)."""
-    import shlex
-
     return _SCRIPT.format(
-        marker=MARKER, chained=CHAINED, python=shlex.quote(python or sys.executable), timeout=DEFAULT_TIMEOUT
+        marker=MARKER, chained=CHAINED, python=_quote(python or sys.executable), timeout=DEFAULT_TIMEOUT
     )
+
+
+def _quote(text: str) -> str:
+    import shlex  # only when a hook is written: not on the hook's own path
+
+    return shlex.quote(text)
 
 
 # --- Installing ----------------------------------------------------------------------------------
@@ -208,7 +212,7 @@ def _make_room(repo: repo_mod.Repo, hook: Path, chained: Path) -> None:
     if _tracked(repo, hook):
         raise Refused(
             f"{hook} is tracked by git; fracta does not change tracked files",
-            f"add this line to it: command -v fracta >/dev/null && fracta hook {HOOK} </dev/null >/dev/null || true",
+            f"add this line to it: {_quote(sys.executable)} -P -m fracta hook {HOOK} </dev/null >/dev/null || true",
         )
 
 
@@ -325,7 +329,7 @@ def handle_post_commit(cwd: Path, env: Mapping[str, str] | None = None, timeout:
         message = exc.message if isinstance(exc, FractaError) else f"{type(exc).__name__}: {exc}"
         first = message.splitlines()[0] if message else type(exc).__name__
         _log(found, "hook.failed", None, error=message)
-        return f"fracta: this commit was not recorded: {first}"
+        return f"fracta: this commit was not recorded by the hook: {first} (the control plane records it when it runs)"
     if notice.agent is not None:
         _log(
             found,
