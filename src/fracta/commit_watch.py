@@ -116,8 +116,8 @@ class Watcher:
         """Rewrite fracta's post-commit hook when it runs another Python than this one (or an older script)."""
         try:
             refreshed = hooks.refresh(self.repo)
-        except FractaError as exc:
-            log.warning("the post-commit hook could not be refreshed", extra={"error": exc.message})
+        except (FractaError, OSError) as exc:
+            log.warning("the post-commit hook could not be refreshed", extra={"error": str(exc)})
             return
         if refreshed is not None:
             log.info("post-commit hook refreshed", extra={"hook": str(refreshed.hook)})
