@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -106,25 +107,81 @@ def test_commits_are_attributed_by_fracta_agent_then_worktree_then_branch(
     assert commit(scratch, "nobody's").returncode == 0
     assert commit(scratch, "declared", env={"FRACTA_AGENT": "api"}).returncode == 0
     bodies = inbox_bodies(initialized, "chessmaster")
-    assert [b.split(" committed ")[0] for b in bodies] == ["api-two", "api"]
-    assert bodies[1].endswith("on scratch: declared")
+    assert [b.split(" committed ")[0] for b in bodies] == ["api-two", "ALERT: api"]
+    short = git(scratch, "rev-parse", "--short", "HEAD")
+    assert (
+        bodies[1]
+        == f"ALERT: api committed {short} on scratch in {scratch}, not on its own branch feature/api: declared"
+    )
+    assert agents.load(initialized, "api").last_commit is None  # not its commit on its branch
 
 
-def test_commits_in_the_main_worktree_do_nothing(initialized: repo_mod.Repo, cli: CliRunner) -> None:
+def test_a_commit_on_another_branch_in_an_agents_worktree_is_an_alert_once(
+    initialized: repo_mod.Repo, cli: CliRunner
+) -> None:
+    wt = agent_worktree(initialized, cli, "api")
+    git(wt, "switch", "-q", "-c", "side")
+    assert commit(wt, "off its branch").returncode == 0
+    short = git(wt, "rev-parse", "--short", "HEAD")
+    git(wt, "switch", "-q", "feature/api")
+    assert commit(wt, "back home").returncode == 0
+    assert inbox_bodies(initialized, "chessmaster") == [
+        f"ALERT: api committed {short} on side in {wt.resolve()}, not on its own branch feature/api: off its branch",
+        f"api committed {git(wt, 'rev-parse', '--short', 'HEAD')} on feature/api: back home",
+    ]
+    assert [e.data["by"] for e in events.read(initialized) if e.data["event"].startswith("agent.commit")] == [
+        "hook",
+        "hook",
+    ]
+
+
+def test_the_users_own_commits_in_the_main_worktree_do_nothing(initialized: repo_mod.Repo, cli: CliRunner) -> None:
     agent_worktree(initialized, cli, "api")
-    done = commit(initialized.root, "chessmaster's own work", env={"FRACTA_AGENT": "api"})
+    done = commit(initialized.root, "chessmaster's own work")
     assert done.returncode == 0, done.stderr
     assert inbox_bodies(initialized, "chessmaster") == []
     assert agents.load(initialized, "api").last_commit is None
+    assert "## Alerts" not in initialized.progress_path.read_text()
 
 
-def test_a_commit_succeeds_silently_when_fracta_is_not_on_path(initialized: repo_mod.Repo, cli: CliRunner) -> None:
+def test_an_agents_commit_in_the_main_worktree_is_an_alert(initialized: repo_mod.Repo, cli: CliRunner) -> None:
+    agent_worktree(initialized, cli, "api")
+    done = commit(initialized.root, "wrong place", env={"FRACTA_AGENT": "api"})
+    assert done.returncode == 0, done.stderr
+    short = git(initialized.root, "rev-parse", "--short", "HEAD")
+    expected = (
+        f"api committed {short} on main in the main checkout ({initialized.root}), "
+        "not on its own branch feature/api: wrong place"
+    )
+    assert inbox_bodies(initialized, "chessmaster") == [f"ALERT: {expected}"]
+    assert agents.load(initialized, "api").last_commit is None
+    assert expected in initialized.progress_path.read_text().split("## Alerts")[1]
+    [alert] = [e.data for e in events.read(initialized) if e.data["event"] == "agent.commit.foreign"]
+    assert (alert["agent"], alert["branch"], alert["commit"]) == (
+        "api",
+        "main",
+        git(initialized.root, "rev-parse", "HEAD"),
+    )
+
+
+def test_an_agent_joined_in_the_main_checkout_without_a_branch_records_its_commits_there(
+    initialized: repo_mod.Repo, cli: CliRunner
+) -> None:
+    assert cli("join", "solo").returncode == 0  # its workspace is the main checkout
+    assert commit(initialized.root, "solo's work", env={"FRACTA_AGENT": "solo"}).returncode == 0
+    short = git(initialized.root, "rev-parse", "--short", "HEAD")
+    assert inbox_bodies(initialized, "chessmaster") == [f"solo committed {short} on main: solo's work"]
+    assert agents.load(initialized, "solo").last_commit == git(initialized.root, "rev-parse", "HEAD")
+
+
+def test_a_commit_is_recorded_when_fracta_is_not_on_path(initialized: repo_mod.Repo, cli: CliRunner) -> None:
     wt = agent_worktree(initialized, cli, "api")
     done = commit(wt, "offline", path=BARE_PATH)
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
     assert git(wt, "log", "-1", "--format=%s") == "offline"
-    assert inbox_bodies(initialized, "chessmaster") == []
+    short = git(wt, "rev-parse", "--short", "HEAD")
+    assert inbox_bodies(initialized, "chessmaster") == [f"api committed {short} on feature/api: offline"]
 
 
 def test_a_commit_succeeds_with_fracta_home_pointing_at_garbage(
@@ -152,35 +209,60 @@ def test_a_commit_succeeds_with_a_corrupt_agent_record_and_says_so_in_one_line(
     assert '"hook.failed"' in (initialized.logs_dir / "hooks.log").read_text()
 
 
-def test_a_commit_succeeds_when_the_fracta_on_path_is_broken(
+def hook_failures(repo: repo_mod.Repo) -> list[dict[str, object]]:
+    log = repo.logs_dir / "hooks.log"
+    lines = log.read_text().splitlines() if log.exists() else []
+    return [d for d in map(json.loads, lines) if d["event"] == "hook.failed"]
+
+
+def test_a_broken_fracta_install_fails_the_hook_loudly_but_not_the_commit(
     initialized: repo_mod.Repo, cli: CliRunner, tmp_path: Path
 ) -> None:
     wt = agent_worktree(initialized, cli, "api")
-    fake_bin = tmp_path / "fake-bin"
-    fake_bin.mkdir()
-    fake = fake_bin / "fracta"
-    fake.write_text(
-        "#!/bin/sh\necho 'Traceback (most recent call last):' >&2\necho 'ImportError: broken install' >&2\nexit 1\n"
+    broken = tmp_path / "broken-python"
+    broken.write_text(
+        "#!/bin/sh\necho 'Traceback (most recent call last):' >&2\necho 'ImportError: broken \"install\"' >&2\nexit 1\n"
     )
-    fake.chmod(0o755)
-    done = commit(wt, "broken tool", path=f"{fake_bin}:{BARE_PATH}")
+    broken.chmod(0o755)
+    hooks.install(initialized, python=str(broken))
+    done = commit(wt, "broken tool", env={"FRACTA_AGENT": "api"})
     assert done.returncode == 0
     assert git(wt, "log", "-1", "--format=%s") == "broken tool"
+    said = 'ImportError: broken "install"'
+    assert done.stderr.splitlines() == [f"fracta post-commit hook failed (the commit is fine): {said}"]
+    [failure] = hook_failures(initialized)
+    assert (failure["error"], failure["agent"], failure["level"]) == (said, "api", "warning")
+
+
+def test_a_hook_whose_python_is_gone_falls_back_to_path_then_says_so(
+    initialized: repo_mod.Repo, cli: CliRunner, tmp_path: Path
+) -> None:
+    wt = agent_worktree(initialized, cli, "api")
+    gone = tmp_path / "removed-venv" / "bin" / "python"
+    hooks.install(initialized, python=str(gone))
+    assert commit(wt, "through PATH", path=with_fracta()).returncode == 0
+    assert inbox_bodies(initialized, "chessmaster")[-1].endswith("on feature/api: through PATH")
+    done = commit(wt, "nowhere", path=BARE_PATH)
+    assert done.returncode == 0
+    assert git(wt, "log", "-1", "--format=%s") == "nowhere"
     assert done.stderr.splitlines() == [
-        "fracta post-commit hook failed (the commit is fine): ImportError: broken install"
+        f"fracta post-commit hook failed (the commit is fine): fracta not found: {gone} is gone "
+        "and no fracta is on PATH (run: fracta hooks install)"
     ]
+    assert [f["error"] for f in hook_failures(initialized)] == [done.stderr.split(": ", 1)[1].strip()]
+    assert len(inbox_bodies(initialized, "chessmaster")) == 1
 
 
 def test_the_hook_command_gives_up_on_a_stuck_lock_and_still_exits_zero(
     initialized: repo_mod.Repo, cli: CliRunner
 ) -> None:
     wt = agent_worktree(initialized, cli, "api")
-    git(wt, "commit", "-q", "--allow-empty", "--no-verify", "-m", "empty")
+    git(wt, "-c", "core.hooksPath=/dev/null", "commit", "-q", "--allow-empty", "-m", "empty")  # no hook
     held = filelock.FileLock(str(initialized.agent_dir("api") / "agent.lock"), thread_local=False)
     with held:
         result = cli("hook", "post-commit", "--timeout", "0.5", cwd=wt)
     assert result.returncode == 0
-    assert "not recorded: gave up after 0.5s" in result.stderr
+    assert "not recorded by the hook: gave up after 0.5s" in result.stderr
     assert agents.load(initialized, "api").last_commit is None
 
 
@@ -196,9 +278,9 @@ def test_an_existing_hook_keeps_running_and_is_chained_exactly_once(repo_dir: Pa
     assert "earlier post-commit hook still runs first" in first.stdout
     assert "already installed" in cli("hooks", "install").stdout
     assert "already installed" in cli("init").stdout
-    (hooks_dir / "post-commit").write_text(hooks.SCRIPT + "# an older fracta's hook\n")
+    (hooks_dir / "post-commit").write_text(hooks.script() + "# an older fracta's hook\n")
     assert "updated the post-commit hook" in cli("hooks", "install").stdout
-    assert (hooks_dir / "post-commit").read_text() == hooks.SCRIPT
+    assert (hooks_dir / "post-commit").read_text() == hooks.script()
     assert (hooks_dir / hooks.CHAINED).read_text() == theirs
     repo = repo_mod.find(repo_dir, env={})
     wt = agent_worktree(repo, cli, "api")
@@ -227,7 +309,7 @@ def test_an_absolute_core_hooks_path_outside_the_repo_gets_the_hook(
     first = cli("init")
     assert first.returncode == 0, first.stderr
     assert "core.hooksPath is set" in first.stdout
-    assert (shared / "post-commit").read_text() == hooks.SCRIPT
+    assert (shared / "post-commit").read_text() == hooks.script()
     assert not (repo_dir / ".git" / "hooks" / "post-commit").exists()
     repo = repo_mod.find(repo_dir, env={})
     wt = agent_worktree(repo, cli, "api")
@@ -276,6 +358,20 @@ def test_an_unusable_core_hooks_path_is_refused_with_a_hint_but_init_still_works
     assert "post-commit hook not installed" in init.stderr
 
 
-def test_the_hook_script_is_plain_posix_sh() -> None:
-    assert subprocess.run(["sh", "-n", "-c", hooks.SCRIPT], check=False).returncode == 0
-    assert hooks.SCRIPT.startswith("#!/bin/sh\n" + hooks.MARKER)
+def test_the_hook_script_is_plain_posix_sh_and_names_its_python() -> None:
+    text = hooks.script("/opt/my python/bin/python3")
+    assert subprocess.run(["sh", "-n", "-c", text], check=False).returncode == 0
+    assert text.startswith("#!/bin/sh\n" + hooks.MARKER)
+    assert "\npython='/opt/my python/bin/python3'\n" in text
+
+
+def test_a_stale_hook_is_refreshed_and_a_foreign_one_left_alone(initialized: repo_mod.Repo, tmp_path: Path) -> None:
+    hook = initialized.git_common_dir / "hooks" / "post-commit" if initialized.git_common_dir else tmp_path
+    assert hooks.refresh(initialized) is None  # init wrote what this fracta writes
+    hooks.install(initialized, python="/elsewhere/bin/python")
+    refreshed = hooks.refresh(initialized)
+    assert refreshed is not None and refreshed.action == "updated"
+    assert hook.read_text() == hooks.script()
+    hook.write_text("#!/bin/sh\n# someone else's\n")
+    assert hooks.refresh(initialized) is None
+    assert hook.read_text() == "#!/bin/sh\n# someone else's\n"

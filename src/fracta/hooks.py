@@ -14,11 +14,23 @@ and the fracta hook runs it first, with the same arguments, stdin and environmen
 its status. Our own hook is recognised by MARKER, so reinstalling rewrites it in place and never
 chains it to itself.
 
-Timing. The script is plain POSIX sh. It skips the main worktree without starting Python, finds
-`fracta` on PATH (absent: it does nothing), and runs `fracta hook post-commit` with stdin from
-/dev/null and stdout discarded; that command gives up after `--timeout` seconds (SIGALRM), so a
-stuck lock cannot hold a commit for long. Whatever goes wrong, the hook exits with the chained
-hook's status (0 without one) and says at most one line on stderr.
+Calling fracta. The script runs `<python> -P -m fracta hook post-commit`, with the Python that
+installed it (sys.executable at `fracta init` / `fracta hooks install`) written into it: an agent's
+PATH often lacks fracta (Codex runs commands under `bash -lc`, and Debian's /etc/profile resets
+PATH; a venv that was never activated). `-P` keeps the worktree's own folders off sys.path. If that
+Python is gone, it falls back to `fracta` on PATH. The control plane rewrites the hook when it
+names another Python than its own (`refresh`), and `fracta init` does too.
+
+Timing. The script is plain POSIX sh. It skips the main worktree without starting Python unless
+the committer is an agent (FRACTA_AGENT is set: an agent committing in the user's checkout is an
+alert, see commits.py), and runs fracta with stdin from /dev/null and stdout discarded; that
+command gives up after `--timeout` seconds (SIGALRM), so a stuck lock cannot hold a commit for
+long. Whatever goes wrong, the hook exits with the chained hook's status (0 without one).
+
+Failures are never silent. The command logs each failure to .fracta/logs/hooks.log and the
+script prints one line on stderr; when fracta could not run at all, the script appends that line
+to hooks.log itself. Where .fracta/ cannot be written (an agent's sandbox), the control plane's
+watcher (commit_watch.py) records the commit instead: the hook is a fast path, not the only one.
 """
 
 from __future__ import annotations
@@ -27,38 +39,58 @@ import contextlib
 import json
 import os
 import signal
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from . import agents, atomic, clock, events, git, mailbox, names, progress
+from . import agents, atomic, clock, commits, git, names
 from . import repo as repo_mod
-from .errors import ConfigError, FractaError, InvalidName, NotARepository, Refused
+from .errors import FractaError, InvalidName, NotARepository, Refused
 
 HOOK = "post-commit"
 CHAINED = "post-commit.fracta-chained"
 MARKER = "# fracta-managed-hook: post-commit"
 DEFAULT_TIMEOUT = 10.0
-MAX_SUBJECT = 200
 
-SCRIPT = f"""#!/bin/sh
-{MARKER} (v1)
+_SCRIPT = r"""#!/bin/sh
+{marker} (v2)
 # Installed by `fracta hooks install`; reinstalling rewrites this file, so edit the chained hook.
-# It tells fracta about each commit and never fails or blocks one: without fracta it does nothing.
+# It tells fracta about each commit and never fails or blocks one.
 status=0
-chained="$(dirname -- "$0")/{CHAINED}"
+chained="$(dirname -- "$0")/{chained}"
 if [ -x "$chained" ] && [ "$chained" != "$0" ]; then
     "$chained" "$@"
     status=$?
 fi
-# Git runs hooks at the worktree's root: a .git folder there means the main worktree (not an agent's).
-if [ -d .git ] || ! command -v fracta >/dev/null 2>&1; then
+# Git runs hooks at the worktree's root: a .git folder there means the main worktree, where only
+# an agent's commit (FRACTA_AGENT is set in its environment) concerns fracta.
+if [ -d .git ] && [ -z "${{FRACTA_AGENT:-}}" ]; then
+    exit "$status"
+fi
+python={python}
+say() {{
+    printf 'fracta post-commit hook failed (the commit is fine): %s\n' "$1" >&2
+    common=$(git rev-parse --path-format=absolute --git-common-dir 2>/dev/null) || return 0
+    logs="${{FRACTA_HOME:-${{common%/*}}/.fracta}}/logs"
+    [ -d "$logs" ] || return 0
+    text=$(printf '%s' "$1" | tr -d '\000-\037' | sed 's/\\/\\\\/g; s/"/\\"/g')
+    who=$(printf '%s' "${{FRACTA_AGENT:-}}" | tr -cd 'a-z0-9-')
+    printf '{{"time":"%s","level":"warning","component":"hooks","event":"hook.failed","agent":"%s","error":"%s"}}\n' \
+        "$(date -u +%Y-%m-%dT%H:%M:%S.000Z)" "$who" "$text" >>"$logs/hooks.log" 2>/dev/null || true
+}}
+if [ -x "$python" ]; then
+    set -- "$python" -P -m fracta
+elif command -v fracta >/dev/null 2>&1; then
+    set -- fracta
+else
+    say "fracta not found: $python is gone and no fracta is on PATH (run: fracta hooks install)"
     exit "$status"
 fi
 said=$(mktemp 2>/dev/null) || said=/dev/null
-fracta hook post-commit --timeout {DEFAULT_TIMEOUT:g} </dev/null >/dev/null 2>"$said"
+"$@" hook post-commit --timeout {timeout:g} </dev/null >/dev/null 2>"$said"
 code=$?
 line=
 if [ "$said" != /dev/null ]; then
@@ -66,12 +98,25 @@ if [ "$said" != /dev/null ]; then
     rm -f "$said"
 fi
 if [ "$code" -ne 0 ]; then
-    printf 'fracta post-commit hook failed (the commit is fine): %s\\n' "${{line:-exit $code}}" >&2
+    say "${{line:-exit $code}}"
 elif [ -n "$line" ]; then
-    printf '%s\\n' "$line" >&2
+    printf '%s\n' "$line" >&2
 fi
 exit "$status"
 """
+
+
+def script(python: str | None = None) -> str:
+    """The hook's text, calling fracta through `python` (default: this process's interpreter)."""
+    return _SCRIPT.format(
+        marker=MARKER, chained=CHAINED, python=_quote(python or sys.executable), timeout=DEFAULT_TIMEOUT
+    )
+
+
+def _quote(text: str) -> str:
+    import shlex  # only when a hook is written: not on the hook's own path
+
+    return shlex.quote(text)
 
 
 # --- Installing ----------------------------------------------------------------------------------
@@ -102,8 +147,11 @@ def hooks_dir(repo: repo_mod.Repo) -> tuple[Path, str | None]:
     return folder, setting
 
 
-def install(repo: repo_mod.Repo) -> InstallResult:
-    """Install (or refresh) the post-commit hook, keeping any earlier hook as a chained one."""
+def install(repo: repo_mod.Repo, python: str | None = None) -> InstallResult:
+    """Install (or refresh) the post-commit hook, keeping any earlier hook as a chained one.
+
+    The hook calls fracta through `python` (default: this process's interpreter)."""
+    text = script(python)
     folder, setting = hooks_dir(repo)
     assert repo.git_common_dir is not None  # hooks_dir checked it
     hook, chained = folder / HOOK, folder / CHAINED
@@ -120,11 +168,11 @@ def install(repo: repo_mod.Repo) -> InstallResult:
             if os.path.lexists(hook) and not ours:
                 _make_room(repo, hook, chained)
                 os.rename(hook, chained)
-            if current != SCRIPT.encode():
-                atomic.write_text(hook, SCRIPT, mode=0o755)
+            if current != text.encode():
+                atomic.write_text(hook, text, mode=0o755)
             os.chmod(hook, 0o755)  # executable whatever the umask: git skips hooks that are not
             _exclude_if_in_worktree(repo, folder)
-            action = "unchanged" if current == SCRIPT.encode() else "updated" if ours else "installed"
+            action = "unchanged" if current == text.encode() else "updated" if ours else "installed"
             kept = chained if os.path.lexists(chained) else None
     except OSError as exc:
         raise Refused(
@@ -132,6 +180,19 @@ def install(repo: repo_mod.Repo) -> InstallResult:
             "make the folder writable, or point core.hooksPath at one that is, and rerun: fracta hooks install",
         ) from None
     return InstallResult(hook, action, kept, setting)
+
+
+def refresh(repo: repo_mod.Repo) -> InstallResult | None:
+    """Rewrite fracta's hook if it is installed but is not what this fracta would write (another
+    Python, an older script); None when there was nothing to do. A foreign hook is left alone."""
+    try:
+        folder, _ = hooks_dir(repo)
+    except (NotARepository, Refused):
+        return None
+    current = _read(folder / HOOK)
+    if current is None or MARKER.encode() not in current or current == script().encode():
+        return None
+    return install(repo)
 
 
 def _read(path: Path) -> bytes | None:
@@ -151,7 +212,7 @@ def _make_room(repo: repo_mod.Repo, hook: Path, chained: Path) -> None:
     if _tracked(repo, hook):
         raise Refused(
             f"{hook} is tracked by git; fracta does not change tracked files",
-            f"add this line to it: command -v fracta >/dev/null && fracta hook {HOOK} </dev/null >/dev/null || true",
+            f"add this line to it: {_quote(sys.executable)} -P -m fracta hook {HOOK} </dev/null >/dev/null || true",
         )
 
 
@@ -202,81 +263,55 @@ class CommitNotice:
     subject: str
     agent: str | None = None
     notified: tuple[str, ...] = ()
+    recorded: int = 0  # commits recorded on the agent's branch (earlier ones the hook missed, too)
+    foreign: int = 0  # commits outside its branch, reported as alerts
 
 
 def on_post_commit(repo: repo_mod.Repo, worktree_cwd: Path, env: Mapping[str, str] | None = None) -> CommitNotice:
-    """Record the commit just made in `worktree_cwd` for its agent and tell who wants to know."""
+    """Record the commit just made in `worktree_cwd` for its agent and tell who wants to know.
+
+    In the agent's own worktree (or on its own branch) this is commits.check, the very pass the
+    control plane's watcher runs, so whichever comes first records the commit. Anywhere else the
+    commit is an alert that only the hook can raise: it alone knows the committer (FRACTA_AGENT).
+    """
     env = os.environ if env is None else env
     lines = git.out(worktree_cwd, "rev-parse", "--show-toplevel", "HEAD", "--symbolic-full-name", "HEAD").splitlines()
-    toplevel, sha, ref = Path(lines[0]), lines[1], lines[2]  # ref is "HEAD" when detached
+    toplevel, sha, ref = Path(lines[0]).resolve(), lines[1], lines[2]  # ref is "HEAD" when detached
     branch = ref.removeprefix("refs/heads/") if ref.startswith("refs/heads/") else None
     short, _, subject = git.out(worktree_cwd, "log", "-1", "--format=%h%n%s", sha).partition("\n")
-    subject = " ".join(subject.split())[:MAX_SUBJECT]
+    subject = " ".join(subject.split())[: commits.MAX_SUBJECT]
     name = _committer(repo, toplevel, branch, env)
     if name is None:
         return CommitNotice(sha, branch, subject)
-    agents.update(repo, name, last_commit=sha, last_commit_subject=subject)
-    body = f"{name} committed {short} on {branch or 'a detached HEAD'}: {subject}"
-    notified: list[str] = []
-    for target in _audience(repo, name):
-        mailbox.send(repo, name, target, body)  # each send refreshes progress.md
-        notified.append(target)
-    events.record(repo, "agent.commit", agent=name, commit=sha, branch=branch, notified=notified)
-    if not notified:
-        progress.refresh(repo)
-    return CommitNotice(sha, branch, subject, name, tuple(notified))
+    agent = agents.load(repo, name)
+    commit = commits.Commit(sha, short, subject)
+    own = commits.own_branch(repo, agent)
+    if toplevel == commits.own_worktree(repo, agent) or (own is not None and branch == own):
+        noticed = commits.check(repo, name, by="hook")
+    elif own is None and agent.workspace and Path(agent.workspace).resolve() == toplevel:
+        noticed = commits.record_one(repo, name, commit, branch, by="hook")  # joined here, with no branch
+    else:
+        noticed = commits.report_foreign(repo, name, commit, branch, toplevel, by="hook")
+    return CommitNotice(
+        sha, branch, subject, name, noticed.notified, recorded=len(noticed.commits), foreign=len(noticed.foreign)
+    )
 
 
 def _committer(repo: repo_mod.Repo, toplevel: Path, branch: str | None, env: Mapping[str, str]) -> str | None:
-    """The agent whose commit this is: FRACTA_AGENT, else its worktree folder, else its branch."""
-    if toplevel.resolve() == repo.root.resolve():
-        return None  # the chessmaster's own worktree
+    """The agent whose commit this is: FRACTA_AGENT, else its worktree folder, else its branch.
+
+    In the main worktree only FRACTA_AGENT counts: without it, the commit is the user's own."""
     candidates = [env.get("FRACTA_AGENT", "")]
-    if toplevel.resolve().parent == repo.worktrees_dir.resolve():
-        candidates.append(toplevel.name)
-    if branch and branch.startswith("feature/"):
-        candidates.append(branch.removeprefix("feature/"))
+    if toplevel != repo.root.resolve():
+        if toplevel.parent == repo.worktrees_dir.resolve():
+            candidates.append(toplevel.name)
+        if branch and branch.startswith("feature/"):
+            candidates.append(branch.removeprefix("feature/"))
     for name in candidates:
         with contextlib.suppress(InvalidName):
             if name and names.validate(name) and agents.exists(repo, name):
                 return name
     return None
-
-
-def _audience(repo: repo_mod.Repo, committer: str) -> list[str]:
-    """The chessmaster (unless hooks.notify_chessmaster is off) and the agents subscribed to `committer`."""
-    cfg = repo.config
-    out = [names.CHESSMASTER] if _flag(cfg.resolved("hooks.notify_chessmaster"), cfg.path.name) else []
-    subscribers = cfg.resolved("hooks.subscribers") or {}
-    if not isinstance(subscribers, Mapping):
-        raise ConfigError(
-            f"hooks.subscribers in {cfg.path.name} must map an agent to the agents it follows",
-            "e.g. subscribers: {web: [api]}, or {web: ['*']} to follow everyone",
-        )
-    for listener, followed in subscribers.items():
-        watched = [followed] if isinstance(followed, str) else followed
-        if not isinstance(watched, list):
-            raise ConfigError(f"hooks.subscribers.{listener} in {cfg.path.name} must be a list of agent names")
-        wants = committer in watched or "*" in watched
-        # A listener that was removed since the config was written is skipped, not an error.
-        if wants and listener != committer and listener not in out and _known(repo, str(listener)):
-            out.append(str(listener))
-    return out
-
-
-def _known(repo: repo_mod.Repo, name: str) -> bool:
-    return name == names.CHESSMASTER or agents.exists(repo, name)
-
-
-def _flag(value: Any, where: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in {"true", "yes", "on", "1"}:
-        return True
-    if text in {"false", "no", "off", "0", ""}:
-        return False
-    raise ConfigError(f"hooks.notify_chessmaster in {where} must be true or false, not {value!r}")
 
 
 def handle_post_commit(cwd: Path, env: Mapping[str, str] | None = None, timeout: float = DEFAULT_TIMEOUT) -> str | None:
@@ -294,9 +329,17 @@ def handle_post_commit(cwd: Path, env: Mapping[str, str] | None = None, timeout:
         message = exc.message if isinstance(exc, FractaError) else f"{type(exc).__name__}: {exc}"
         first = message.splitlines()[0] if message else type(exc).__name__
         _log(found, "hook.failed", None, error=message)
-        return f"fracta: this commit was not recorded: {first}"
+        return f"fracta: this commit was not recorded by the hook: {first} (the control plane records it when it runs)"
     if notice.agent is not None:
-        _log(found, "hook.recorded", notice.agent, commit=notice.commit, notified=list(notice.notified))
+        _log(
+            found,
+            "hook.recorded",
+            notice.agent,
+            commit=notice.commit,
+            recorded=notice.recorded,
+            foreign=notice.foreign,
+            notified=list(notice.notified),
+        )
     return None
 
 

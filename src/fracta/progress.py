@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from . import agents, atomic, clock, names
+from . import agents, alerts, atomic, clock, names
 from .errors import CorruptRecord, FractaError, LockTimeout
 from .repo import Repo
 
@@ -192,6 +192,9 @@ def render(repo: Repo) -> str:
         )
     for problem in problems:
         lines.append(f"| {problem.path.parent.name} | corrupt record | {_cell(str(problem))} | - | - | - | - |")
+    raised = alerts.lines(repo)  # commits outside an agent's branch (commits.py)
+    if raised:
+        lines += ["", "## Alerts", "", *(f"- {line}" for line in raised)]
     action = last_action(repo)
     lines += ["", "## Chessmaster's last action", ""]
     lines.append(f"{action[1]}: {action[0]}" if action else "None yet.")

@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from .. import atomic, clock, processes, progress, reaper, runner, spares, spawner
+from .. import atomic, clock, commit_watch, processes, progress, reaper, runner, spares, spawner
 from .. import repo as repo_mod
 from ..errors import FractaError, LockTimeout
 from . import daemon
@@ -38,6 +38,7 @@ class Supervisor:
         self.observer: Any = None
         self.launcher = runner.Launcher(repo)  # keeps a warm runner for the next spawn
         self.spares = spares.Pool(repo)  # keeps a checkout ready for the next spawn's worktree
+        self.commits = commit_watch.Watcher(repo)  # records agents' commits the hook could not
 
     def kick(self) -> None:
         self.wake.set()
@@ -73,6 +74,7 @@ class Supervisor:
         self.observer.start()
         self.launcher.refill()
         self.spares.start()
+        self.commits.start()
         threading.Thread(target=self.loop, name="supervisor", daemon=True).start()
 
     def stop(self) -> None:
@@ -82,6 +84,7 @@ class Supervisor:
             self.observer.stop()
         self.launcher.stop()
         self.spares.stop()
+        self.commits.stop()
 
     def loop(self) -> None:
         interval = float(self.repo.config.integer("reaper.sweep_interval", minimum=1))
@@ -104,6 +107,7 @@ class Supervisor:
             except Exception:  # the supervisor must outlive any one bad pass
                 log.exception("supervisor pass crashed")
             if full:
+                self.commits.poke()  # an event the OS dropped delays a commit by one sweep at most
                 next_full = time.monotonic() + interval
             self.wake.wait(timeout=max(0.0, next_full - time.monotonic()))
             self.wake.clear()
