@@ -68,15 +68,15 @@ class Recorder:
         return self.error or self.last_stderr
 
     def see(self, record: dict[str, Any]) -> None:
-        if record.get("stream") == "stderr":
-            text = str(record.get("line", "")).strip()
-            if text:
-                self.last_stderr = text[:500]
-            return  # stderr is free text: only the runtime's JSON stream on stdout is parsed
+        stderr = record.get("stream") == "stderr"
+        if stderr and str(record.get("line", "")).strip():
+            self.last_stderr = str(record["line"]).strip()[:500]
         changes: dict[str, Any] = {}
-        for event in self.runtime.parse(record):
+        for event in self.runtime.parse(record):  # stderr too: Codex reports refused tool calls there
             if event.kind == "error":
                 self.error = str(event.data.get("message") or event.text)[:500]
+            if stderr:
+                continue  # the session and usage come from the JSON stream on stdout only
             session = event.data.get("session_id") if event.kind == "session" else None
             if session and session != self.session:
                 self.session = changes["session_id"] = str(session)
