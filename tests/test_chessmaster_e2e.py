@@ -188,3 +188,49 @@ def test_each_cli_as_chessmaster_spawns_an_agent_that_outlives_it_with_the_users
         assert daemon.read_info(r) == info  # the same control plane served it to the end
         status = cli("status", env={"PATH": env["PATH"]})
         assert status.returncode == 0 and str(info.pid) in status.stdout, status.stdout
+
+
+ALLOW_LIST = ("HOME", "PATH", "LANG", "SHELL", "TERM", "TMPDIR")  # what Codex passes an MCP server
+
+
+def test_a_control_plane_started_with_a_stripped_environment_names_what_a_spawn_misses(
+    initialized: repo_mod.Repo, cli: CliRunner, tmp_path: Path
+) -> None:
+    r = initialized
+    use_free_port(r)
+    text = r.config_path.read_text()
+    needs = {"command": {"env": {"ANTHROPIC_API_KEY": "${ANTHROPIC_API_KEY}"}}}  # a spawn needs it
+    r.config_path.write_text(text.replace("agent_runtimes: {}", f"agent_runtimes: {json.dumps(needs)}"))
+    shell = user_env(tmp_path / "user")
+    gone = tmp_path / "codex-home" / "tmp" / "arg0" / "codex-arg0AbC123"  # Codex's session folder
+    gone.mkdir(parents=True)
+    stripped = {k: shell[k] for k in ALLOW_LIST if k in shell}
+    stripped["PATH"] = f"{gone}{os.pathsep}{tmp_path / 'no-such-folder'}{os.pathsep}{shell['PATH']}"
+    script = tmp_path / "agent.py"
+    script.write_text(AGENT_SCRIPT)
+    report, go = tmp_path / "agent.json", tmp_path / "go"
+    with cleanup(r):
+        started = subprocess.run(
+            [sys.executable, "-m", "fracta", "up"], env=stripped, cwd=r.root, capture_output=True, text=True
+        )
+        assert started.returncode == 0, started.stderr
+        recorded = json.loads(r.control_path.read_text())["environment"]
+        assert "ANTHROPIC_API_KEY" not in recorded["names"] and "PATH" in recorded["names"]
+        assert str(gone) not in recorded["path"] and str(tmp_path / "no-such-folder") not in recorded["path"]
+
+        # From the user's shell, which has the variable: the spawn fails, naming it and the ways out.
+        refused = cli("spawn", "sleeper", "--", sys.executable, str(script), str(report), str(go), env=shell)
+        assert refused.returncode != 0
+        assert "ANTHROPIC_API_KEY" in refused.stderr and "the control plane does not have" in refused.stderr
+        assert "env_vars" in refused.stderr and "fracta down" in refused.stderr
+        assert not agents.exists(r, "sleeper")  # nothing was left behind
+
+        # Restarted from the user's shell, the control plane hands the agent the variable.
+        assert cli("down", env=shell).returncode == 0
+        assert cli("up", env=shell).returncode == 0
+        spawned = cli("spawn", "sleeper", "--", sys.executable, str(script), str(report), str(go), env=shell)
+        assert spawned.returncode == 0, spawned.stderr
+        wait_for("the agent to report", report.exists)
+        assert json.loads(report.read_text())["key"] == SECRET
+        go.touch()
+        wait_for("the agent to finish", lambda: agents.load(r, "sleeper").status == agents.Status.DONE)
