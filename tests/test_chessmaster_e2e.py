@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -85,23 +86,30 @@ def codex_chessmaster(model: Agent, prompt: str, repo: Path, env: dict[str, str]
     The model provider is the user's own, in ~/.codex/config.toml."""
     home = Path(env["HOME"]) / ".codex"
     home.mkdir(parents=True, exist_ok=True)
-    (home / "config.toml").write_text(
-        textwrap.dedent(f"""\
-        model = "fake-model"
-        model_provider = "fake"
-        check_for_update_on_startup = false
-        [features]
-        plugins = false
-        [analytics]
-        enabled = false
-        [model_providers.fake]
-        name = "fake"
-        base_url = {json.dumps(model.openai_base_url)}
-        env_key = "{CODEX_KEY_VAR}"
-        wire_api = "responses"
-        """)
-    )
-    argv = [str(require_cli("codex")), "exec", "--trust", "--json", prompt]
+    config = home / "config.toml"
+    url = f"base_url = {json.dumps(model.openai_base_url)}"
+    if config.exists():  # a later run: the same file (it now records the trust), another script
+        config.write_text(re.sub(r"^base_url = .*$", lambda _: url, config.read_text(), flags=re.M))
+    else:
+        config.write_text(
+            textwrap.dedent(f"""\
+            model = "fake-model"
+            model_provider = "fake"
+            check_for_update_on_startup = false
+            [features]
+            plugins = false
+            [analytics]
+            enabled = false
+            [model_providers.fake]
+            name = "fake"
+            {url}
+            env_key = "{CODEX_KEY_VAR}"
+            wire_api = "responses"
+            """)
+        )
+    trust = [] if (home / "trusted").exists() else ["--trust"]  # the one-time step, on the first run
+    (home / "trusted").touch()
+    argv = [str(require_cli("codex")), "exec", *trust, "--json", prompt]
     return Invocation(argv, {**env, CODEX_KEY_VAR: "sk-codex-test"}, repo)
 
 
@@ -181,6 +189,13 @@ def test_each_cli_as_chessmaster_spawns_an_agent_that_outlives_it_with_the_users
         assert seen["key"] == SECRET, why
         for entry in seen["path"].split(os.pathsep):
             assert os.path.isdir(entry), (entry, seen["path"])
+        # A later run (for Codex: without --trust) finds the same control plane and the agent.
+        again = llm.agent("again", [call("fracta_list"), say("FINAL")])
+        second = run_cli(CHESSMASTERS[cli_name](again, "List the agents.", r.root, env))
+        [listed_again] = again.tool_results()
+        assert not listed_again.is_error, explain(r, again, second)
+        listing = json.loads(listed_again.text[listed_again.text.index("{") :])  # Codex prefixes a wall time
+        assert [(a["name"], a["status"]) for a in listing["agents"]] == [("sleeper", "running")]
         go.touch()
         wait_for("the agent to finish", lambda: agents.load(r, "sleeper").status != agents.Status.RUNNING)
         finished = agents.load(r, "sleeper")
