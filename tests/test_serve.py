@@ -344,6 +344,8 @@ def test_serve_inside_an_agent_acts_as_that_agent_never_as_the_chessmaster(
                 refused = await session.call_tool("fracta_send", {"from": "chessmaster", "to": "bob", "message": "x"})
                 assert refused.is_error
                 await call(session, "fracta_send", **{"from": "bob", "to": "chessmaster", "message": "done"})
+                # The control plane this serve started does not carry bob's identity to its agents.
+                assert "FRACTA_TOKEN" not in json.loads(r.control_path.read_text())["environment"]["names"]
 
         run(scenario)
     inbox = json.loads(cli("inbox", "chessmaster", "--json").stdout)
