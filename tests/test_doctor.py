@@ -151,3 +151,19 @@ def test_doctor_checks_the_running_control_planes_path_and_variables_and_says_so
         and f"{tools / 'claude'}, found on this shell's PATH" in checks["claude"]["detail"]
     )
     assert "provider variables" not in checks and "PATH" not in checks
+
+
+def test_a_variable_fracta_yaml_names_later_is_flagged_until_codex_forwards_it(
+    fr: repo_mod.Repo, cli: CliRunner
+) -> None:
+    _, _, checks = doctor(cli)
+    assert checks["codex env_vars"]["status"] == "ok"  # as init wrote it
+    configure(fr, {"agents": {"agent_runtimes": {"codex": {"env": {"GATEWAY_KEY": "${MY_GATEWAY_KEY}"}}}}})
+    _, _, checks = doctor(cli)
+    flagged = checks["codex env_vars"]
+    assert flagged["status"] == "warn" and "does not forward MY_GATEWAY_KEY" in flagged["detail"]
+    assert "env_vars" in flagged["fix"]
+    config = fr.root / ".codex" / "config.toml"
+    config.write_text(config.read_text().replace("env_vars = [", 'env_vars = [\n  "MY_GATEWAY_KEY",'))
+    _, _, checks = doctor(cli)
+    assert checks["codex env_vars"]["status"] == "ok"

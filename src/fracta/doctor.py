@@ -85,6 +85,7 @@ def run(start: Path | None = None) -> Report:
     checks.append(Check("config", repo.config_path.name, OK, f"{repo.config_path} loads"))
     env = spawn_environment(repo)
     checks.extend(check_environment(repo, env))
+    checks.extend(check_codex_forwarding(repo))
     # The slow ones (CLIs that take seconds to print a version, token commands) run side by side.
     jobs: list[Callable[[], list[Check]]] = [functools.partial(check_runtime, repo, rt, env) for rt in _runtimes(repo)]
     jobs += [functools.partial(check_profiles, repo), functools.partial(check_services, repo)]
@@ -145,6 +146,27 @@ def check_environment(repo: repo_mod.Repo, env: environment.SpawnEnvironment) ->
             )
         )
     return checks
+
+
+def check_codex_forwarding(repo: repo_mod.Repo) -> list[Check]:
+    """The project's Codex entry for fracta forwards every variable agents may need (env_vars)."""
+    import tomllib
+
+    from . import project, wiring
+
+    path = repo.root / ".codex" / "config.toml"
+    try:
+        entry = tomllib.loads(path.read_text(encoding="utf-8")).get("mcp_servers", {}).get(wiring.SERVER)
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, AttributeError):
+        return []  # no such file, or one `fracta init` reports on
+    if not isinstance(entry, dict) or not wiring.runs_serve(entry.get("command"), entry.get("args")):
+        return []
+    missing = environment.missing_from(project.forwarded(repo), wiring.forwarded_names(entry))
+    if not missing:
+        return [Check("environment", "codex env_vars", OK, ".codex/config.toml forwards every provider variable")]
+    detail = f".codex/config.toml does not forward {', '.join(missing)} to fracta serve (env_vars)"
+    fix = f"add them to env_vars in [mcp_servers.{wiring.SERVER}] of .codex/config.toml"
+    return [Check("environment", "codex env_vars", WARN, detail, fix)]
 
 
 # --- git and fracta ----------------------------------------------------------------------------

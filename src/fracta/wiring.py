@@ -99,7 +99,7 @@ def claude_entry() -> dict[str, Any]:
 
 
 def _wire_claude(path: Path) -> str:
-    return _merge_json(path, "mcpServers", claude_entry(), lambda e: _runs_serve(e.get("command"), e.get("args")), {})
+    return _merge_json(path, "mcpServers", claude_entry(), lambda e: runs_serve(e.get("command"), e.get("args")), {})
 
 
 def _wire_claude_settings(path: Path) -> str:
@@ -135,7 +135,7 @@ def opencode_entry() -> dict[str, Any]:
 def _wire_opencode(path: Path) -> str:
     def ours(entry: dict[str, Any]) -> bool:
         command = entry.get("command")
-        return isinstance(command, list) and bool(command) and _runs_serve(command[0], command[1:])
+        return isinstance(command, list) and bool(command) and runs_serve(command[0], command[1:])
 
     fresh = {"$schema": "https://opencode.ai/config.json"}
     return _merge_json(path, "mcp", opencode_entry(), ours, fresh)
@@ -195,7 +195,7 @@ def _wire_codex(path: Path, forward: list[str]) -> str:
         raise ConfigError(f"mcp_servers in {path} is not a table", f"add this by hand:\n{table}")
     if SERVER in servers:
         current = servers[SERVER]
-        if not (isinstance(current, dict) and _runs_serve(current.get("command"), current.get("args"))):
+        if not (isinstance(current, dict) and runs_serve(current.get("command"), current.get("args"))):
             return KEPT
         forwarded = current.get("env_vars")
         names = (
@@ -241,7 +241,7 @@ def _toml(path: Path, text: str, table: str) -> dict[str, Any]:
 # --- shared ------------------------------------------------------------------------------------
 
 
-def _runs_serve(command: Any, args: Any) -> bool:
+def runs_serve(command: Any, args: Any) -> bool:
     """An entry that runs `fracta serve` (any path to fracta, any extra flags) is fracta's own."""
     if not isinstance(command, str) or not isinstance(args, list):
         return False
