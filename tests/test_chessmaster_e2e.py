@@ -240,12 +240,20 @@ def test_a_control_plane_started_with_a_stripped_environment_names_what_a_spawn_
         assert "env_vars" in refused.stderr and "fracta down" in refused.stderr
         assert not agents.exists(r, "sleeper")  # nothing was left behind
 
-        # Restarted from the user's shell, the control plane hands the agent the variable.
+        # Restarted from the user's shell, the control plane hands the agent the variable; a PATH
+        # folder that vanished after it started is left out of the agent's PATH.
+        transient = tmp_path / "transient-bin"
+        transient.mkdir()
+        shell["PATH"] = f"{transient}{os.pathsep}{shell['PATH']}"
         assert cli("down", env=shell).returncode == 0
         assert cli("up", env=shell).returncode == 0
+        assert str(transient) in json.loads(r.control_path.read_text())["environment"]["path"]
+        transient.rmdir()
         spawned = cli("spawn", "sleeper", "--", sys.executable, str(script), str(report), str(go), env=shell)
         assert spawned.returncode == 0, spawned.stderr
         wait_for("the agent to report", report.exists)
-        assert json.loads(report.read_text())["key"] == SECRET
+        seen = json.loads(report.read_text())
+        assert seen["key"] == SECRET
+        assert str(transient) not in seen["path"].split(os.pathsep) and seen["path"]
         go.touch()
         wait_for("the agent to finish", lambda: agents.load(r, "sleeper").status == agents.Status.DONE)
