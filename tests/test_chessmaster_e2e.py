@@ -24,7 +24,6 @@ from typing import Any
 import pytest
 from ai_clis import (
     CLAUDE_OFFLINE,
-    CLAUDE_WAIT_FOR_MCP,
     CODEX_KEY_VAR,
     Invocation,
     closed_port,
@@ -74,10 +73,11 @@ def user_env(run_dir: Path) -> dict[str, str]:
 
 
 def claude_chessmaster(model: Agent, prompt: str, repo: Path, env: dict[str, str]) -> Invocation:
-    """The README's recipe: `claude -p` in the project, fracta's tools allowed by server name."""
+    """The README's recipe: `MCP_CONNECTION_NONBLOCKING=0 claude -p` in the project, fracta's tools
+    allowed by server name. The model's URL is the user's own setting (environment)."""
     argv = [str(require_cli("claude")), "-p", prompt, "--output-format", "stream-json", "--verbose"]
     argv += ["--allowedTools", "mcp__fracta"]
-    extra = {"ANTHROPIC_BASE_URL": model.base_url, **CLAUDE_OFFLINE, **CLAUDE_WAIT_FOR_MCP}
+    extra = {"ANTHROPIC_BASE_URL": model.base_url, **CLAUDE_OFFLINE, "MCP_CONNECTION_NONBLOCKING": "0"}
     return Invocation(argv, {**env, **extra}, repo)
 
 
