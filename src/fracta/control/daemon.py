@@ -103,7 +103,7 @@ def detach(log: str, argv: list[str]) -> tuple[int, int]:
     Returns (pid, start time) of the program; its stdin is /dev/null, its output goes to `log`.
     """
     pid = os.fork()
-    if pid == 0:  # the child: only async-signal-safe work until exec, then the program
+    if pid == 0:  # the child (this process has a single thread: plain Python is safe until exec)
         try:
             os.setsid()
             fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -112,6 +112,8 @@ def detach(log: str, argv: list[str]) -> tuple[int, int]:
             os.dup2(fd, 1)
             os.dup2(fd, 2)
             os.execv(argv[0], argv)
+        except OSError as exc:  # told in the log, where `up` looks for the reason
+            os.write(2, f"error: cannot run {argv[0]}: {exc.strerror or exc}\n".encode())
         finally:
             os._exit(127)
     # Not yet reaped, the child's /proc entry stays until this process exits, even if it died.
