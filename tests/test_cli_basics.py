@@ -21,7 +21,13 @@ def test_init_creates_state_config_and_exclude_and_is_safe_twice(repo_dir: Path,
     assert exclude.count("/.fracta/") == 1
     status = git(repo_dir, "status", "--porcelain", "--untracked-files=all").splitlines()
     # fracta.yaml, and the AI CLIs' MCP config files wired to `fracta serve` (tests/test_wiring.py)
-    assert status == ["?? .codex/config.toml", "?? .mcp.json", "?? fracta.yaml", "?? opencode.json"]
+    assert status == [
+        "?? .claude/settings.json",
+        "?? .codex/config.toml",
+        "?? .mcp.json",
+        "?? fracta.yaml",
+        "?? opencode.json",
+    ]
 
 
 def test_commands_before_init_say_what_to_run(cli: CliRunner) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -101,3 +102,68 @@ def test_an_old_git_and_an_uninitialized_repo_are_failures(repo_dir: Path, cli: 
     assert result.returncode == 1
     assert checks["git"]["status"] == "fail" and "2.30.1 is too old" in checks["git"]["detail"]
     assert checks["initialized"]["status"] == "fail" and checks["initialized"]["fix"] == "fracta init"
+
+
+def test_doctor_checks_the_running_control_planes_path_and_variables_and_says_so(
+    fr: repo_mod.Repo, cli: CliRunner, tmp_path: Path
+) -> None:
+    """A control plane started from a stripped environment (as under Codex) lacks what the shell
+    has: doctor looks where spawn looks, names the variables (never their values) and the PATH."""
+    tools = tmp_path / "tools"  # a claude only the user's shell can find
+    tools.mkdir()
+    (tools / "claude").write_text("#!/bin/sh\necho '2.1.197 (Claude Code)'\n")
+    (tools / "claude").chmod(0o755)
+    session = tmp_path / "codex-session"  # on the control plane's PATH, gone once it started
+    session.mkdir()
+    configure(fr, {"agents": {"agent_runtimes": {"claude": {"env": {"DISABLE_AUTOUPDATER": "1"}}}}})
+    shell = {"PATH": f"{tools}{os.pathsep}{os.environ['PATH']}", "ANTHROPIC_API_KEY": SECRET}
+    stripped = {"HOME": os.environ["HOME"], "PATH": f"{session}{os.pathsep}{os.environ['PATH']}"}
+    with cleanup(fr):
+        started = subprocess.run([PY, "-m", "fracta", "up"], env=stripped, cwd=fr.root, capture_output=True, text=True)
+        assert started.returncode == 0, started.stderr
+        pid = json.loads(fr.control_path.read_text())["pid"]
+        session.rmdir()
+        result = cli("doctor", "--json", env=shell)
+        data = json.loads(result.stdout)
+        checks = {c["name"]: c for c in data["checks"]}
+        assert SECRET not in result.stdout + result.stderr
+        assert data["searched"]["of"] == "control_plane" and str(session) in data["searched"]["path"]
+        assert f"the control plane's (pid {pid}) environment" in checks["spawn environment"]["detail"]
+        lacking = checks["provider variables"]
+        assert lacking["status"] == "warn" and "which this shell has" in lacking["detail"]
+        assert "ANTHROPIC_API_KEY" in lacking["detail"].split("lacks ")[1]
+        assert "env_vars" in lacking["fix"] and "fracta down" in lacking["fix"]
+        assert checks["PATH"]["status"] == "warn" and str(session) in checks["PATH"]["detail"]
+        claude = checks["claude"]
+        assert claude["status"] == "fail" and f"on the control plane's (pid {pid}) PATH" in claude["detail"]
+        assert "fracta down && fracta up" in claude["fix"]
+        assert result.returncode == 1
+
+    # No control plane: doctor checks this shell's environment, where claude and the key are.
+    result = cli("doctor", "--json", env=shell)
+    data = json.loads(result.stdout)
+    checks = {c["name"]: c for c in data["checks"]}
+    assert data["searched"]["of"] == "caller"
+    assert "this shell's environment" in checks["spawn environment"]["detail"]
+    assert "ANTHROPIC_API_KEY" in checks["spawn environment"]["detail"]
+    assert (
+        checks["claude"]["status"] == "ok"
+        and f"{tools / 'claude'}, found on this shell's PATH" in checks["claude"]["detail"]
+    )
+    assert "provider variables" not in checks and "PATH" not in checks
+
+
+def test_a_variable_fracta_yaml_names_later_is_flagged_until_codex_forwards_it(
+    fr: repo_mod.Repo, cli: CliRunner
+) -> None:
+    _, _, checks = doctor(cli)
+    assert checks["codex env_vars"]["status"] == "ok"  # as init wrote it
+    configure(fr, {"agents": {"agent_runtimes": {"codex": {"env": {"GATEWAY_KEY": "${MY_GATEWAY_KEY}"}}}}})
+    _, _, checks = doctor(cli)
+    flagged = checks["codex env_vars"]
+    assert flagged["status"] == "warn" and "does not forward MY_GATEWAY_KEY" in flagged["detail"]
+    assert "env_vars" in flagged["fix"]
+    config = fr.root / ".codex" / "config.toml"
+    config.write_text(config.read_text().replace("env_vars = [", 'env_vars = [\n  "MY_GATEWAY_KEY",'))
+    _, _, checks = doctor(cli)
+    assert checks["codex env_vars"]["status"] == "ok"

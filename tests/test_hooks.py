@@ -321,7 +321,13 @@ def test_an_absolute_core_hooks_path_inside_the_repo_stays_out_of_git_status(rep
     git(repo_dir, "config", "core.hooksPath", str(repo_dir / "githooks"))
     assert cli("init").returncode == 0
     assert (repo_dir / "githooks" / "post-commit").exists()
-    untracked = ["?? .codex/config.toml", "?? .mcp.json", "?? fracta.yaml", "?? opencode.json"]  # fracta init's
+    untracked = [
+        "?? .claude/settings.json",
+        "?? .codex/config.toml",
+        "?? .mcp.json",
+        "?? fracta.yaml",
+        "?? opencode.json",
+    ]  # fracta init's
     assert git(repo_dir, "status", "--porcelain", "--untracked-files=all").splitlines() == untracked
     repo = repo_mod.find(repo_dir, env={})
     wt = agent_worktree(repo, cli, "api")

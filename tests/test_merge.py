@@ -94,7 +94,13 @@ def test_a_conflict_leaves_the_repo_exactly_as_it_was_and_lists_the_files(
     assert "README.md" in result.stderr and "nothing was changed" in result.stderr
     assert "clean.txt" not in result.stderr
     assert repo_state(initialized.root) == before
-    untracked = ["?? .codex/", "?? .mcp.json", "?? fracta.yaml", "?? opencode.json"]  # written by fracta init
+    untracked = [
+        "?? .claude/",
+        "?? .codex/",
+        "?? .mcp.json",
+        "?? fracta.yaml",
+        "?? opencode.json",
+    ]  # written by fracta init
     assert git(initialized.root, "status", "--porcelain").splitlines() == untracked
 
 

@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -15,11 +17,11 @@ from typing import Any
 import anyio
 import mcp.types as types
 from conftest import CliRunner
-from lifecycle_helpers import cleanup, kill_control_plane_hard, use_free_port
+from lifecycle_helpers import cleanup, kill_control_plane_hard, use_free_port, wait_for
 from mcp import Client, ClientSession, StdioServerParameters, stdio_client
 from mcp.types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
-from fracta import atomic, processes
+from fracta import agents, atomic, processes
 from fracta import repo as repo_mod
 from fracta.control import daemon
 
@@ -342,7 +344,96 @@ def test_serve_inside_an_agent_acts_as_that_agent_never_as_the_chessmaster(
                 refused = await session.call_tool("fracta_send", {"from": "chessmaster", "to": "bob", "message": "x"})
                 assert refused.is_error
                 await call(session, "fracta_send", **{"from": "bob", "to": "chessmaster", "message": "done"})
+                # The control plane this serve started does not carry bob's identity to its agents.
+                assert "FRACTA_TOKEN" not in json.loads(r.control_path.read_text())["environment"]["names"]
 
         run(scenario)
     inbox = json.loads(cli("inbox", "chessmaster", "--json").stdout)
     assert [(m["from"], m["body"]) for m in inbox["messages"]] == [("bob", "done")]
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` in the process tree (from /proc), as OpenCode finds them at exit."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (FileNotFoundError, ProcessLookupError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def session_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[3])
+
+
+def test_the_control_plane_serve_starts_is_nobodys_child_and_survives_the_end_of_serves_tree(
+    initialized: repo_mod.Repo, cli: CliRunner
+) -> None:
+    """What `opencode run` does at exit: SIGTERM to every descendant of its MCP server, and to the
+    server. The control plane that `fracta serve` started, and its agents, are not among them."""
+    r = initialized
+    use_free_port(r)
+    initialize = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+    }
+    with cleanup(r):
+        serve = subprocess.Popen(
+            [sys.executable, "-m", "fracta", "serve"],
+            cwd=r.root,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        assert serve.stdin is not None and serve.stdout is not None
+        serve.stdin.write((json.dumps(initialize) + "\n").encode())
+        serve.stdin.flush()
+        assert json.loads(serve.stdout.readline())["result"]["serverInfo"]["name"] == "fracta"
+        assert cli("spawn", "sleeper", "--", sys.executable, "-c", "import time; time.sleep(120)").returncode == 0
+        info = daemon.read_info(r)
+        assert info is not None
+        record = json.loads(r.control_path.read_text())
+        below = descendants(serve.pid)
+        assert info.pid not in below and info.pid not in descendants(os.getpid())
+        assert session_of(info.pid) == info.pid  # its own session, led by itself
+        for pid in below:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        serve.terminate()
+        serve.communicate(timeout=60)
+        assert processes.alive(info.pid, record["pid_start"])
+        wait_for("sleeper to run", lambda: agents.load(r, "sleeper").status == agents.Status.RUNNING)
+        sleeper = agents.load(r, "sleeper")
+        assert processes.alive(sleeper.pid, sleeper.pid_start)
+        status = cli("status")
+        assert status.returncode == 0 and str(info.pid) in status.stdout
+
+
+def test_fracta_up_reports_a_control_plane_that_fails_at_start_with_its_own_error(
+    initialized: repo_mod.Repo, cli: CliRunner
+) -> None:
+    r = initialized
+    use_free_port(r)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        text = r.config_path.read_text()
+        r.config_path.write_text(text.replace("port: 0", f"port: {port}", 1))
+        with cleanup(r):
+            result = cli("up")
+    assert result.returncode == 8, result.stderr
+    assert f"the control plane exited at start: cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "set control_plane.port in fracta.yaml to a free port" in result.stderr
+    assert not r.control_path.exists()

@@ -38,7 +38,13 @@ def test_a_git_workspace_is_a_worktree_on_its_own_branch_from_head(initialized: 
     assert git(ws.path, "symbolic-ref", "--short", "HEAD") == "feature/api"
     assert git(ws.path, "rev-parse", "HEAD") == head
     assert ws.path.resolve() in registered_worktrees(initialized.root)
-    untracked = ["?? .codex/", "?? .mcp.json", "?? fracta.yaml", "?? opencode.json"]  # written by fracta init
+    untracked = [
+        "?? .claude/",
+        "?? .codex/",
+        "?? .mcp.json",
+        "?? fracta.yaml",
+        "?? opencode.json",
+    ]  # written by fracta init
     assert git(initialized.root, "status", "--porcelain").splitlines() == untracked  # the main worktree is untouched
 
 

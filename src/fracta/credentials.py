@@ -8,6 +8,9 @@ variables with `agents.agent_runtimes.<runtime>.env` (values may use ${VAR}).
 
 With nothing configured the plan is empty and an agent gets what the user's own CLI would use:
 the control plane's environment (ANTHROPIC_*, OPENAI_*, AWS_*, ...) is inherited by the runner.
+How that environment is decided, and why a missing variable names Codex's env_vars, is told in
+fracta/environment.py. The plan also carries a PATH when folders on the control plane's PATH have
+vanished since it started (they are left out).
 
 Secrets never go into messages: errors name the profile, the variable or the configured
 (uninterpolated) command, never a value or a resolver's output. This module stays light (no
@@ -28,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import config
+from . import config, environment
 from .errors import EXIT_ERROR, ConfigError, FractaError
 from .repo import Repo
 
@@ -234,6 +237,9 @@ def resolve(repo: Repo, runtime: str, agent_dir: Path) -> CredentialPlan:
                     env[binding["path_env"]] = str(path)
             else:
                 helper = helper_command(repo, p.name)
+    path = environment.clean_path(os.environ.get("PATH"))
+    if path.dropped and "PATH" not in env:  # e.g. the temporary folder of a Codex that has exited
+        env["PATH"] = path.value
     names = tuple(p.name for p in used)
     return CredentialPlan(env=env, files=files, claude_api_key_helper=helper, secrets=secrets, profiles=names)
 
@@ -282,16 +288,36 @@ def runtime_env(repo: Repo, runtime: str, agent: str = "") -> tuple[dict[str, st
     return env, secrets
 
 
+def referenced(repo: Repo, runtime: str) -> list[str]:
+    """The variables fracta.yaml makes `runtime`'s agents take from the control plane (names only):
+    ${VAR}s in its env, env resolvers and ${VAR}s in the resolvers of its profiles."""
+    found: set[str] = set()
+
+    def scan(value: Any) -> None:
+        if isinstance(value, str):
+            found.update(m.group(1) for m in config._VAR.finditer(value))
+        elif isinstance(value, list):
+            for item in value:
+                scan(item)
+        elif isinstance(value, Mapping):
+            for item in value.values():
+                scan(item)
+
+    scan(runtime_options(repo, runtime).get("env") or {})
+    for p in chosen(repo, runtime):
+        if p.kind == "env":
+            found.add(str(p.source))
+        else:
+            scan(p.source)
+    return sorted(found)
+
+
 def _names_secret(text: str) -> bool:
     return any(_SECRET_NAME.search(m.group(1)) for m in config._VAR.finditer(text))
 
 
 def _export_hint(names: list[str]) -> str:
-    shown = " ".join(f"{n}=..." for n in names)
-    return (
-        f"export {shown} where the control plane starts (agents inherit its environment): "
-        f"fracta down; export {shown}; fracta up"
-    )
+    return environment.missing_hint(names)
 
 
 def secret_of(repo: Repo, profile: Profile, runtime: str | None = None) -> str:

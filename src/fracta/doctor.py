@@ -3,6 +3,12 @@
 Checks git, fracta on PATH (the AI CLIs' config runs `fracta serve`), fracta.yaml, each AI CLI
 runtime's binary and version, every credential resolver (run for real, the secret never shown),
 and the control plane and gateway (reachable, and accepting the chessmaster's token).
+
+What a spawn uses is checked where the spawn happens: when a control plane runs, its PATH and
+the names of its variables (recorded in control.json, never values) — the runtimes' binaries are
+looked up on that PATH, and the variables fracta.yaml names are looked for there; with none
+running, this shell's (a control plane started from here would inherit them). Every such check
+says which it searched.
 """
 
 from __future__ import annotations
@@ -21,9 +27,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import config, credentials, git
+from . import atomic, config, credentials, environment, git
 from . import repo as repo_mod
-from .errors import FractaError
+from .errors import CorruptRecord, FractaError
 
 SCHEMA = 1
 GIT_MINIMUM = (2, 38)  # git merge-tree --write-tree: conflict checks without touching a worktree
@@ -46,13 +52,20 @@ class Check:
 @dataclass(frozen=True)
 class Report:
     checks: list[Check]
+    searched: environment.SpawnEnvironment | None = None  # the environment spawn-related checks used
 
     @property
     def ok(self) -> bool:
         return all(c.status != FAIL for c in self.checks)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"version": SCHEMA, "ok": self.ok, "checks": [asdict(c) for c in self.checks]}
+        searched = None
+        if self.searched is not None:
+            searched = {
+                "of": "control_plane" if self.searched.of_control_plane else "caller",
+                "path": self.searched.path,
+            }
+        return {"version": SCHEMA, "ok": self.ok, "checks": [asdict(c) for c in self.checks], "searched": searched}
 
 
 def run(start: Path | None = None) -> Report:
@@ -70,13 +83,90 @@ def run(start: Path | None = None) -> Report:
     except FractaError as exc:
         return Report([*checks, Check("config", repo.config_path.name, FAIL, exc.message, exc.hint or None)])
     checks.append(Check("config", repo.config_path.name, OK, f"{repo.config_path} loads"))
+    env = spawn_environment(repo)
+    checks.extend(check_environment(repo, env))
+    checks.extend(check_codex_forwarding(repo))
     # The slow ones (CLIs that take seconds to print a version, token commands) run side by side.
-    jobs: list[Callable[[], list[Check]]] = [functools.partial(check_runtime, repo, rt) for rt in _runtimes(repo)]
+    jobs: list[Callable[[], list[Check]]] = [functools.partial(check_runtime, repo, rt, env) for rt in _runtimes(repo)]
     jobs += [functools.partial(check_profiles, repo), functools.partial(check_services, repo)]
     with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
         for found in pool.map(lambda job: job(), jobs):
             checks.extend(found)
-    return Report(checks)
+    return Report(checks, env)
+
+
+# --- the environment a spawn uses --------------------------------------------------------------
+
+
+def spawn_environment(repo: repo_mod.Repo) -> environment.SpawnEnvironment:
+    """The running control plane's PATH and variable names, or this process's when none runs."""
+    from .control import daemon
+
+    info = daemon.read_info(repo)
+    if info is not None:
+        try:
+            found = environment.from_record(atomic.read_json(repo.control_path), info.pid)
+        except (FileNotFoundError, CorruptRecord):
+            found = None
+        if found is not None:
+            return found
+    return environment.of_this_process()
+
+
+def check_environment(repo: repo_mod.Repo, env: environment.SpawnEnvironment) -> list[Check]:
+    """Whose environment a spawn uses, this shell's provider variables it lacks, and PATH folders
+    that have vanished (the variables fracta.yaml names are checked per runtime)."""
+    ours = set(environment.known_names()) & set(os.environ)
+    lacking = environment.missing_from(ours, env.names) if env.of_control_plane else []
+    vanished = [p for p in env.path if not os.path.isdir(p)]
+    present = sorted(set(environment.known_names()) & env.names)
+    detail = f"spawn uses {env.source} environment: PATH of {len(env.path)} folders; provider variables: " + (
+        ", ".join(present) or "none"
+    )
+    checks = [Check("environment", "spawn environment", OK, detail)]
+    if lacking:
+        checks.append(
+            Check(
+                "environment",
+                "provider variables",
+                WARN,
+                f"{env.source} environment lacks {', '.join(lacking)}, which this shell has: agents will not get them",
+                environment.missing_hint(lacking),
+            )
+        )
+    if vanished:
+        checks.append(
+            Check(
+                "environment",
+                "PATH",
+                WARN,
+                f"{len(vanished)} folder(s) on {env.source} PATH no longer exist (left out at spawn): "
+                + ", ".join(vanished),
+                "restart the control plane from your shell: fracta down && fracta up",
+            )
+        )
+    return checks
+
+
+def check_codex_forwarding(repo: repo_mod.Repo) -> list[Check]:
+    """The project's Codex entry for fracta forwards every variable agents may need (env_vars)."""
+    import tomllib
+
+    from . import project, wiring
+
+    path = repo.root / ".codex" / "config.toml"
+    try:
+        entry = tomllib.loads(path.read_text(encoding="utf-8")).get("mcp_servers", {}).get(wiring.SERVER)
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, AttributeError):
+        return []  # no such file, or one `fracta init` reports on
+    if not isinstance(entry, dict) or not wiring.runs_serve(entry.get("command"), entry.get("args")):
+        return []
+    missing = environment.missing_from(project.forwarded(repo), wiring.forwarded_names(entry))
+    if not missing:
+        return [Check("environment", "codex env_vars", OK, ".codex/config.toml forwards every provider variable")]
+    detail = f".codex/config.toml does not forward {', '.join(missing)} to fracta serve (env_vars)"
+    fix = f"add them to env_vars in [mcp_servers.{wiring.SERVER}] of .codex/config.toml"
+    return [Check("environment", "codex env_vars", WARN, detail, fix)]
 
 
 # --- git and fracta ----------------------------------------------------------------------------
@@ -103,6 +193,7 @@ def check_git() -> Check:
 
 
 def check_fracta_on_path() -> Check:
+    """On this shell's PATH: the AI CLIs started from here run `fracta serve` by that name."""
     found = shutil.which("fracta")
     if found is None:
         return Check(
@@ -113,7 +204,7 @@ def check_fracta_on_path() -> Check:
             "(.mcp.json, .codex/config.toml, opencode.json), and agents cannot run `fracta` commands",
             "put fracta's bin folder on PATH (e.g. activate its virtualenv, or pipx install fracta)",
         )
-    return Check("fracta", "fracta on PATH", OK, found)
+    return Check("fracta", "fracta on PATH", OK, f"{found} (on this shell's PATH)")
 
 
 # --- runtimes ----------------------------------------------------------------------------------
@@ -133,8 +224,9 @@ def _configured(repo: repo_mod.Repo, runtime: str) -> bool:
     return runtime == repo.config.get("agents.default_runtime") or (isinstance(table, dict) and runtime in table)
 
 
-def check_runtime(repo: repo_mod.Repo, runtime: str) -> list[Check]:
-    """The runtime's options and binary (with its version), then its credentials (not run here)."""
+def check_runtime(repo: repo_mod.Repo, runtime: str, env: environment.SpawnEnvironment | None = None) -> list[Check]:
+    """The runtime's options and binary on the spawn's PATH (with its version), then its
+    credentials (not run here)."""
     from . import runtimes
     from .runtimes.base import LaunchContext
 
@@ -143,10 +235,19 @@ def check_runtime(repo: repo_mod.Repo, runtime: str) -> list[Check]:
         adapter = runtimes.get(runtime)
     except FractaError as exc:
         return [Check("runtime", runtime, FAIL, exc.message, exc.hint or None)]
+    env = env or environment.of_this_process()
     options = credentials.runtime_options(repo, runtime)
     if runtime == "command":
         checks = [Check("runtime", runtime, OK, "runs the command given to fracta spawn after --")]
     else:
+        found = _binary(repo, runtime, options, env.path_string)
+        where = f"{env.source} PATH"
+        if not configured and found is None:
+            detail = f"{runtime} is not installed on {where} (needed for --runtime {runtime})"
+            return [Check("runtime", runtime, SKIP, detail)]
+        if found is None:
+            return [_not_found(runtime, options, env), *_credentials_if(repo, runtime, configured, options, env)]
+        # Found on the spawn's PATH: the adapter checks its options with that very binary.
         probe = LaunchContext(
             name="doctor",
             prompt=None,
@@ -156,32 +257,42 @@ def check_runtime(repo: repo_mod.Repo, runtime: str) -> list[Check]:
             token="",
             control_url=None,
             gateway_url=None,
-            options=options,
+            options={**options, "binary": found},
             root=repo.root,
         )
-        if not configured and _binary(repo, runtime, options) is None:
-            return [Check("runtime", runtime, SKIP, f"{runtime} is not installed (needed for --runtime {runtime})")]
         try:
-            adapter.check(probe)  # its options and binary, as a spawn would check them
-            checks = [_version(repo, runtime, options)]
+            adapter.check(probe)  # its options, as a spawn would check them
+            checks = [_version(repo, runtime, found, where)]
         except FractaError as exc:
             checks = [Check("runtime", runtime, FAIL, exc.message, exc.hint or None)]
-    if configured or options:
-        checks.append(_runtime_credentials(repo, runtime))
-    return checks
+    return [*checks, *_credentials_if(repo, runtime, configured, options, env)]
 
 
-def _binary(repo: repo_mod.Repo, runtime: str, options: dict[str, Any]) -> str | None:
-    """The runtime's executable as a spawn would find it (PATH, or a path from the repo root)."""
+def _credentials_if(
+    repo: repo_mod.Repo, runtime: str, configured: bool, options: dict[str, Any], env: environment.SpawnEnvironment
+) -> list[Check]:
+    return [_runtime_credentials(repo, runtime, env)] if configured or options else []
+
+
+def _not_found(runtime: str, options: dict[str, Any], env: environment.SpawnEnvironment) -> Check:
+    binary = str(options.get("binary") or runtime)
+    fix = f"install it, or set agents.agent_runtimes.{runtime}.binary in fracta.yaml to its full path"
+    if env.of_control_plane and os.sep not in binary:
+        fix += "; or restart the control plane from a shell whose PATH has it: fracta down && fracta up"
+    where = "" if os.sep in binary else f" on {env.source} PATH"
+    return Check("runtime", runtime, FAIL, f"cannot find the {runtime} CLI {binary!r}{where}", fix)
+
+
+def _binary(repo: repo_mod.Repo, runtime: str, options: dict[str, Any], path: str | None = None) -> str | None:
+    """The runtime's executable as a spawn would find it (on `path`, or a path from the repo root)."""
     binary = os.path.expanduser(str(config.interpolate(str(options.get("binary") or runtime), os.environ, [])))
     if os.sep not in binary:
-        return shutil.which(binary)
-    path = repo.root / binary  # an absolute path stays as it is
-    return str(path) if path.is_file() and os.access(path, os.X_OK) else None
+        return shutil.which(binary, path=path)
+    full = repo.root / binary  # an absolute path stays as it is
+    return str(full) if full.is_file() and os.access(full, os.X_OK) else None
 
 
-def _version(repo: repo_mod.Repo, runtime: str, options: dict[str, Any]) -> Check:
-    path = _binary(repo, runtime, options) or str(options.get("binary") or runtime)
+def _version(repo: repo_mod.Repo, runtime: str, path: str, where: str) -> Check:
     try:
         proc = subprocess.run(
             [path, "--version"],
@@ -199,15 +310,21 @@ def _version(repo: repo_mod.Repo, runtime: str, options: dict[str, Any]) -> Chec
     if proc.returncode != 0:
         detail = f"{path} --version exited with {proc.returncode}" + (f": {first[0]}" if first else "")
         return Check("runtime", runtime, FAIL, detail, f"run it yourself; reinstall the {runtime} CLI if it is broken")
-    return Check("runtime", runtime, OK, f"{first[0] if first else 'version unknown'} ({path})")
+    return Check("runtime", runtime, OK, f"{first[0] if first else 'version unknown'} ({path}, found on {where})")
 
 
-def _runtime_credentials(repo: repo_mod.Repo, runtime: str) -> Check:
-    """The runtime's env variables are all set and its profiles exist and suit it (resolvers run apart)."""
+def _runtime_credentials(repo: repo_mod.Repo, runtime: str, spawn_env: environment.SpawnEnvironment) -> Check:
+    """The runtime's env variables are all set where spawns happen, and its profiles exist and suit
+    it (resolvers run apart)."""
     name = f"{runtime} credentials"
     try:
-        env, _ = credentials.runtime_env(repo, runtime)
         used = credentials.chosen(repo, runtime)
+        missing = environment.missing_from(credentials.referenced(repo, runtime), spawn_env.names)
+        if missing:
+            detail = f"needs {', '.join(missing)}, which {spawn_env.source} environment lacks"
+            return Check("credentials", name, FAIL, detail, environment.missing_hint(missing))
+        raw = credentials.runtime_options(repo, runtime).get("env") or {}
+        env = raw if spawn_env.of_control_plane else credentials.runtime_env(repo, runtime)[0]
     except FractaError as exc:
         return Check("credentials", name, FAIL, exc.message, exc.hint or None)
     parts = [f"profile {p.name}" for p in used] + [f"env {k}" for k in env]

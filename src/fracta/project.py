@@ -53,8 +53,23 @@ def init(repo: Repo, wire: bool = True) -> InitResult:
         hook: hooks.InstallResult | FractaError = hooks.install(repo)
     except FractaError as exc:  # e.g. a relative core.hooksPath: init still succeeds and says why
         hook = exc
-    wired = wiring.wire(repo.root) if wire else []
+    wired = wiring.wire(repo.root, forwarded(repo)) if wire else []
     return InitResult(root=repo.root, created=created, wrote_config=wrote_config, hook=hook, wiring=wired)
+
+
+def forwarded(repo: Repo) -> list[str]:
+    """The variables an AI CLI is to pass `fracta serve` (Codex's env_vars): every provider variable
+    fracta knows and every variable fracta.yaml names for a runtime."""
+    from . import credentials, environment
+
+    names = set(environment.known_names())
+    table = repo.config.get("agents.agent_runtimes") or {}
+    for runtime in table if isinstance(table, dict) else {}:
+        try:
+            names.update(credentials.referenced(repo, str(runtime)))
+        except FractaError:  # a broken profile is reported at spawn and by doctor, not here
+            continue
+    return sorted(names)
 
 
 def _exclude_state_dir(repo: Repo) -> None:

@@ -10,6 +10,11 @@ When the control plane goes away (stopped, killed, restarted on another port), t
 finds it again in control.json, starts it if none runs, replays the client's `initialize` to open a
 new upstream session, and retries. Only requests reconnect: after a deliberate `fracta down` the
 bridge starts the control plane again when the AI CLI next needs it, not before.
+
+The control plane it starts is nobody's child (fracta/control/daemon.py): when the AI CLI ends
+this process and its descendants (`opencode run` does at exit), the control plane and its agents
+live on. It inherits this process's environment, which is what the AI CLI chose to pass; see
+fracta/environment.py for why Codex's entry forwards provider variables by name.
 """
 
 from __future__ import annotations

@@ -13,7 +13,9 @@ MARKS = {"ok": "ok  ", "warn": "warn", "fail": "FAIL", "skip": "skip"}
 @click.option("--json", "as_json", is_flag=True, help="Print the versioned JSON shape.")
 def doctor_cmd(as_json: bool) -> int:
     """Check git, fracta on PATH, fracta.yaml, the AI CLIs, credential resolvers (secrets never shown),
-    the control plane and the gateway. Exits 1 when something is broken."""
+    the control plane and the gateway. Binaries and variables are looked for where spawn looks: in
+    the running control plane's environment (names only), else this shell's; each check says which.
+    Exits 1 when something is broken."""
     from .. import doctor
 
     report = doctor.run()

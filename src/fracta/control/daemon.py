@@ -7,6 +7,7 @@ import signal
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from .. import atomic, processes
 from ..errors import ControlPlaneUnavailable, CorruptRecord
@@ -36,39 +37,87 @@ def read_info(repo: Repo) -> ControlInfo | None:
 
 
 def up(repo: Repo, wait: float = 30.0) -> tuple[ControlInfo, bool]:
-    """Start the control plane in the background unless one runs; returns (info, started_now)."""
+    """Start the control plane in the background unless one runs; returns (info, started_now).
+
+    It is started detached (see `detach`): nobody's child, in its own session, so nothing that
+    ends its starter's process tree (an AI CLI ending its MCP servers' descendants) ends it or the
+    agents under it. A start that fails is reported with the error it printed.
+    """
     repo.require_initialized()
     info = read_info(repo)
     if info is not None:
         return info, False
     import subprocess  # only to start one: `fracta status` and every other command just read control.json
 
-    out = open(repo.logs_dir / "control.out", "ab")  # noqa: SIM115 - handed to the child
+    from .. import environment
+
+    out = repo.logs_dir / "control.out"
+    offset = out.stat().st_size if out.exists() else 0
+    argv = [sys.executable, "-m", "fracta.control.server", str(repo.state)]
     try:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "fracta.control.server", str(repo.state)],
+        launched = subprocess.run(
+            [sys.executable, "-m", "fracta.control.daemon", "detach", str(out), *argv],
             cwd=repo.root,
+            env=environment.for_control_plane(os.environ),
             stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            capture_output=True,
+            timeout=wait,
+            check=False,
         )
-    finally:
-        out.close()
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ControlPlaneUnavailable(f"could not start the control plane: {exc}", "fracta up --foreground") from None
+    try:
+        pid, pid_start = (int(field) for field in launched.stdout.split()[:2])
+    except ValueError:
+        why = launched.stderr.decode(errors="replace").strip()[-500:] or f"exit code {launched.returncode}"
+        raise ControlPlaneUnavailable(f"could not start the control plane: {why}", "fracta up --foreground") from None
+    return _await_start(repo, pid, pid_start, out, offset, wait)
+
+
+def _await_start(repo: Repo, pid: int, pid_start: int, out: Path, offset: int, wait: float) -> tuple[ControlInfo, bool]:
+    """Wait until the control plane `pid` has written control.json, or has died saying why."""
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         info = read_info(repo)
-        if info is not None and (info.pid == proc.pid or proc.poll() is not None):
-            return info, info.pid == proc.pid
-        if proc.poll() is not None and info is None:
+        if info is not None:
+            return info, info.pid == pid  # another one may have won the race: ours then exits
+        if not processes.alive(pid, pid_start):
+            if (info := read_info(repo)) is not None:
+                return info, False
+            message, hint = _failure(out, offset)
             raise ControlPlaneUnavailable(
-                f"the control plane exited at start (code {proc.returncode}): {_tail(repo)}",
-                f"see {repo.logs_dir / 'control.out'}; fracta up --foreground shows it live",
+                f"the control plane exited at start: {message}",
+                (f"{hint}; " if hint else "") + f"see {out}; fracta up --foreground shows it live",
             )
         time.sleep(0.02)
     raise ControlPlaneUnavailable(
-        f"the control plane did not start within {wait:g}s", f"see {repo.logs_dir / 'control.log'}"
+        f"the control plane (pid {pid}) did not start within {wait:g}s", f"see {repo.logs_dir / 'control.log'}"
     )
+
+
+def detach(log: str, argv: list[str]) -> tuple[int, int]:
+    """Start `argv` as nobody's child: fork, and in the child start a new session and exec.
+
+    Run in a short-lived process of its own (`python -m fracta.control.daemon detach LOG ARGV...`)
+    that exits at once, so the program is re-parented away from whoever asked for it (double fork).
+    Returns (pid, start time) of the program; its stdin is /dev/null, its output goes to `log`.
+    """
+    pid = os.fork()
+    if pid == 0:  # the child (this process has a single thread: plain Python is safe until exec)
+        try:
+            os.setsid()
+            fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            null = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(null, 0)
+            os.dup2(fd, 1)
+            os.dup2(fd, 2)
+            os.execv(argv[0], argv)
+        except OSError as exc:  # told in the log, where `up` looks for the reason
+            os.write(2, f"error: cannot run {argv[0]}: {exc.strerror or exc}\n".encode())
+        finally:
+            os._exit(127)
+    # Not yet reaped, the child's /proc entry stays until this process exits, even if it died.
+    return pid, processes.start_time(pid) or 0
 
 
 def down(repo: Repo, wait: float = 15.0) -> ControlInfo | None:
@@ -85,10 +134,28 @@ def down(repo: Repo, wait: float = 15.0) -> ControlInfo | None:
     return info
 
 
-def _tail(repo: Repo) -> str:
+def _failure(out: Path, offset: int) -> tuple[str, str]:
+    """The error and hint the control plane printed since `offset` of `out` (or its last line)."""
     try:
-        lines = (repo.logs_dir / "control.out").read_text(errors="replace").strip().splitlines()
+        with out.open("rb") as f:
+            f.seek(offset)
+            lines = f.read().decode(errors="replace").strip().splitlines()
     except FileNotFoundError:
-        return "no output"
-    errors = [line for line in lines[-5:] if line.startswith("error:")]
-    return (errors[-1] if errors else lines[-1] if lines else "no output").removeprefix("error: ")
+        lines = []
+    errors = [line.removeprefix("error: ") for line in lines if line.startswith("error:")]
+    hints = [line.removeprefix("hint: ") for line in lines if line.startswith("hint:")]
+    message = errors[-1] if errors else lines[-1] if lines else "it printed nothing"
+    return message, hints[-1] if errors and hints else ""
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 3 or argv[0] != "detach":
+        print("usage: python -m fracta.control.daemon detach LOG PROGRAM [ARG...]", file=sys.stderr)
+        return 2
+    pid, start = detach(argv[1], argv[2:])
+    print(pid, start, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from .. import atomic, clock, commit_watch, processes, progress, reaper, runner, spares, spawner
+from .. import atomic, clock, commit_watch, environment, processes, progress, reaper, runner, spares, spawner
 from .. import repo as repo_mod
 from ..errors import FractaError, LockTimeout
 from . import daemon
@@ -228,6 +228,8 @@ def serve(repo: repo_mod.Repo, *, foreground: bool = False, log_format: str = "j
                     "url": url,
                     "gateway_url": endpoint.url,
                     "started_at": clock.now(),
+                    # Names and PATH only, never values: what `fracta doctor` checks a spawn against.
+                    "environment": environment.summary(os.environ),
                 },
             )
             supervisor = Supervisor(repo, spawner.Urls(control=url, gateway=endpoint.url))
