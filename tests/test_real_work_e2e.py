@@ -286,6 +286,12 @@ def test_agents_edit_test_commit_and_build_on_each_others_work_with_their_own_to
     assert ("a", "calc.py is ready on feature/a") in inbox and ("b", "stats.py is ready on feature/b") in inbox
     assert not model_errors(a) and not model_errors(b)
 
+    # peek reads cleanly: where each of b's two runs starts, and one usage line for each.
+    peeked = run_ok(cli, "peek", "b", "-n", "500")
+    assert peeked.count("── run started ──") == 1, peeked
+    assert peeked.count(f"── woken: resuming session {agents.load(project, 'b').session_id} ──") == 1, peeked
+    assert peeked.count(" tokens (") == 2, peeked
+
     # The committed configs never took over an agent's wiring: no agent started its own
     # `fracta serve` (which would bridge as the chessmaster when run outside an agent). The
     # agents' hooks did run this `fracta`, so it was theirs to find.

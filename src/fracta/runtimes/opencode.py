@@ -28,6 +28,7 @@ and auth_profile:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -109,7 +110,11 @@ class OpenCodeRuntime:
             tokens_out = stream.number(tokens.get("output")) + stream.number(tokens.get("reasoning"))
             cost = part.get("cost")
             cost = cost if isinstance(cost, int | float) and not isinstance(cost, bool) and cost else None
-            events.append(stream.usage(ts, tokens_in, tokens_out, cost))
+            used = stream.usage(ts, tokens_in, tokens_out, cost)
+            # Every step reports its own tokens: peek sums a run's steps into one line at its last
+            # step (the one that stops rather than calls tools); the runner counts each step.
+            last = part.get("reason") == "stop"
+            events.append(dataclasses.replace(used, data={**used.data, "step": True, "last": last}))
         elif kind == "error":
             err = data.get("error")
             message = _error_text(err)
