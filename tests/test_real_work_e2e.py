@@ -240,7 +240,14 @@ def test_agents_edit_test_commit_and_build_on_each_others_work_with_their_own_to
     assert done.returncode == 0 and "Ran 2 tests" in done.stderr, done.stderr
 
     # Commits only on the agents' branches; main moved only by fracta merge; b merged main itself.
-    assert git(root, "rev-list", "--count", f"{a_commit}^..{b_commit}") == "2"
+    start = main_before[0].split(" ", 1)[0]
+    assert sorted(git(root, "rev-list", "--all", f"^{start}").split()) == sorted([a_commit, b_commit])
+    assert git(root, "for-each-ref", "--format=%(refname)", "refs/heads").split() == [
+        "refs/heads/feature/a",
+        "refs/heads/feature/b",
+        "refs/heads/main",
+    ]
+    assert [line.split(" ", 1)[1] for line in reflog(root, "feature/a")][:1] == ["commit: calc: add"]
     assert git(root, "log", "--format=%s", "main").splitlines() == [
         "stats: total over calc.add",
         "calc: add",
@@ -254,11 +261,12 @@ def test_agents_edit_test_commit_and_build_on_each_others_work_with_their_own_to
         "merge refs/heads/feature/a",
     ], main_after
     assert main_after[-len(main_before) :] == main_before
-    b_log = reflog(root, "feature/b")
-    assert any(line.split(" ", 1)[1].startswith("merge main: Fast-forward") for line in b_log), b_log
+    b_log = [line.split(" ", 1)[1] for line in reflog(root, "feature/b")]
+    assert b_log[0] == "commit: stats: total over calc.add" and b_log[1].startswith("merge main: Fast-forward"), b_log
     assert git(root, "merge-base", "--is-ancestor", a_commit, "feature/b") == ""
 
-    # The user's checkout: unchanged but for the merged files, nothing new, nothing dirty.
+    # The user's checkout: still on main, unchanged but for the merged files, nothing new or dirty.
+    assert git(root, "symbolic-ref", "HEAD") == "refs/heads/main"
     assert git(root, "status", "--porcelain", "--untracked-files=all") == status_before
     assert files(root) == files_before | {"calc.py", "stats.py", "test_calc.py", "test_stats.py"}
 
