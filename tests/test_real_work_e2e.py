@@ -30,6 +30,7 @@ from scripted_model import Agent, ScriptedModel, Step, call, say
 
 from fracta import agents, mailbox
 from fracta import repo as repo_mod
+from fracta.control import daemon
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -301,8 +302,12 @@ def test_agents_edit_test_commit_and_build_on_each_others_work_with_their_own_to
     assert peeked.count(" tokens (") == 2, peeked
 
     # The committed configs never took over an agent's wiring: no agent started its own
-    # `fracta serve` (which would bridge as the chessmaster when run outside an agent). The
-    # agents' hooks did run this `fracta`, so it was theirs to find.
-    calls = (tmp_path / "shim" / "calls.log").read_text().splitlines()
+    # `fracta serve` (the bridge for the chessmaster's own CLI) with the logging `fracta`, which
+    # comes first on the PATH agents inherit from the control plane.
+    shim = tmp_path / "shim"
+    calls = (shim / "calls.log").read_text().splitlines() if (shim / "calls.log").exists() else []
     assert not [c for c in calls if c.startswith("serve")], calls
-    assert [c for c in calls if c.startswith("hook post-commit")], calls
+    info = daemon.read_info(project)
+    assert info is not None
+    environ = dict(v.split("=", 1) for v in Path(f"/proc/{info.pid}/environ").read_text().split("\0") if "=" in v)
+    assert environ["PATH"].split(os.pathsep)[0] == str(shim), environ["PATH"]

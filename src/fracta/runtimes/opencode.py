@@ -4,7 +4,8 @@ OpenCode layers its config: the user's global config, OPENCODE_CONFIG, then the 
 opencode.json files found from the working directory, then OPENCODE_CONFIG_CONTENT (read in
 OpenCode 1.18's config loader). A project's committed opencode.json, as `fracta init` writes it,
 would override an OPENCODE_CONFIG file inside an agent's worktree: its `mcp.fracta` runs
-`fracta serve`, which bridges with the chessmaster's identity. So the per-agent config goes in
+`fracta serve` (the bridge for the user's own CLI), so every agent would start one of its own
+instead of talking to the gateway with its token. So the per-agent config goes in
 OPENCODE_CONFIG_CONTENT, merged last: it always wins, and the rest of the project's config (its
 other settings, its AGENTS.md) still applies. (OPENCODE_DISABLE_PROJECT_CONFIG would also skip the
 project's AGENTS.md instructions.) The same document is kept in <agent dir>/opencode.json (0600)
