@@ -12,7 +12,7 @@ from pathlib import Path
 
 from conftest import CliRunner
 
-from fracta import agents, processes
+from fracta import agents, processes, runner
 from fracta import repo as repo_mod
 from fracta.control import daemon
 
@@ -63,10 +63,12 @@ def spawn(cli: CliRunner, name: str, *command: str, extra: tuple[str, ...] = ())
 
 
 def output_lines(r: repo_mod.Repo, name: str) -> list[str]:
+    """The lines an agent printed (the runner's mark at the start of each run left out)."""
     path = r.agent_dir(name) / "output.jsonl"
     if not path.exists():
         return []
-    return [json.loads(line)["line"] for line in path.read_text().splitlines()]
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    return [rec["line"] for rec in records if rec.get("event") != runner.RUN_EVENT]
 
 
 def kill_control_plane_hard(r: repo_mod.Repo) -> int:

@@ -173,8 +173,12 @@ def test_opencode_gets_a_config_file_the_model_and_its_own_tmpdir(tmp_path: Path
     options = {"binary": str(fake_bin), "model": "p/m", "config": {"provider": {"p": {"npm": "x"}}}}
     c = ctx(tmp_path, options, session_id="ses_1")
     launch = runtimes.get("opencode").launch(c)
-    config = json.loads(Path(launch.env["OPENCODE_CONFIG"]).read_text())
-    assert private(Path(launch.env["OPENCODE_CONFIG"]))
+    # Passed as OPENCODE_CONFIG_CONTENT, which OpenCode merges after a project's opencode.json.
+    config = json.loads(launch.env["OPENCODE_CONFIG_CONTENT"])
+    assert "OPENCODE_CONFIG" not in launch.env
+    copy = c.agent_dir / "opencode.json"
+    assert private(copy) and json.loads(copy.read_text()) == config
+    assert config["permission"]["external_directory"] == "deny" and config["permission"]["bash"]["*"] == "deny"
     assert config["mcp"]["fracta"] == {
         "type": "remote",
         "url": GATEWAY,

@@ -61,11 +61,13 @@ agents:
   #   binary: claude       # a name on PATH or a path (default: the runtime's name)
   #   model: sonnet        # opencode: provider/model
   #   args: []             # extra CLI arguments, put before the prompt
-  # and its own: claude: allowed_tools (besides fracta's; default: git status/diff/log/add/commit/
-  # merge), permission_mode (default acceptEdits), settings (a per-agent --settings file);
+  # and its own: claude: allowed_tools (besides fracta's; default: git status/diff/log/show/add/
+  # commit/merge), test_commands (default: python -m pytest, npm test, ...), permission_mode
+  # (default acceptEdits), settings (a per-agent --settings file);
   # codex: config (merged into the agent's CODEX_HOME/config.toml, built over your own),
   # inherit_user_config (default true), native (default true: an npm-installed codex runs its
-  # native binary, without Node's start); opencode: config (merged into the agent's OPENCODE_CONFIG).
+  # native binary, without Node's start); opencode: config (merged into the agent's config, its
+  # `permission` over fracta's), test_commands. What agents may do: docs/permissions.md.
   # An agent's prompt comes from templates/agent_prompt.md at the repo root if you add one (and
   # templates/wake_prompt.md for a resumed session): {{name}}, {{task}}, {{workspace}}, {{branch}}.
 

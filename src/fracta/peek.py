@@ -9,7 +9,8 @@ from typing import Any
 
 from . import agents, runner, runtimes
 from .repo import Repo
-from .runtimes.base import OutputEvent
+from .runtimes import stream
+from .runtimes.base import OutputEvent, Runtime
 
 SCHEMA = 1
 
@@ -38,23 +39,66 @@ def peek(repo: Repo, name: str, n: int = 20, since: int | None = None) -> Peek:
     lines, offset = _read(path, n, since)
     if not lines:  # nothing recorded yet, or an agent run by hand (joined): fracta holds no output
         return Peek(name=name, status=agent.status.value, events=[], offset=offset)
-    runtime = runtimes.get(agent.runtime)
-    found: list[OutputEvent] = []
-    session = None
+    reader = _Reader(runtimes.get(agent.runtime))
     for raw in lines:
         try:
             record = json.loads(raw)
         except json.JSONDecodeError:
             record = {"line": raw, "stream": "stdout"}
-        for event in runtime.parse(record):
-            if event.kind == "session":  # some CLIs repeat it on every step: show it when it changes
-                if event.data.get("session_id") == session:
-                    continue
-                session = event.data.get("session_id")
-            found.append(event)
+        reader.read(record if isinstance(record, dict) else {"line": raw, "stream": "stdout"})
+    found = reader.found
     if since is None:
         found = found[-n:] if n > 0 else []
     return Peek(name=name, status=agent.status.value, events=found, offset=offset)
+
+
+class _Reader:
+    """Turns records into what a reader wants to see: a marker where each run starts, a session id
+    once, and a runtime's per-step usage (OpenCode's) summed into one line at the end of its run."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.found: list[OutputEvent] = []
+        self.session: Any = None
+        self.steps: list[OutputEvent] | None = None  # the run's step usage; None: its start was not read
+
+    def read(self, record: dict[str, Any]) -> None:
+        if record.get("stream") == "fracta" and record.get("event") == runner.RUN_EVENT:
+            self.found.append(_run_started(record))
+            self.steps = []
+            return
+        for event in self.runtime.parse(record):
+            if event.kind == "session":  # some CLIs repeat it on every step: show it when it changes
+                if event.data.get("session_id") == self.session:
+                    continue
+                self.session = event.data.get("session_id")
+            if event.kind == "usage" and event.data.get("step"):
+                self._step(event)
+                continue
+            self.found.append(event)
+
+    def _step(self, event: OutputEvent) -> None:
+        """Keep a step's usage; at the run's last step, show the run's total if all its steps were read."""
+        if self.steps is None:
+            return
+        self.steps.append(event)
+        if event.data.get("last"):
+            self.found.append(_total(self.steps, event.ts))
+            self.steps = None
+
+
+def _run_started(record: dict[str, Any]) -> OutputEvent:
+    session = record.get("session_id")
+    text = f"── woken: resuming session {session} ──" if session else "── run started ──"
+    return OutputEvent(kind="run", text=text, ts=record.get("ts"), data={"session_id": session})
+
+
+def _total(steps: list[OutputEvent], ts: str | None) -> OutputEvent:
+    def total(key: str) -> int:
+        return sum(int(e.data.get(key) or 0) for e in steps)
+
+    costs = [e.data["cost_usd"] for e in steps if e.data.get("cost_usd") is not None]
+    return stream.usage(ts, total("input_tokens"), total("output_tokens"), sum(costs) if costs else None)
 
 
 def _read(path: os.PathLike[str], n: int, since: int | None) -> tuple[list[str], int]:

@@ -27,6 +27,7 @@ LAUNCH_FILE = "launch.json"
 EXIT_FILE = "exit.json"
 OUTPUT_FILE = "output.jsonl"
 KILL_MARK = "kill-requested"
+RUN_EVENT = "run"  # the `event` of the record that opens each run in output.jsonl
 
 
 def spawn_detached(repo: repo_mod.Repo, name: str) -> tuple[int, int | None]:
@@ -84,6 +85,12 @@ class Recorder:
                 self.tokens = changes["tokens_used"] = self.tokens + int(event.data["total_tokens"])
         if changes:
             agents.update(self.repo, self.name, **changes)
+
+
+def run_mark(session_id: str | None) -> dict[str, Any]:
+    """The output.jsonl record that opens a run: `peek` shows where each run, and each wake, starts."""
+    line = f"fracta: woken, resuming session {session_id}" if session_id else "fracta: run started"
+    return {"ts": clock.now(), "stream": "fracta", "event": RUN_EVENT, "session_id": session_id, "line": line}
 
 
 def _pump(
@@ -177,6 +184,7 @@ def run(repo: repo_mod.Repo, name: str) -> int:
     )
     events.record(repo, "agent.started", agent=name, pid=os.getpid())
     progress.refresh(repo)
+    atomic.append_line(out, json.dumps(run_mark(agent.session_id)))  # before the pumps: it precedes the run's output
     assert proc.stdout is not None and proc.stderr is not None
     secrets = [str(s) for s in launch.get("redact", [])]
     recorder = Recorder(repo, agent)

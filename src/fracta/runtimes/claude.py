@@ -5,9 +5,17 @@ keeps the user's own MCP servers out) and, when needed, `claude-settings.json` (
 `--settings`, layered over the user's settings, never replacing them). The user's own login keeps
 working: HOME is not changed.
 
+Permissions (docs/permissions.md): in `-p` mode a tool call that needs approval is refused, so
+the defaults are what an agent can do: edit files in its worktree (acceptEdits; Claude asks, so
+refuses, for files outside its working directory), run Claude's own read-only commands, the git
+commands its work needs and the project's tests (permissions.py), and fracta's tools.
+
 Options (agents.agent_runtimes.claude), besides binary, model, args, env and auth_profile:
-  allowed_tools    tools allowed without a prompt besides fracta's (default: the git commands an
-                   agent needs to commit and merge main); e.g. [Bash, Edit, Write]
+  allowed_tools    rules allowed without a prompt besides fracta's tools and test_commands
+                   (default: Bash(<cmd>:*) for git status/diff/log/show/add/commit/merge);
+                   e.g. [Bash, Edit, Write] allows every command and edit
+  test_commands    command prefixes the agent may run to test (default: permissions.TEST_COMMANDS,
+                   e.g. "python -m pytest", "npm test"); [] allows none
   permission_mode  passed as --permission-mode (default acceptEdits: it may edit its worktree)
   settings         a mapping merged into the per-agent settings file
 """
@@ -17,18 +25,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from . import options, prompt, stream
+from . import options, permissions, prompt, stream
 from .base import Launch, LaunchContext, OutputEvent
 
-OWN = frozenset({"allowed_tools", "permission_mode", "settings"})
-DEFAULT_ALLOWED = [
-    "Bash(git status:*)",
-    "Bash(git diff:*)",
-    "Bash(git log:*)",
-    "Bash(git add:*)",
-    "Bash(git commit:*)",
-    "Bash(git merge:*)",
-]
+OWN = frozenset({"allowed_tools", "test_commands", "permission_mode", "settings"})
+DEFAULT_ALLOWED = [f"Bash({cmd}:*)" for cmd in permissions.GIT_COMMANDS]
 PREFIX = f"mcp__{options.SERVER}__"
 MCP_FILE = "claude-mcp.json"
 SETTINGS_FILE = "claude-settings.json"
@@ -41,7 +42,7 @@ class ClaudeRuntime:
     def check(self, ctx: LaunchContext) -> None:
         opts = options.parse(self.name, ctx.options, OWN, ctx.name)
         options.find_binary(ctx, opts)
-        options.strings(opts, "allowed_tools", DEFAULT_ALLOWED)
+        _allowed(opts)
         options.mapping(opts, "settings")
 
     def launch(self, ctx: LaunchContext) -> Launch:
@@ -51,7 +52,7 @@ class ClaudeRuntime:
         mcp = {"mcpServers": {options.SERVER: {"type": "http", "url": url, "headers": headers}}}
         mcp_path = ctx.agent_dir / MCP_FILE
         options.write_private(mcp_path, json.dumps(mcp, indent=2) + "\n")
-        allowed = [PREFIX + t for t in options.AGENT_TOOLS] + options.strings(opts, "allowed_tools", DEFAULT_ALLOWED)
+        allowed = [PREFIX + t for t in options.AGENT_TOOLS] + _allowed(opts)
         argv = [binary, "-p", prompt.for_launch(ctx)]
         if ctx.session_id:
             argv += ["--resume", ctx.session_id]
@@ -99,6 +100,12 @@ class ClaudeRuntime:
     def finished_status(self, exit_code: int) -> str:
         # idle: the session can be resumed (the runner makes it done if no session id was seen)
         return "idle" if exit_code == 0 else "failed"
+
+
+def _allowed(opts: options.Options) -> list[str]:
+    """The rules allowed besides fracta's tools: allowed_tools, then a Bash rule per test command."""
+    tests = options.strings(opts, "test_commands", list(permissions.TEST_COMMANDS))
+    return options.strings(opts, "allowed_tools", DEFAULT_ALLOWED) + [f"Bash({cmd}:*)" for cmd in tests]
 
 
 def _init(data: dict[str, Any], ts: Any) -> list[OutputEvent]:

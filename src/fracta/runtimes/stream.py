@@ -4,11 +4,14 @@ Event kinds and their `data`:
   text         assistant text
   tool_call    {"id", "name", "input"}; `text` is name(args) shortened, without the mcp prefix
   tool_result  {"id", "name"?, "is_error"}; `text` is the result, shortened
-  usage        {"input_tokens", "output_tokens", "total_tokens", "cost_usd"?}: what one turn (or
-               run) used; the runner adds them up into the agent's tokens_used
+  usage        {"input_tokens", "output_tokens", "total_tokens", "cost_usd"?, "step"?, "last"?}:
+               what one turn (or run) used; the runner adds them up into the agent's tokens_used.
+               A runtime that reports every step (OpenCode) sets "step", and "last" on a run's
+               final step: peek shows one summed line per run instead of one per step
   session      {"session_id"}
   error        {"message"}
   line         a line that is not one of the CLI's JSON events (stderr, or plain text)
+  run          made by peek, not by an adapter: where a run starts (a wake: {"session_id"})
 """
 
 from __future__ import annotations
