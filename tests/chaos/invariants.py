@@ -1,0 +1,209 @@
+"""fracta's promises, checked against the world model; each failure becomes a Violation.
+
+`check_as_it_goes` runs between operations; `check_messages` and `check_saved_work` need the
+run's end (or a forced kill) to be meaningful. Every wait here is bounded: GRACE is how long a
+status may lag behind reality (a runner recording an exit), never a claim about speed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from . import procs
+from .world import CHESSMASTER, Incarnation, World, wait_until
+
+GRACE = 10.0  # seconds a just-changed process may take to show in fracta's records
+REACHABLE = "every commit an agent made stays reachable"
+ORPHANS = "no worktree or feature/* branch without an agent"
+REMOVED = "no process of a removed agent alive"
+RUNNING = "no agent `running` without a process"
+EXACTLY_ONCE = "every message read exactly once"
+SAVED = "every uncommitted change of a force-killed agent is recoverable with its content"
+TRACEBACK = "no traceback in fracta's logs"
+MODEL = "fracta shows the agents the run made, and only those"
+
+
+def check_as_it_goes(world: World) -> None:
+    """The invariants that hold at any quiet moment between operations."""
+    _, shown = world.agents()
+    reconcile_model(world, shown)
+    remember_runners(world, shown)
+    check_orphans(world, shown)
+    check_removed_processes(world)
+    check_running_has_process(world, shown)
+    check_commits_reachable(world)
+    scan_logs(world)
+
+
+def reconcile_model(world: World, shown: dict[str, dict[str, Any]]) -> None:
+    """Settle uncertain spawns from what fracta shows; anything else unexpected is a violation."""
+    world.checks[MODEL] += 1
+    for name, inc in list(world.live.items()):
+        if name in shown:
+            inc.uncertain = False
+        elif inc.uncertain:
+            world.note(f"   (spawn of {name} did not happen: it is not an agent)")
+            world.forget(name)
+        else:
+            world.violate(MODEL, f"agent {name} ({inc.ident}) was never removed but fracta lists no such agent")
+            world.forget(name)
+    for name in shown:
+        if name not in world.live:
+            world.violate(MODEL, f"fracta lists agent {name}, which the run never spawned or already removed")
+
+
+def remember_runners(world: World, shown: dict[str, dict[str, Any]]) -> None:
+    """Keep every (pid, start) a record named, to check later that nothing of it outlives its agent."""
+    for name, data in shown.items():
+        inc = world.live.get(name)
+        pid = data.get("pid")
+        if inc is not None and isinstance(pid, int):
+            start = data.get("pid_start")
+            inc.runners.add((pid, start if isinstance(start, int) else None))
+
+
+def leftovers(world: World) -> tuple[set[str], set[str]]:
+    """(names of worktrees, names of feature/* branches) that exist in git or under .fracta/worktrees/."""
+    trees_dir = (world.state / "worktrees").resolve()
+    trees: set[str] = set()
+    for line in world.git("worktree", "list", "--porcelain").splitlines():
+        if line.startswith("worktree "):
+            path = Path(line.removeprefix("worktree ")).resolve()
+            if path.parent == trees_dir:
+                trees.add(path.name)
+    if trees_dir.is_dir():
+        trees.update(os.listdir(trees_dir))
+    trees = {t for t in trees if not t.startswith(".")}  # spares (.spare-*) and fracta's own files
+    branches = set(world.git("for-each-ref", "--format=%(refname:strip=3)", "refs/heads/feature/").split())
+    return trees, branches
+
+
+def check_orphans(world: World, shown: dict[str, dict[str, Any]]) -> None:
+    world.checks[ORPHANS] += 1
+    trees, branches = leftovers(world)
+    for name in sorted(trees - set(shown)):
+        world.violate(ORPHANS, f"worktree .fracta/worktrees/{name} belongs to no agent")
+    for name in sorted(branches - set(shown)):
+        world.violate(ORPHANS, f"branch feature/{name} belongs to no agent")
+
+
+def _leftover_processes(world: World, incarnations: list[Incarnation]) -> dict[str, list[str]]:
+    """ident -> what of that incarnation still runs (its program's processes, its runners)."""
+    found: dict[str, list[str]] = {}
+    running = procs.scan(world.run)
+    for inc in incarnations:
+        mine = [f"{p.pid} {p.cmdline[:80]}" for p in running if p.environ.get("CHAOS_ID") == inc.ident]
+        mine += [f"runner {pid}" for pid, start in sorted(inc.runners, key=str) if procs.alive(pid, start)]
+        if mine:
+            found[inc.ident] = mine
+    return found
+
+
+def check_removed_processes(world: World, incarnations: list[Incarnation] | None = None) -> None:
+    """Nothing of a removed agent runs (after GRACE for processes already being stopped)."""
+    removed = world.gone if incarnations is None else incarnations
+    world.checks[REMOVED] += len(removed)
+    if not _leftover_processes(world, removed):
+        return
+    wait_until(lambda: not _leftover_processes(world, removed), GRACE)
+    for inc in removed:
+        still = _leftover_processes(world, [inc]).get(inc.ident)
+        if not still:
+            continue
+        world.violate(REMOVED, f"agent {inc.name} ({inc.ident}) was removed but still runs: {'; '.join(still)}")
+        for proc in procs.of_incarnation(world.run, inc.ident):  # reported once; now stop it
+            procs.sigkill(proc.pid, proc.start)
+        for pid, start in inc.runners:
+            procs.sigkill(pid, start)
+
+
+def check_running_has_process(world: World, shown: dict[str, dict[str, Any]]) -> None:
+    """An agent fracta shows `running` has a live program (allowing GRACE for a status to catch up)."""
+
+    def suspects(listing: dict[str, dict[str, Any]]) -> list[str]:
+        found = []
+        for name, data in listing.items():
+            inc = world.live.get(name)
+            if data.get("status") == "running" and inc and not procs.of_incarnation(world.run, inc.ident):
+                found.append(name)
+        return found
+
+    world.checks[RUNNING] += 1
+    if not suspects(shown):
+        return
+    wait_until(lambda: not suspects(world.agents()[1]), GRACE, interval=1.0)
+    for name in suspects(world.agents()[1]):
+        world.violate(RUNNING, f"fracta shows {name} running, but no process of it has run for {GRACE:g}s")
+
+
+def check_commits_reachable(world: World) -> None:
+    """Every sha an agent logged is reachable from a ref (branches, tags, refs/fracta/archive/...)."""
+    world.checks[REACHABLE] += 1
+    logged = world.logged("commits.log")
+    if not logged:
+        return
+    tips = world.git("for-each-ref", "--format=%(objectname)").split()
+    reachable = set(world.git("rev-list", *sorted(set(tips))).split()) if tips else set()
+    for ident, sha in logged:
+        if sha not in reachable:
+            world.violate(REACHABLE, f"commit {sha[:10]} by {ident} is on no branch, tag or archive ref")
+
+
+def check_saved_work(world: World, inc: Incarnation, ref: str | None, dirty: list[str]) -> None:
+    """After a forced kill: every uncommitted file `inc` logged is under `ref` with its content."""
+    world.checks[SAVED] += 1
+    if not dirty:
+        return
+    if ref is None:
+        world.violate(SAVED, f"{inc.ident} left uncommitted {', '.join(dirty)} but kill --force saved nothing")
+        return
+    for path in dirty:
+        expected = f"dirty {inc.ident}" if path == "README.md" else f"uncommitted {inc.ident}"
+        content = world.git("show", f"{ref}:{path}", check=False)
+        if expected not in content:
+            world.violate(SAVED, f"{ref}:{path} lacks {expected!r} (has {content[:80]!r})")
+
+
+def check_messages(world: World) -> None:
+    """Each message read at most once by anyone; each one whose reader still exists read exactly once."""
+    reads = world.reads.copy()
+    for doc in world.agent_json_logs("read"):
+        for msg in doc.get("messages", []):
+            reads[str(msg.get("id"))] += 1
+    sent = dict(world.sent)
+    for doc in world.agent_json_logs("sent"):
+        for msg in doc.get("sent", []):
+            sent[str(msg.get("id"))] = (str(msg.get("to")), CHESSMASTER)
+    live_idents = {inc.ident for inc in world.live.values()} | {CHESSMASTER}
+    for msg_id, count in sorted(reads.items()):
+        world.checks[EXACTLY_ONCE] += 1
+        if count > 1:
+            world.violate(EXACTLY_ONCE, f"message {msg_id} (to {sent.get(msg_id, ('?',))[0]}) was read {count} times")
+    for msg_id, (to, ident) in sorted(sent.items()):
+        world.checks[EXACTLY_ONCE] += 1
+        if ident in live_idents and reads[msg_id] == 0:
+            world.violate(EXACTLY_ONCE, f"message {msg_id} to {to} was sent (exit 0) but never read")
+
+
+def scan_logs(world: World) -> None:
+    """No traceback in control.log, control.out, any runner.log or agent output, or agents' CLI stderr."""
+    paths = [world.state / "logs" / "control.log", world.state / "logs" / "control.out"]
+    agents_dir = world.state / "agents"
+    if agents_dir.is_dir():
+        for entry in sorted(os.listdir(agents_dir)):
+            paths += [agents_dir / entry / "runner.log", agents_dir / entry / "output.jsonl"]
+    paths += sorted(world.logs.glob("stderr-*.txt"))
+    for path in paths:
+        world.checks[TRACEBACK] += 1
+        try:
+            lines = path.read_text(errors="replace").splitlines()
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for number, line in enumerate(lines):
+            key = (str(path), number)
+            if ("Traceback" in line or "this is a bug in fracta" in line) and key not in world.reported_lines:
+                world.reported_lines.add(key)
+                context = " | ".join(lines[number : number + 12])[:1500]
+                world.violate(TRACEBACK, f"{path.relative_to(path.parents[2])} line {number + 1}: {context}")
