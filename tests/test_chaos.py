@@ -27,11 +27,12 @@ import pytest
 from chaos import invariants, ops, plan, procs
 from chaos.world import World, cli_env
 
-DEFAULT_SEED = 1313
+DEFAULT_SEED = 158  # a seed whose run reaches every kind of fault early (see plan.py)
 SEEDS = [int(s) for s in os.environ.get("FRACTA_CHAOS_SEED", str(DEFAULT_SEED)).split(",") if s.strip()]
 OPS = int(os.environ.get("FRACTA_CHAOS_OPS", "30"))
 CHECK_EVERY = int(os.environ.get("FRACTA_CHAOS_CHECK_EVERY", "6"))
 STEPS = os.environ.get("FRACTA_CHAOS_STEPS", "")
+REPORT = os.environ.get("FRACTA_CHAOS_REPORT", "")  # read now: the suite's fixtures clear FRACTA_* variables
 MAX_AGENTS = 3  # below plan.MAX_LIVE, so spawns queue and kills race starts
 
 
@@ -90,7 +91,7 @@ def test_a_seeded_run_of_spawns_merges_kills_messages_and_crashes_keeps_every_pr
     seconds = time.monotonic() - began
     report = _report(world, seed, kinds, seconds)
     print(report)
-    if os.environ.get("FRACTA_CHAOS_REPORT"):
+    if REPORT:
         figures = {
             "seed": seed,
             "seconds": round(seconds, 1),
@@ -99,6 +100,6 @@ def test_a_seeded_run_of_spawns_merges_kills_messages_and_crashes_keeps_every_pr
             "violations": [{"invariant": v.invariant, "step": v.step, "detail": v.detail} for v in world.violations],
             "steps": world.log,
         }
-        with open(os.environ["FRACTA_CHAOS_REPORT"], "a") as fh:
+        with open(REPORT, "a") as fh:
             fh.write(json.dumps(figures) + "\n")
     assert not world.violations, report

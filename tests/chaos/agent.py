@@ -14,6 +14,7 @@ from pathlib import Path
 
 # behaviour -> what the agent does (the script's `case` below)
 BEHAVIOURS = ("commit", "dirty", "sleep", "fail", "conflict", "chatty", "looper")
+WAITING = frozenset({"dirty", "sleep", "chatty", "looper"})  # run until the gate opens (bounded)
 GATE_TICKS = 900  # a waiting agent gives up after this many 0.1 s ticks, gate or not
 CHATTY_ROUNDS = 15
 LOOPER_COMMITS = 60

@@ -46,11 +46,18 @@ def reconcile_model(world: World, shown: dict[str, dict[str, Any]]) -> None:
         elif inc.uncertain:
             world.note(f"   (spawn of {name} did not happen: it is not an agent)")
             world.forget(name)
+            world.unsettled[name] = inc  # a control plane may still adopt what it left
         else:
             world.violate(MODEL, f"agent {name} ({inc.ident}) was never removed but fracta lists no such agent")
             world.forget(name)
     for name in shown:
-        if name not in world.live:
+        late = world.unsettled.pop(name, None)
+        if name not in world.live and late is not None:
+            world.note(f"   ({name}, spawned as the control plane died, was adopted later)")
+            world.gone.remove(late)
+            late.removed, late.uncertain = False, False
+            world.live[name] = late
+        elif name not in world.live:
             world.violate(MODEL, f"fracta lists agent {name}, which the run never spawned or already removed")
 
 

@@ -63,7 +63,17 @@ def spawn_sigkill_cp(world: World, step: Step) -> None:
     inc.uncertain = True  # settled by what fracta shows once a control plane runs again
     world.live[step.target] = inc
     world.expect(world.cli("up"), {0}, "up after a crash")
+    # The restarted control plane may adopt what the interrupted spawn left: give it a bounded
+    # moment to settle (the agent listed, or no worktree or branch of that name left).
+    wait_until(lambda: _spawn_settled(world, step.target), invariants.GRACE, 0.5)
     invariants.reconcile_model(world, world.agents()[1])
+
+
+def _spawn_settled(world: World, name: str) -> bool:
+    if name in world.agents()[1]:
+        return True
+    trees, branches = invariants.leftovers(world)
+    return name not in trees and name not in branches
 
 
 def _control_pid(world: World) -> tuple[int, int | None] | None:
@@ -149,24 +159,39 @@ def merge(world: World, step: Step) -> None:
 
 
 def kill(world: World, step: Step, force: bool = False) -> None:
-    inc = world.live[step.target]
-    invariants.scan_logs(world)  # its runner.log and output go with it
-    dirty = [path for ident, path in world.logged("dirty.log") if ident == inc.ident]
-    call = world.cli("kill", step.target, "--json", *(["--force"] if force else []))
-    if not world.expect(call, {0} if force else {0, 5}, "kill --force" if force else "kill") or call.returncode != 0:
-        return
-    world.forget(step.target)
-    if force:
-        saved = call.json().get("saved") or {}
-        ref = saved.get("ref") if isinstance(saved, dict) else None
-        if ref:
-            inc.saved_refs.append(str(ref))
-        invariants.check_saved_work(world, inc, str(ref) if ref else None, dirty)
-    else:
-        world.checks[KILL_SAFE] += 1
-        if dirty:
-            world.violate(KILL_SAFE, f"kill {step.target} exited 0 and removed its uncommitted {', '.join(dirty)}")
-    invariants.check_removed_processes(world, [inc])
+    kill_together(world, [step.target], force)
+
+
+def kill_pair(world: World, step: Step) -> None:
+    """Kill two agents --force at once: when one frees a slot, the other may be about to start."""
+    kill_together(world, [step.target, step.detail], force=True)
+
+
+def kill_together(world: World, names: list[str], force: bool) -> None:
+    """`fracta kill` of every agent in `names`, all started before any is waited for."""
+    invariants.scan_logs(world)  # their runner.log and output go with them
+    flag = ["--force"] if force else []
+    started = [(name, world.start("kill", name, "--json", *flag)) for name in names]
+    for name, proc in started:
+        inc = world.live[name]
+        dirty = [path for ident, path in world.logged("dirty.log") if ident == inc.ident]
+        call = world.finish(proc)
+        if not world.expect(call, {0} if force else {0, 5}, "kill --force" if force else "kill"):
+            continue
+        if call.returncode != 0:
+            continue
+        world.forget(name)
+        if force:
+            saved = call.json().get("saved") or {}
+            ref = saved.get("ref") if isinstance(saved, dict) else None
+            if ref:
+                inc.saved_refs.append(str(ref))
+            invariants.check_saved_work(world, inc, str(ref) if ref else None, dirty)
+        else:
+            world.checks[KILL_SAFE] += 1
+            if dirty:
+                world.violate(KILL_SAFE, f"kill {name} exited 0 and removed its uncommitted {', '.join(dirty)}")
+        invariants.check_removed_processes(world, [inc])
 
 
 def say(world: World, step: Step, sender: str = CHESSMASTER) -> None:
@@ -249,6 +274,7 @@ OPERATIONS: dict[str, Callable[[World, Step], None]] = {
     "merge": merge,
     "kill": kill,
     "kill-force": lambda w, s: kill(w, s, force=True),
+    "kill-pair": kill_pair,
     "say": say,
     "say-from": lambda w, s: say(w, s, sender=s.target),
     "inbox": inbox,
@@ -265,20 +291,17 @@ OPERATIONS: dict[str, Callable[[World, Step], None]] = {
 }
 
 
+AGENT_STEPS = {"merge", "kill", "kill-force", "say-from", "sigkill-runner", "sigkill-agent", "sigkill-all"}
+
+
 def perform(world: World, step: Step) -> None:
     """Run `step`; a step naming an agent the world no longer has is skipped (a replayed log's
     agent may not exist this time)."""
-    needs_agent = step.kind in {
-        "merge",
-        "kill",
-        "kill-force",
-        "say-from",
-        "sigkill-runner",
-        "sigkill-agent",
-        "sigkill-all",
-    }
-    if needs_agent and step.target not in world.live:
-        world.note(f"   skipped: no agent {step.target}")
+    wanted = [step.target, step.detail] if step.kind == "kill-pair" else []
+    wanted += [step.target] if step.kind in AGENT_STEPS else []
+    missing = [name for name in wanted if name not in world.live]
+    if missing:
+        world.note(f"   skipped: no agent {', '.join(missing)}")
         return
     OPERATIONS[step.kind](world, step)
 
@@ -288,9 +311,10 @@ def finish(world: World) -> None:
     and check that nothing is left: no agent, worktree, branch, process or lost commit."""
     world.note("end: release every agent, read every inbox, kill --force every agent")
     world.gate.touch()
-    if not wait_until(lambda: not [n for n, a in world.agents()[1].items() if a.get("status") in ACTIVE], 90.0, 1.0):
+    world.expect(world.cli("up"), {0}, "up at the end (queued agents need a control plane to start)")
+    if not wait_until(lambda: not [n for n, a in world.agents()[1].items() if a.get("status") in ACTIVE], 60.0, 1.0):
         stuck = {n: a.get("status") for n, a in world.agents()[1].items() if a.get("status") in ACTIVE}
-        world.violate(invariants.RUNNING, f"released agents never finished (90s): {stuck}")
+        world.violate(invariants.RUNNING, f"released agents, with a control plane up, never finished (60s): {stuck}")
     invariants.check_as_it_goes(world)
     for name in [*world.names(), CHESSMASTER]:
         inbox(world, Step("inbox", name))

@@ -25,6 +25,7 @@ WEIGHTS = {
     "merge": 3,
     "kill": 2,
     "kill-force": 2,
+    "kill-pair": 1,
     "say": 3,
     "say-from": 1,
     "inbox": 3,
@@ -48,6 +49,8 @@ TARGETED = {
     "sigkill-all",
     "damage-record",
 }
+
+SIGNALS = {"sigkill-runner", "sigkill-agent", "sigkill-all"}
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,15 @@ def resolve(world: World, draw: Draw) -> Step:
     pick = draw.pick
     if draw.kind in ("spawn", "spawn-sigkill-cp", "spawn-kill"):
         return _spawn(world, draw)
+    if draw.kind == "kill-pair":
+        if len(names) < 2:
+            return _spawn(world, draw)
+        first = names[pick % len(names)]
+        others = [n for n in names if n != first]
+        return Step("kill-pair", first, others[draw.extra % len(others)])
+    if draw.kind in SIGNALS:  # aim at agents still running, when there are any
+        waiting = [n for n in names if world.live[n].behaviour in agent.WAITING] or names
+        return Step(draw.kind, waiting[pick % len(waiting)])
     if draw.kind in TARGETED:
         return Step(draw.kind, names[pick % len(names)])
     if draw.kind == "say":

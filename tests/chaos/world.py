@@ -85,6 +85,7 @@ class World:
         self.violations: list[Violation] = []
         self.live: dict[str, Incarnation] = {}  # name -> the incarnation that should exist
         self.gone: list[Incarnation] = []
+        self.unsettled: dict[str, Incarnation] = {}  # spawns a crash interrupted, not (yet) agents
         self.serial = 0
         # message id -> (recipient name, recipient incarnation ident or "chessmaster")
         self.sent: dict[str, tuple[str, str]] = {}
@@ -114,25 +115,33 @@ class World:
 
     def cli(self, *args: str, timeout: float = CLI_TIMEOUT) -> Call:
         """Run the real `fracta` CLI in the repository and keep the call for the traceback check."""
+        return self.finish(self.start(*args), timeout)
+
+    def start(self, *args: str) -> tuple[tuple[str, ...], subprocess.Popen[str]]:
+        """Start a CLI call without waiting for it (to race it against another); see `finish`."""
+        argv = [sys.executable, "-m", "fracta", *args]
+        proc = subprocess.Popen(
+            argv, cwd=self.root, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        return tuple(args), proc
+
+    def finish(self, started: tuple[tuple[str, ...], subprocess.Popen[str]], timeout: float = CLI_TIMEOUT) -> Call:
+        """Wait (bounded) for a started CLI call and keep it like any other."""
+        args, proc = started
         try:
-            proc = subprocess.run(
-                [sys.executable, "-m", "fracta", *args],
-                cwd=self.root,
-                capture_output=True,
-                text=True,
-                env=self.env,
-                timeout=timeout,
-            )
-            call = Call(tuple(args), proc.returncode, proc.stdout, proc.stderr)
-        except subprocess.TimeoutExpired as exc:
-            self.violate("every CLI call ends", f"fracta {' '.join(args)} still ran after {timeout:g}s: {exc.stderr!r}")
-            call = Call(tuple(args), -1, "", "")
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+            self.violate("every CLI call ends", f"fracta {' '.join(args)} still ran after {timeout:g}s: {err!r}")
+        call = Call(args, proc.returncode, out, err)
         self.record(call)
         return call
 
     def record(self, call: Call) -> None:
         self.calls.append(call)
-        self.note(f"   {call.short()[:160]}")
+        if call.argv[:1] != ("list",) or call.returncode != 0:  # the checks' own listings are noise
+            self.note(f"   {call.short()[:160]}")
         self.checks["no traceback on a CLI call's stderr"] += 1
         if "Traceback" in call.stderr or "this is a bug in fracta" in call.stderr:
             self.violate("no traceback on a CLI call's stderr", f"{call.short()}\n{call.stderr.strip()}")
@@ -173,6 +182,7 @@ class World:
 
     def new_incarnation(self, name: str, behaviour: str) -> Incarnation:
         self.serial += 1
+        self.unsettled.pop(name, None)  # a new spawn of the name settles the old one
         return Incarnation(name=name, ident=f"{name}-{self.serial}", behaviour=behaviour)
 
     def forget(self, name: str) -> Incarnation | None:
