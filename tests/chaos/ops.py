@@ -4,14 +4,12 @@ what that step alone promises (its exit code, a merge's effect, a forced kill's 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 
 from . import agent, bad_inputs, invariants, procs
 from .plan import Step
-from .world import ACTIVE, CHESSMASTER, Call, World, wait_until
+from .world import ACTIVE, CHESSMASTER, World, wait_until
 
 MERGE = "a merge brings in every commit the agent had made, and a failed merge changes nothing"
 KILL_SAFE = "kill without --force never drops work that exists nowhere else"
@@ -40,25 +38,15 @@ def spawn_kill(world: World, step: Step) -> None:
 def spawn_sigkill_cp(world: World, step: Step) -> None:
     """Spawn, and SIGKILL the control plane as soon as the agent's worktree starts to appear."""
     inc = world.new_incarnation(step.target, step.detail)
-    argv = [sys.executable, "-m", "fracta", "spawn", step.target, "--json", "--"]
-    argv += agent.command(world.script, world.run, inc.ident, step.detail)
-    proc = subprocess.Popen(
-        argv, cwd=world.root, env=world.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    command = agent.command(world.script, world.run, inc.ident, step.detail)
+    started = world.start("spawn", step.target, "--json", "--", *command)
     tree = world.state / "worktrees" / step.target
     deadline = time.monotonic() + SPAWN_WINDOW
-    while proc.poll() is None and not tree.exists() and time.monotonic() < deadline:
+    while started[1].poll() is None and not tree.exists() and time.monotonic() < deadline:
         time.sleep(0.001)
     killed = _sigkill_control_plane(world)
-    try:
-        out, err = proc.communicate(timeout=120)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()
-        world.violate("every CLI call ends", f"fracta spawn {step.target} hung after its control plane died")
-    call = Call(("spawn", step.target, "--", "..."), proc.returncode, out, err)
-    world.record(call)
-    world.note(f"   spawn -> {proc.returncode}; control plane {'SIGKILLed' if killed else 'was not running'}")
+    world.note(f"   control plane {'SIGKILLed' if killed else 'was not running'} as {tree.name}'s worktree appeared")
+    call = world.finish(started)
     world.expect(call, {0, 8}, "spawn whose control plane was SIGKILLed")
     inc.uncertain = True  # settled by what fracta shows once a control plane runs again
     world.live[step.target] = inc
@@ -132,11 +120,7 @@ def sigkill_all(world: World, step: Step) -> None:
 def merge(world: World, step: Step) -> None:
     inc = world.live[step.target]
     mine = [sha for ident, sha in world.logged("commits.log") if ident == inc.ident]
-    before = (
-        world.git("rev-parse", "HEAD"),
-        world.git("status", "--porcelain"),
-        (world.root / "shared.txt").read_text(),
-    )
+    before = _main_state(world)
     call = world.cli("merge", step.target, "--json")
     may_conflict = inc.behaviour == "conflict" or inc.uncertain
     world.expect(call, {0, 4} if may_conflict else {0}, "merge of an agent")
@@ -147,15 +131,16 @@ def merge(world: World, step: Step) -> None:
         if missing:
             world.violate(MERGE, f"merge of {step.target} exited 0 but main lacks {', '.join(s[:10] for s in missing)}")
     else:
-        after = (
-            world.git("rev-parse", "HEAD"),
-            world.git("status", "--porcelain"),
-            (world.root / "shared.txt").read_text(),
-        )
+        after = _main_state(world)
         if after != before:
             world.violate(
                 MERGE, f"merge of {step.target} failed ({call.returncode}) but changed main: {before} -> {after}"
             )
+
+
+def _main_state(world: World) -> tuple[str, str, str]:
+    """What a failed merge must leave as it was: main's HEAD, the main worktree, shared.txt."""
+    return world.git("rev-parse", "HEAD"), world.git("status", "--porcelain"), (world.root / "shared.txt").read_text()
 
 
 def kill(world: World, step: Step, force: bool = False) -> None:
@@ -171,10 +156,11 @@ def kill_together(world: World, names: list[str], force: bool) -> None:
     """`fracta kill` of every agent in `names`, all started before any is waited for."""
     invariants.scan_logs(world)  # their runner.log and output go with them
     flag = ["--force"] if force else []
+    # What each agent had logged as left uncommitted before the kill began must be saved.
+    dirty = {name: [p for ident, p in world.logged("dirty.log") if ident == world.live[name].ident] for name in names}
     started = [(name, world.start("kill", name, "--json", *flag)) for name in names]
     for name, proc in started:
         inc = world.live[name]
-        dirty = [path for ident, path in world.logged("dirty.log") if ident == inc.ident]
         call = world.finish(proc)
         if not world.expect(call, {0} if force else {0, 5}, "kill --force" if force else "kill"):
             continue
@@ -186,11 +172,11 @@ def kill_together(world: World, names: list[str], force: bool) -> None:
             ref = saved.get("ref") if isinstance(saved, dict) else None
             if ref:
                 inc.saved_refs.append(str(ref))
-            invariants.check_saved_work(world, inc, str(ref) if ref else None, dirty)
+            invariants.check_saved_work(world, inc, str(ref) if ref else None, dirty[name])
         else:
             world.checks[KILL_SAFE] += 1
-            if dirty:
-                world.violate(KILL_SAFE, f"kill {name} exited 0 and removed its uncommitted {', '.join(dirty)}")
+            if dirty[name]:
+                world.violate(KILL_SAFE, f"kill {name} exited 0 and removed its uncommitted {', '.join(dirty[name])}")
         invariants.check_removed_processes(world, [inc])
 
 
