@@ -127,22 +127,28 @@ def check_removed_processes(world: World, incarnations: list[Incarnation] | None
 
 
 def check_running_has_process(world: World, shown: dict[str, dict[str, Any]]) -> None:
-    """An agent fracta shows `running` has a live program (allowing GRACE for a status to catch up)."""
+    """An agent fracta shows `running` has a live process: its program, or the runner its record
+    names (allowing GRACE for a status to catch up with an exit). `starting` is left to the
+    reaper's own documented grace."""
 
-    def suspects(listing: dict[str, dict[str, Any]]) -> list[str]:
-        found = []
+    def suspects(listing: dict[str, dict[str, Any]]) -> dict[str, str]:
+        found = {}
         for name, data in listing.items():
-            inc = world.live.get(name)
-            if data.get("status") == "running" and inc and not procs.of_incarnation(world.run, inc.ident):
-                found.append(name)
+            inc, status, pid = world.live.get(name), data.get("status"), data.get("pid")
+            if status != "running" or inc is None:
+                continue
+            start = data.get("pid_start")
+            runner = isinstance(pid, int) and procs.alive(pid, start if isinstance(start, int) else None)
+            if not runner and not procs.of_incarnation(world.run, inc.ident):
+                found[name] = str(status)
         return found
 
     world.checks[RUNNING] += 1
     if not suspects(shown):
         return
     wait_until(lambda: not suspects(world.agents()[1]), GRACE, interval=1.0)
-    for name in suspects(world.agents()[1]):
-        world.violate(RUNNING, f"fracta shows {name} running, but no process of it has run for {GRACE:g}s")
+    for name, status in suspects(world.agents()[1]).items():
+        world.violate(RUNNING, f"fracta shows {name} {status}, but no process of it has run for {GRACE:g}s")
 
 
 def check_commits_reachable(world: World) -> None:
