@@ -14,11 +14,13 @@ from typing import Any
 from . import procs
 from .world import CHESSMASTER, Incarnation, World, wait_until
 
+FINISHED = frozenset({"idle", "done", "failed", "killed", "lost"})
 GRACE = 10.0  # seconds a just-changed process may take to show in fracta's records
 REACHABLE = "every commit an agent made stays reachable"
 ORPHANS = "no worktree or feature/* branch without an agent"
 REMOVED = "no process of a removed agent alive"
 RUNNING = "no agent `running` without a process"
+UNSUPERVISED = "no agent shown finished (`lost`, done, failed) while a process of it runs"
 EXACTLY_ONCE = "every message read exactly once"
 SAVED = "every uncommitted change of a force-killed agent is recoverable with its content"
 TRACEBACK = "no traceback in fracta's logs"
@@ -33,6 +35,7 @@ def check_as_it_goes(world: World) -> None:
     check_orphans(world, shown)
     check_removed_processes(world)
     check_running_has_process(world, shown)
+    check_finished_has_no_process(world, shown)
     check_commits_reachable(world)
     scan_logs(world)
 
@@ -101,11 +104,18 @@ def _leftover_processes(world: World, incarnations: list[Incarnation]) -> dict[s
     found: dict[str, list[str]] = {}
     running = procs.scan(world.run)
     for inc in incarnations:
-        mine = [f"{p.pid} {p.cmdline[:80]}" for p in running if p.environ.get("CHAOS_ID") == inc.ident]
+        program = [p for p in running if p.environ.get("CHAOS_ID") == inc.ident]
+        mine = [describe(world, program)] if program else []
         mine += [f"runner {pid}" for pid, start in sorted(inc.runners, key=str) if procs.alive(pid, start)]
         if mine:
             found[inc.ident] = mine
     return found
+
+
+def describe(world: World, found: list[procs.Proc]) -> str:
+    """The agent script's own process: stable from one look to the next, unlike its children."""
+    main = [p for p in found if str(world.script) in p.cmdline] or found
+    return f"pid {main[0].pid} ({main[0].cmdline.replace(str(world.script), 'agent.sh')[:60]})"
 
 
 def check_removed_processes(world: World, incarnations: list[Incarnation] | None = None) -> None:
@@ -149,6 +159,28 @@ def check_running_has_process(world: World, shown: dict[str, dict[str, Any]]) ->
     wait_until(lambda: not suspects(world.agents()[1]), GRACE, interval=1.0)
     for name, status in suspects(world.agents()[1]).items():
         world.violate(RUNNING, f"fracta shows {name} {status}, but no process of it has run for {GRACE:g}s")
+
+
+def check_finished_has_no_process(world: World, shown: dict[str, dict[str, Any]]) -> None:
+    """`lost` means nothing of the agent runs, never "running unsupervised"; the same for an agent
+    that finished (allowing GRACE for the last children of an exited program to go)."""
+
+    def suspects(listing: dict[str, dict[str, Any]]) -> dict[str, str]:
+        found = {}
+        for name, data in listing.items():
+            inc = world.live.get(name)
+            if data.get("status") in FINISHED and inc is not None:
+                left = procs.of_incarnation(world.run, inc.ident)
+                if left:
+                    found[name] = f"{data.get('status')}, but its program still runs: {describe(world, left)}"
+        return found
+
+    world.checks[UNSUPERVISED] += 1
+    if not suspects(shown):
+        return
+    wait_until(lambda: not suspects(world.agents()[1]), GRACE, interval=1.0)
+    for name, what in suspects(world.agents()[1]).items():
+        world.violate(UNSUPERVISED, f"fracta shows {name} {what}")
 
 
 def check_commits_reachable(world: World) -> None:
