@@ -222,6 +222,8 @@ def check_messages(world: World) -> None:
         for msg in doc.get("sent", []):
             sent[str(msg.get("id"))] = (str(msg.get("to")), CHESSMASTER)
     live_idents = {inc.ident for inc in world.live.values()} | {CHESSMASTER}
+    due = sum(1 for _, ident in sent.values() if ident in live_idents)
+    world.note(f"messages: {len(sent)} sent, {due} to readers still there, {sum(reads.values())} reads counted")
     for msg_id, count in sorted(reads.items()):
         world.checks[EXACTLY_ONCE] += 1
         if count > 1:
