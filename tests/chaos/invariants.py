@@ -223,7 +223,10 @@ def check_messages(world: World) -> None:
             sent[str(msg.get("id"))] = (str(msg.get("to")), CHESSMASTER)
     live_idents = {inc.ident for inc in world.live.values()} | {CHESSMASTER}
     due = sum(1 for _, ident in sent.values() if ident in live_idents)
-    world.note(f"messages: {len(sent)} sent, {due} to readers still there, {sum(reads.values())} reads counted")
+    world.note(
+        f"messages: {len(sent)} sent by the run, {due} of them to readers still there; "
+        f"{sum(reads.values())} reads in all (commit notices included)"
+    )
     for msg_id, count in sorted(reads.items()):
         world.checks[EXACTLY_ONCE] += 1
         if count > 1:
