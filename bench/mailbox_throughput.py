@@ -15,7 +15,8 @@ measurement with the disk flushed by sync), each of the P processes loops until 
           regenerating progress.md after the send and after the read costs at least, without
           the rendering and without any coalescing);
   fracta  agents agent-0 .. agent-(P-1), one per process, in a ring: fracta.mailbox.send one
-          message to the next agent, then fracta.mailbox.read our own inbox (whatever it holds),
+          message to the next agent, then fracta.mailbox.read our own inbox (whatever it holds;
+          each read acknowledges the one before with its receipt, as a reader through the gateway),
           with progress.md regenerated the way the control plane and the gateway do it, where
           agents' messages go (progress.Coalescer: every change is covered by a regeneration
           within 20 ms; the slots are aligned on the clock, so P processes regenerate about 50
@@ -129,12 +130,16 @@ def fracta_worker(folder: Path, index: int, deadline: float, coalesce: bool = Fa
     procs = len(os.listdir(r.agents_dir))
     me, peer = f"agent-{index}", f"agent-{(index + 1) % procs}"
     count = 0
+    receipt: str | None = None  # each read acknowledges the one before, as the gateway's readers do
     while time.perf_counter() < deadline:
         mailbox.send(r, me, peer, BODY)
-        box = mailbox.read(r, me)
+        box = mailbox.read(r, me, ack=receipt)
+        receipt = box.receipt
         if box.problems:
             raise SystemExit(f"{me} read {len(box.problems)} corrupt messages")
         count += len(box.messages)
+    if receipt is not None:
+        mailbox.acknowledge(r, me, receipt)
     if sink is not None:
         sink.flush()
     return count
