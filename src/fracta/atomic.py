@@ -362,11 +362,13 @@ def _link_key(box: str, tmp: str, key: str, reuse: Callable[[bytes], bool]) -> b
     """Make keys/<key> name `tmp`; False when it names an earlier message that `reuse` accepts."""
     keys = f"{box}/keys"
     try:
-        os.link(tmp, f"{keys}/{key}")
+        try:
+            os.link(tmp, f"{keys}/{key}")
+        except FileNotFoundError:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(keys)  # the inbox's first keyed message (or one made before keys/ existed)
+            os.link(tmp, f"{keys}/{key}")
         return True
-    except FileNotFoundError:
-        os.makedirs(keys, exist_ok=True)  # an inbox made before keys/ existed: once
-        return _link_key(box, tmp, key, reuse)
     except FileExistsError:
         pass
     if _reusable(f"{keys}/{key}", reuse):

@@ -15,6 +15,7 @@ import itertools
 import os
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -279,14 +280,18 @@ def read(
     if now - repo.tmp_checked.get(name, -ORPHAN_AGE) >= ORPHAN_AGE / 10:
         repo.tmp_checked[name] = now
         _recover(repo, name, box)
-    if redeliver_after is None:
-        redeliver_after = repo.config.integer("mailbox.redeliver_after", minimum=1)
+
+    def timeout() -> float:  # read only when a message held for another receipt is looked at: no YAML otherwise
+        if redeliver_after is None:
+            return repo.config.integer("mailbox.redeliver_after", minimum=1)
+        return redeliver_after
+
     out: list[Message] = []
     problems: list[CorruptRecord] = []
     if include_read:
         out += _folder(f"{folder}/cur", problems)
     stamp = time.time_ns() // 1_000_000
-    held, acked = _pending(box, ack, receipt, (stamp, stamp - int(redeliver_after * 1000)), problems, include_read)
+    held, acked = _pending(box, ack, receipt, (stamp, timeout), problems, include_read)
     handed = [m for m in held if not m.read]
     out += [m for m in held if m.read]
     claimed = 0
@@ -315,7 +320,7 @@ def acknowledge(repo: Repo, name: str, receipt: str) -> int:
     """Mark read the messages a read handed out under `receipt` (pending/ -> cur/); returns how many."""
     box = _inbox(repo, name)
     _check_receipt(receipt)
-    _, acked = _pending(box, receipt, None, (0, 0), [], False)
+    _, acked = _pending(box, receipt, None, (0, lambda: 0.0), [], False)
     if acked:
         events.record(repo, "inbox.acked", agent=name, count=acked)
     return acked
@@ -332,20 +337,22 @@ def _pending(
     box: Path,
     ack: str | None,
     receipt: str | None,
-    times: tuple[int, int],
+    times: tuple[int, Callable[[], float]],
     problems: list[CorruptRecord],
     include_read: bool,
 ) -> tuple[list[Message], int]:
     """Go through pending/: acknowledge `ack`'s messages; hand out `receipt`'s again, and anew
-    (under `receipt`) those handed out before `expired`, with `times` = (now, expired) in ms.
+    (under `receipt`) those held longer than the timeout, with `times` = (now in ms, the timeout).
     Returns those (read=False), the others when `include_read` (read=True), and how many were
     acknowledged."""
-    now, expired = times
+    now, timeout = times
+    expired: int | None = None
     folder = f"{os.fspath(box)}/pending"
     try:
         entries = os.listdir(folder)
     except FileNotFoundError:
-        os.makedirs(folder, exist_ok=True)  # an inbox made before pending/ existed
+        with contextlib.suppress(FileExistsError, FileNotFoundError):  # not the inbox itself, if it is gone
+            os.mkdir(folder)  # the inbox's first read (or one made before pending/ existed)
         entries = []
     out: list[Message] = []
     acked = 0
@@ -354,7 +361,10 @@ def _pending(
         if ack is not None and held_by == ack:
             acked += atomic.maildir_move(box, f"pending/{entry}", f"cur/{msg_id}")
             continue
-        mine, stale = held_by == receipt, receipt is not None and since < expired
+        mine = held_by == receipt
+        if not mine and receipt is not None and expired is None:
+            expired = now - int(timeout() * 1000)
+        stale = not mine and expired is not None and since < expired
         if not (mine or stale or include_read):
             continue
         path = f"{folder}/{entry}"

@@ -203,7 +203,7 @@ TOOLS: tuple[Tool, ...] = (
         "Each result has a `receipt`: pass it as `ack` in your next fracta_inbox call, which tells fracta you "
         "got those messages (on your first call, pass no ack). If a call fails without a result, call again "
         "with the same `ack` as that call: you get the messages it would have returned. So you see each "
-        "message once. Messages never acknowledged are handed out again after 5 minutes.",
+        "message once. Messages never acknowledged are handed out again after a timeout (5 minutes by default).",
         {
             "name": {"type": "string", "description": "your own agent name"},
             "ack": {"type": "string", "description": "the `receipt` of your previous fracta_inbox result"},
