@@ -31,8 +31,10 @@ ROOT_PLACEHOLDER = "/path/to/project"
 TIME = re.compile(r"\b\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\b")
 TIME_PLACEHOLDER = "2025-01-01T12:00:00.000Z"
 MESSAGE_ID = re.compile(r"\b\d{19}\.\d+\.\d+\.[0-9a-f]{6}\b")  # <time_ns>.<pid>.<seq>.<random>
-PENDING = re.compile(r"\+[0-9a-f]{16}\+\d{13}\b")  # pending/<id>+<receipt>+<ms since the epoch>
-PENDING_PLACEHOLDER = "+0123456789abcdef+1735732800000"
+PENDING = re.compile(r"\+[0-9a-f]{16}\+\d{19}\b")  # pending/<id>+<holder>+<ns since the epoch>
+PENDING_PLACEHOLDER = "+0123456789abcdef+1735732800000000000"
+RECEIPT = re.compile(r'"receipt":"[0-9a-f]{16}-\d{19}"')  # in events.jsonl: <holder>-<ns>
+RECEIPT_PLACEHOLDER = '"receipt":"0123456789abcdef-1735732800000000000"'
 TOKEN = re.compile(r"[A-Za-z0-9_-]{43}\n")  # secrets.token_urlsafe(32)
 TOKEN_PLACEHOLDER = "EXAMPLE-PLACEHOLDER-not-a-real-token\n"
 
@@ -105,6 +107,7 @@ def normalize(raw: Snapshot, root: Path | None) -> Snapshot:
             text = text.replace(str(root), ROOT_PLACEHOLDER)
         text = MESSAGE_ID.sub(lambda m: ids[m.group(0)], text)
         text = PENDING.sub(PENDING_PLACEHOLDER, text)
+        text = RECEIPT.sub(RECEIPT_PLACEHOLDER, text)
         return TIME.sub(TIME_PLACEHOLDER, text)
 
     out: Snapshot = {}

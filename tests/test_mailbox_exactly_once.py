@@ -112,7 +112,7 @@ def test_a_read_is_held_until_acknowledged_and_a_repeated_call_gets_it_again(duo
     # second's result was lost: the reader calls again with the same ack and gets it again, once.
     mailbox.send(duo, "ui", "api", "four")
     repeated = mailbox.read(duo, "api", ack=first.receipt)
-    assert repeated.receipt == second.receipt
+    assert repeated.receipt.split("-")[0] == second.receipt.split("-")[0]  # the same holder, a later time
     assert [m.body for m in repeated.messages] == ["three", "four"]
     last = mailbox.read(duo, "api", ack=repeated.receipt)
     assert last.messages == [] and files(duo, "api", "pending") == []
@@ -146,7 +146,7 @@ def test_concurrent_readers_each_hold_their_own_messages(duo: repo_mod.Repo) -> 
 
 
 def test_a_bad_receipt_is_refused_with_a_hint(duo: repo_mod.Repo, cli: CliRunner) -> None:
-    for bad in ("", "not-a-receipt", "ABCDEF0123456789", "0" * 17):
+    for bad in ("", "not-a-receipt", "ABCDEF0123456789-1", "0" * 16, "0" * 16 + "-", "0" * 16 + "-²", "0" * 17 + "-1"):
         with pytest.raises(InvalidInput, match="not a receipt"):
             mailbox.read(duo, "api", ack=bad)
         with pytest.raises(InvalidInput, match="not a receipt"):
@@ -163,6 +163,21 @@ def test_the_cli_marks_messages_read_once_printed_and_say_takes_a_key(duo: repo_
     shown = cli("inbox", "api", "--json")
     assert shown.returncode == 0, shown.stderr
     data = json.loads(shown.stdout)
-    assert [m["body"] for m in data["messages"]] == ["deploy at noon"] and len(data["receipt"]) == 16
+    assert [m["body"] for m in data["messages"]] == ["deploy at noon"] and len(data["receipt"].split("-")[0]) == 16
     assert files(duo, "api", "pending") == [] and len(files(duo, "api", "cur")) == 1
     assert json.loads(cli("inbox", "api", "--json").stdout)["messages"] == []
+
+
+def test_an_acknowledgement_covers_what_its_result_held_and_the_next_read_takes_over_a_duplicates(
+    duo: repo_mod.Repo,
+) -> None:
+    mailbox.send(duo, "ui", "api", "one")
+    start = mailbox.read(duo, "api")
+    answered = mailbox.read(duo, "api", ack=start.receipt)  # the result the reader got: nothing yet
+    mailbox.send(duo, "ui", "api", "two")
+    late = mailbox.read(duo, "api", ack=start.receipt)  # a duplicate of that call, handled after it
+    assert [m.body for m in late.messages] == ["two"]  # its result goes nowhere: the reader got `answered`
+    following = mailbox.read(duo, "api", ack=answered.receipt)  # acknowledges `answered`: not "two"
+    assert [m.body for m in following.messages] == ["two"]
+    assert mailbox.read(duo, "api", ack=following.receipt).messages == []
+    assert len(files(duo, "api", "cur")) == 2 and files(duo, "api", "pending") == []

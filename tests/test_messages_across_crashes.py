@@ -10,13 +10,15 @@ idempotency_key, the other half with the identical call (no key), the readers wi
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import socket
 import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,7 @@ import httpx2
 import mcp.types as types
 import pytest
 from conftest import CliRunner
-from lifecycle_helpers import cleanup, kill_control_plane_hard, wait_for
+from lifecycle_helpers import cleanup, wait_for
 
 from fracta import mailbox, project
 from fracta import repo as repo_mod
@@ -36,10 +38,11 @@ SENDERS = 8
 EACH = 25
 READERS = 2
 CRASHES = 2
-ATTEMPT = (
-    10.0  # seconds one call may take before the client gives it up and retries (a call cut off by a crash may hang)
-)
-DEADLINE = 300.0  # the whole load, retries included (a liveness bound, not a timing assertion)
+ATTEMPT = 5.0  # seconds a call may take before the client gives up and retries (one cut off may hang)
+DEADLINE = 200.0  # the whole load, retries included (a liveness bound, not a timing assertion)
+
+
+Call = tuple[str, dict[str, Any]]
 
 
 class ToolFailed(Exception):
@@ -53,12 +56,17 @@ class Load:
     url: str
     tokens: dict[str, str]
     sent: dict[str, dict[str, Any]] = field(default_factory=dict)  # body -> the message the sender was told
-    duplicates: list[str] = field(default_factory=list)  # bodies a retried send found already stored
+    duplicates: list[str] = field(default_factory=list)  # ids a retried send found already stored
     seen: list[tuple[str, str, int]] = field(default_factory=list)  # (id, body, reader) of every message read
     failed_calls: Counter[str] = field(default_factory=Counter)  # tool -> attempts that got no result
     receipts: set[int] = field(default_factory=set)  # readers that completed a read
+    received: set[str] = field(default_factory=set)  # every receipt a reader got back
+    inflight: dict[str, Call] = field(default_factory=dict)  # who -> the call it waits on
     senders_done: int = 0
     error: BaseException | None = None
+
+    def sent_by(self, name: str) -> list[str]:
+        return [body for body in self.sent if body.startswith(f"{name} ")]
 
 
 def free_port() -> int:
@@ -79,64 +87,91 @@ def hub(initialized: repo_mod.Repo, monkeypatch: pytest.MonkeyPatch) -> repo_mod
     return initialized
 
 
-async def call(load: Load, who: str, tool: str, args: dict[str, Any]) -> dict[str, Any]:
-    """Call `tool` as `who` until a call returns, each attempt in a fresh MCP session, as an agent retries."""
+async def calls(load: Load, who: str, first: Call, then: Callable[[dict[str, Any]], Awaitable[Call | None]]) -> None:
+    """Make `first`, then each call `then(result)` returns, as `who` over one MCP session. A call
+    that fails (the control plane died under it, or is not back yet) is made again, identical, on a
+    new session, as an agent retries; a tool error fails the test."""
     from mcp import ClientSession
     from mcp.client.streamable_http import streamable_http_client
 
     give_up = time.monotonic() + DEADLINE
-    while True:
+    call: Call | None = first
+    headers = {"Authorization": f"Bearer {load.tokens[who]}"}
+    while call is not None:
         try:
-            with anyio.fail_after(ATTEMPT):
-                headers = {"Authorization": f"Bearer {load.tokens[who]}"}
-                async with (
-                    httpx2.AsyncClient(headers=headers, timeout=ATTEMPT) as client,
-                    streamable_http_client(load.url, http_client=client) as (read, write),
-                    ClientSession(read, write) as session,
-                ):
+            async with (
+                httpx2.AsyncClient(headers=headers, timeout=ATTEMPT) as client,
+                streamable_http_client(load.url, http_client=client) as (read, write),
+                ClientSession(read, write) as session,
+            ):
+                with anyio.fail_after(ATTEMPT):
                     await session.initialize()
-                    result = await session.call_tool(tool, args)
-        except Exception:  # the control plane died under the call, or is not back yet: the same call again
-            load.failed_calls[tool] += 1
-            if time.monotonic() > give_up:
+                while call is not None:
+                    load.inflight[who] = call
+                    with anyio.fail_after(ATTEMPT):
+                        result = await session.call_tool(*call)
+                    del load.inflight[who]
+                    call = await then(structured(result))
+        except Exception as exc:
+            if failed_tool(exc) or time.monotonic() > give_up:
                 raise
+            load.failed_calls[call[0] if call else "?"] += 1
             await anyio.sleep(0.1)
-            continue
-        assert isinstance(result, types.CallToolResult)
-        if result.is_error:
-            content = result.content[0]
-            raise ToolFailed(content.text if isinstance(content, types.TextContent) else repr(content))
-        data: dict[str, Any] | None = result.structured_content
-        assert data is not None
-        return data
+
+
+def structured(result: Any) -> dict[str, Any]:
+    assert isinstance(result, types.CallToolResult)
+    if result.is_error:
+        content = result.content[0]
+        raise ToolFailed(content.text if isinstance(content, types.TextContent) else repr(content))
+    data: dict[str, Any] | None = result.structured_content
+    assert data is not None
+    return data
+
+
+def failed_tool(exc: BaseException) -> bool:
+    if isinstance(exc, BaseExceptionGroup):
+        return any(failed_tool(e) for e in exc.exceptions)
+    return isinstance(exc, (ToolFailed, AssertionError))
 
 
 async def sender(load: Load, n: int) -> None:
     name = f"sender{n}"
     keyed = n % 2 == 0  # half retry with their idempotency key, half with the identical call
-    for i in range(EACH):
+
+    def send(i: int) -> Call | None:
         body = f"{name} message {i}"
-        args = {"from": name, "to": "hub", "message": body} | ({"idempotency_key": f"{name}/{i}"} if keyed else {})
-        data = await call(load, name, "fracta_send", args)
+        key = {"idempotency_key": f"{name}/{i}"} if keyed else {}
+        return ("fracta_send", {"from": name, "to": "hub", "message": body} | key) if i < EACH else None
+
+    async def then(data: dict[str, Any]) -> Call | None:
         [msg] = data["sent"]
-        load.sent[body] = msg
-        load.duplicates += [body for _ in data["duplicates"]]
+        load.sent[msg["body"]] = msg
+        load.duplicates += data["duplicates"]
+        return send(len(load.sent_by(name)))
+
+    first = send(0)
+    assert first is not None
+    await calls(load, name, first, then)
     load.senders_done += 1
 
 
 async def reader(load: Load, index: int) -> None:
     """Read hub's inbox until the senders are done and nothing is left, acknowledging each read with the next."""
-    receipt: str | None = None
-    while True:
-        finished = load.senders_done == SENDERS
-        data = await call(load, "hub", "fracta_inbox", {"name": "hub"} | ({"ack": receipt} if receipt else {}))
-        receipt = data["receipt"]
+    finished = False
+
+    async def then(data: dict[str, Any]) -> Call | None:
+        nonlocal finished
         load.receipts.add(index)
+        load.received.add(data["receipt"])
         load.seen += [(m["id"], m["body"], index) for m in data["messages"]]
         if finished and not data["messages"]:
-            return  # this call acknowledged the last messages and was handed none
-        if not data["messages"]:
-            await anyio.sleep(0.05)
+            return None  # this call acknowledged the last messages and was handed none
+        await anyio.sleep(0.05)  # a reader at work between reads (messages gather meanwhile)
+        finished = load.senders_done == SENDERS
+        return ("fracta_inbox", {"name": "hub", "ack": data["receipt"]})
+
+    await calls(load, "hub", ("fracta_inbox", {"name": "hub"}), then)
 
 
 def run_load(load: Load) -> None:
@@ -152,6 +187,52 @@ def run_load(load: Load) -> None:
         anyio.run(main)
     except BaseException as exc:
         load.error = exc
+
+
+def stored_unanswered(repo: repo_mod.Repo, load: Load) -> str | None:
+    """A send the (stopped) control plane has committed (its key link made) but not finished
+    delivering (still in tmp/): it cannot have answered it yet. Its body, or None."""
+    box = repo.inbox_dir("hub")
+    for who, (tool, args) in dict(load.inflight).items():
+        if tool != "fracta_send":
+            continue
+        link = box / "keys" / mailbox.dedup_key(who, "hub", args["message"], None, None, args.get("idempotency_key"))
+        try:
+            msg = mailbox.parse(link, link.read_bytes(), read=False)
+        except FileNotFoundError:
+            continue
+        if (box / "tmp" / msg.id).exists():
+            return str(args["message"])
+    return None
+
+
+def crash_mid_call(
+    repo: repo_mod.Repo, load: Load, find: Callable[[repo_mod.Repo, Load], str | None], tries: int
+) -> str | None:
+    """SIGKILL the control plane at a moment `find` shows it owes a client an answer (found by
+    stopping it with SIGSTOP and looking at its files), or after `tries` looks, anyway. Returns
+    what `find` found, or None."""
+    info = daemon.read_info(repo)
+    assert info is not None
+    found = None
+    for _ in range(tries):
+        soon("calls in flight", lambda: load.inflight or load.error)
+        os.kill(info.pid, signal.SIGSTOP)
+        found = find(repo, load)
+        if found is not None:
+            break
+        os.kill(info.pid, signal.SIGCONT)
+    os.kill(info.pid, signal.SIGKILL)
+    wait_for("the control plane to die", lambda: daemon.read_info(repo) is None)
+    return found
+
+
+def soon(what: str, check: Callable[[], object]) -> None:
+    """Wait for a passing state (polled every millisecond, unlike wait_for), within a liveness bound."""
+    deadline = time.monotonic() + 60
+    while not check():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.001)
 
 
 def stored(repo: repo_mod.Repo) -> int:
@@ -173,13 +254,15 @@ def test_messages_are_stored_and_read_exactly_once_across_control_plane_crashes(
         clients.start()
         alive: Callable[[], str] = lambda: f"client error: {load.error!r}"  # noqa: E731
         wait_for("both readers' first reads", lambda: len(load.receipts) == READERS or load.error, explain=alive)
-        for crash in range(1, CRASHES + 1):
+        # The first crash cuts a send off after its commit; the second falls where it falls.
+        hits: list[str | None] = []
+        for crash, find in enumerate((stored_unanswered, lambda r, lo: None), start=1):
             share = total * crash // (CRASHES + 1)
             wait_for(f"{share} messages stored", lambda: stored(hub) >= share)  # noqa: B023
-            kill_control_plane_hard(hub)  # mid-load: calls in flight die with it
+            hits.append(crash_mid_call(hub, load, find, tries=300 if crash == 1 else 1))
             up = cli("up")
             assert up.returncode == 0, up.stderr
-        clients.join(DEADLINE + 60)
+        clients.join(DEADLINE + 30)
         assert not clients.is_alive(), "the clients never finished"
         assert load.error is None, repr(load.error)
 
@@ -199,7 +282,20 @@ def test_messages_are_stored_and_read_exactly_once_across_control_plane_crashes(
     assert [b for b, count in read_bodies.items() if count > 1] == [], "messages seen twice"
     assert {i for i, _, _ in load.seen} == set(on_disk)
     assert load.failed_calls, "the crashes hit no call: the test proved nothing"
+    log = [json.loads(line) for line in hub.events_path.read_text().splitlines()]
+    retried_sends = {e["id"] for e in log if e["event"] == "message.duplicate"}
+    handed = Counter(e["receipt"].split("-")[0] for e in log if e["event"] == "inbox.read" and e["count"])
+    repeated_reads = sum(1 for times in handed.values() if times > 1)
+    cut_send = hits[0]
+    if cut_send is not None:  # its retry found it stored, and stored nothing new
+        assert on_disk_id(on_disk, cut_send) in retried_sends
     print(
-        f"\n{total} messages, {CRASHES} crashes: failed calls retried {dict(load.failed_calls)}, "
-        f"sends found already stored on retry {len(load.duplicates)}"
+        f"\n{total} messages; a send cut off after its commit: {cut_send!r}; failed calls retried "
+        f"{dict(load.failed_calls)}; retried sends found stored {len(retried_sends)}; reads handed out again "
+        f"to a repeated call {repeated_reads}"
     )
+
+
+def on_disk_id(messages: dict[str, mailbox.Message], body: str) -> str:
+    [found] = [i for i, m in messages.items() if m.body == body]
+    return found

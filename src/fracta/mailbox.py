@@ -163,7 +163,7 @@ def send(
     if not _known(repo, sender):
         raise AgentNotFound(f"unknown sender {sender!r}", "send as an existing agent or as chessmaster")
     _check_message(repo, body, subject, reply_to)
-    dedup = _dedup_key(sender, to, body, subject, reply_to, key) if key is not None or same_call_within else None
+    dedup = dedup_key(sender, to, body, subject, reply_to, key) if key is not None or same_call_within else None
     targets = recipients(repo, sender, to)
     sent: list[Message] = []
     for target in targets:
@@ -210,7 +210,7 @@ def check_key(key: str) -> str:
     return key
 
 
-def _dedup_key(sender: str, to: str, body: str, subject: str | None, reply_to: str | None, key: str | None) -> str:
+def dedup_key(sender: str, to: str, body: str, subject: str | None, reply_to: str | None, key: str | None) -> str:
     """The name in keys/: a hash of the sender and its key, or of the whole call when it passed none."""
     import hashlib  # only here: plain sends and `fracta say` without a key do without it
 
@@ -265,15 +265,17 @@ def read(
 ) -> Inbox:
     """Hand out the unread messages in send order, each to one reader, until that reader acknowledges them.
 
-    `ack`, the receipt of this reader's previous read, acknowledges the messages it handed out
-    (pending/ -> cur/). The messages handed out now are held in pending/ under the receipt
-    returned, which is derived from `ack`: a call repeated with the same `ack` (its result was
-    lost) gets them again. Messages held longer than `redeliver_after` seconds
-    (mailbox.redeliver_after) under another receipt are handed out again. A corrupt message
-    file is reported and left where it is; it never hides the others.
+    `ack`, the receipt of this reader's previous read, acknowledges the messages that read
+    returned (pending/ -> cur/). The messages handed out now are held in pending/ under the
+    receipt returned, whose name part is derived from `ack`: a call repeated with the same
+    `ack` (its result was lost) gets them again. Messages held longer than `redeliver_after`
+    seconds (mailbox.redeliver_after) under another receipt are handed out again. Reads of one
+    inbox take turns (inbox/read.lock). A corrupt message file is reported and left where it
+    is; it never hides the others.
     """
     box = _inbox(repo, name)
-    receipt = _next_receipt(name, ack)
+    acked_by = _receipt(ack) if ack is not None else None
+    held_by = _next_holder(name, ack)
     folder = os.fspath(box)  # plain strings: this runs once per message
     # An orphan waits ORPHAN_AGE before anyone delivers it: looking a tenth as often is enough.
     now = time.monotonic()
@@ -290,11 +292,27 @@ def read(
     problems: list[CorruptRecord] = []
     if include_read:
         out += _folder(f"{folder}/cur", problems)
-    stamp = time.time_ns() // 1_000_000
-    held, acked = _pending(box, ack, receipt, (stamp, timeout), problems, include_read)
-    handed = [m for m in held if not m.read]
-    out += [m for m in held if m.read]
-    claimed = 0
+    # One read at a time: a repeated call then sees all that the call it repeats handed out, and
+    # the receipt's time separates what a response held from what a later duplicate added.
+    with atomic.lock(box / "read.lock"):
+        stamp = time.time_ns()
+        held, acked = _pending(box, acked_by, held_by, (stamp, timeout), problems, include_read)
+        handed = [m for m in held if not m.read]
+        out += [m for m in held if m.read]
+        claimed = _claim(box, f"+{held_by}+{stamp}", problems)
+    handed += claimed
+    if claimed or acked or handed:
+        agents.touch_activity(repo, name)
+        events.record(repo, "inbox.read", agent=name, count=len(handed), acked=acked, receipt=f"{held_by}-{stamp}")
+    if claimed:
+        progress.refresh(repo)
+    return Inbox(out + sorted(handed, key=lambda m: m.id), problems, f"{held_by}-{stamp}")
+
+
+def _claim(box: Path, suffix: str, problems: list[CorruptRecord]) -> list[Message]:
+    """Move every whole message of new/ into pending/, its name + `suffix`; returns them."""
+    folder = os.fspath(box)
+    out: list[Message] = []
     for entry in sorted(_names(f"{folder}/new")):
         path = f"{folder}/new/{entry}"
         try:
@@ -304,23 +322,17 @@ def read(
         except CorruptRecord as exc:
             problems.append(exc)
             continue
-        if not atomic.maildir_move(box, f"new/{entry}", f"pending/{entry}+{receipt}+{stamp}"):
-            continue  # another reader claimed it between our read and our rename
-        handed.append(msg)
-        claimed += 1
-    if claimed or acked or handed:
-        agents.touch_activity(repo, name)
-        events.record(repo, "inbox.read", agent=name, count=len(handed), acked=acked)
-    if claimed:
-        progress.refresh(repo)
-    return Inbox(out + sorted(handed, key=lambda m: m.id), problems, receipt)
+        if atomic.maildir_move(box, f"new/{entry}", f"pending/{entry}{suffix}"):
+            out.append(msg)  # else another reader claimed it between our read and our rename
+    return out
 
 
 def acknowledge(repo: Repo, name: str, receipt: str) -> int:
-    """Mark read the messages a read handed out under `receipt` (pending/ -> cur/); returns how many."""
+    """Mark read the messages the read that returned `receipt` handed out (pending/ -> cur/); returns how many."""
     box = _inbox(repo, name)
-    _check_receipt(receipt)
-    _, acked = _pending(box, receipt, None, (0, lambda: 0.0), [], False)
+    acked_by = _receipt(receipt)
+    with atomic.lock(box / "read.lock"):
+        _, acked = _pending(box, acked_by, None, (0, lambda: 0.0), [], False)
     if acked:
         events.record(repo, "inbox.acked", agent=name, count=acked)
     return acked
@@ -335,16 +347,20 @@ def _inbox(repo: Repo, name: str) -> Path:
 
 def _pending(
     box: Path,
-    ack: str | None,
-    receipt: str | None,
+    acked_by: tuple[str, int] | None,
+    held_by: str | None,
     times: tuple[int, Callable[[], float]],
     problems: list[CorruptRecord],
     include_read: bool,
 ) -> tuple[list[Message], int]:
-    """Go through pending/: acknowledge `ack`'s messages; hand out `receipt`'s again, and anew
-    (under `receipt`) those held longer than the timeout, with `times` = (now in ms, the timeout).
-    Returns those (read=False), the others when `include_read` (read=True), and how many were
-    acknowledged."""
+    """Go through pending/, with `times` = (now in ns, the redelivery timeout in seconds).
+
+    Acknowledges what `acked_by` (holder, time) covers: its holder's messages handed out up to
+    that time. Hands out under `held_by` again what it already holds (a repeated call), and anew
+    what its reader never got: the acknowledged holder's messages handed out later (by a
+    duplicate of that read), and any held longer than the timeout. Returns those (read=False),
+    the others when `include_read` (read=True), and how many were acknowledged.
+    """
     now, timeout = times
     expired: int | None = None
     folder = f"{os.fspath(box)}/pending"
@@ -357,53 +373,57 @@ def _pending(
     out: list[Message] = []
     acked = 0
     for entry in entries:
-        msg_id, held_by, since = _held(entry)
-        if ack is not None and held_by == ack:
+        msg_id, by, since = _held(entry)
+        missed = acked_by is not None and by == acked_by[0]
+        if acked_by is not None and missed and since <= acked_by[1]:
             acked += atomic.maildir_move(box, f"pending/{entry}", f"cur/{msg_id}")
             continue
-        mine = held_by == receipt
-        if not mine and receipt is not None and expired is None:
-            expired = now - int(timeout() * 1000)
-        stale = not mine and expired is not None and since < expired
-        if not (mine or stale or include_read):
+        mine = held_by is not None and by == held_by
+        if not (mine or missed) and held_by is not None and expired is None:
+            expired = now - int(timeout() * 1e9)
+        take = held_by is not None and not mine and (missed or (expired is not None and since < expired))
+        if not (mine or take or include_read):
             continue
         path = f"{folder}/{entry}"
         try:
-            msg = parse(path, _read(path), read=not (mine or stale))
+            msg = parse(path, _read(path), read=not (mine or take))
         except FileNotFoundError:
             continue  # acknowledged, or taken over, by its reader meanwhile
         except CorruptRecord as exc:
             problems.append(exc)
             continue
-        if mine or not stale or atomic.maildir_move(box, f"pending/{entry}", f"pending/{msg_id}+{receipt}+{now}"):
+        if not take or atomic.maildir_move(box, f"pending/{entry}", f"pending/{msg_id}+{held_by}+{now}"):
             out.append(msg)
     return out, acked
 
 
 def _held(entry: str) -> tuple[str, str, int]:
-    """pending/<id>+<receipt>+<ms since the epoch it was handed out>; a name not of that shape is overdue."""
+    """pending/<id>+<holder>+<ns since the epoch it was handed out>; a name not of that shape is overdue."""
     parts = entry.rsplit("+", 2)
     if len(parts) == 3 and parts[2].isdigit():
         return parts[0], parts[1], int(parts[2])
     return entry, "", 0
 
 
-def _next_receipt(name: str, ack: str | None) -> str:
-    """A fresh receipt, or the one that follows `ack` (the same for a repeated call)."""
+def _next_holder(name: str, ack: str | None) -> str:
+    """The name part of a read's receipt: random, or derived from `ack` (the same for a repeated call)."""
     if ack is None:
         return os.urandom(8).hex()
     import hashlib
 
-    return hashlib.sha256(f"{name}\0{_check_receipt(ack)}".encode()).hexdigest()[:16]
+    return hashlib.sha256(f"{name}\0{ack}".encode()).hexdigest()[:16]
 
 
-def _check_receipt(receipt: str) -> str:
-    if len(receipt) != 16 or any(c not in "0123456789abcdef" for c in receipt):
+def _receipt(text: str) -> tuple[str, int]:
+    """A receipt as reads return it: <16 hex digits: the holder>-<ns: when it was handed out>."""
+    holder, _, until = text.partition("-")
+    hexdigits, digits = "0123456789abcdef", "0123456789"
+    if len(holder) != 16 or any(c not in hexdigits for c in holder) or not 0 < len(until) <= 20 or until.strip(digits):
         raise InvalidInput(
-            f"{receipt[:40]!r} is not a receipt fracta handed out",
-            "pass the `receipt` of your last inbox result (16 hex digits), or nothing on your first read",
+            f"{text[:60]!r} is not a receipt fracta handed out",
+            "pass the `receipt` of your last inbox result, or nothing on your first read",
         )
-    return receipt
+    return holder, int(until)
 
 
 def _folder(folder: str, problems: list[CorruptRecord]) -> list[Message]:

@@ -40,7 +40,7 @@ def _obj(required: list[str], **props: dict[str, Any]) -> dict[str, Any]:
 
 _STR = {"type": "string"}
 _BOOL = {"type": "boolean"}
-_RECEIPT = {"type": "string", "pattern": "^[0-9a-f]{16}$", "description": "a receipt from an inbox result"}
+_RECEIPT = {"type": "string", "pattern": "^[0-9a-f]{16}-[0-9]{1,20}$", "description": "a receipt from an inbox result"}
 _KEY = {
     "type": "string",
     "minLength": 1,
