@@ -295,7 +295,7 @@ def maildir_deliver(maildir: Path, name: str, data: bytes) -> None:
 def _delivered(box: str, name: str) -> bool:
     """Whether the message is in new/, pending/ or cur/ (looked up in the order messages move).
 
-    In pending/ its name carries the delivery's receipt: pending/<name>+<receipt>+<ms>.
+    In pending/ its name carries its reader and the time: pending/<name>+<holder>+<ns>.
     """
     if os.path.exists(f"{box}/new/{name}"):
         return True
