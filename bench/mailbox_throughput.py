@@ -15,7 +15,9 @@ measurement with the disk flushed by sync), each of the P processes loops until 
           regenerating progress.md after the send and after the read costs at least, without
           the rendering and without any coalescing);
   fracta  agents agent-0 .. agent-(P-1), one per process, in a ring: fracta.mailbox.send one
-          message to the next agent, then fracta.mailbox.read our own inbox (whatever it holds),
+          message to the next agent, then fracta.mailbox.read our own inbox (whatever it holds;
+          each read acknowledges the one before with its receipt, and each send is keyed by its
+          call (an agent's identical retry is stored once), as through the gateway),
           with progress.md regenerated the way the control plane and the gateway do it, where
           agents' messages go (progress.Coalescer: every change is covered by a regeneration
           within 20 ms; the slots are aligned on the clock, so P processes regenerate about 50
@@ -128,13 +130,20 @@ def fracta_worker(folder: Path, index: int, deadline: float, coalesce: bool = Fa
         r = dataclasses.replace(r, progress_sink=sink)
     procs = len(os.listdir(r.agents_dir))
     me, peer = f"agent-{index}", f"agent-{(index + 1) % procs}"
-    count = 0
+    count = sent = 0
+    receipt: str | None = None  # each read acknowledges the one before, as the gateway's readers do
+    # The gateway stores an agent's identical call once (fracta_send's retries): its sends are keyed.
+    retry_window = mailbox.SAME_CALL_WINDOW if coalesce else None
     while time.perf_counter() < deadline:
-        mailbox.send(r, me, peer, BODY)
-        box = mailbox.read(r, me)
+        mailbox.send(r, me, peer, f"{BODY}#{sent:06d}", same_call_within=retry_window)
+        sent += 1
+        box = mailbox.read(r, me, ack=receipt)
+        receipt = box.receipt
         if box.problems:
             raise SystemExit(f"{me} read {len(box.problems)} corrupt messages")
         count += len(box.messages)
+    if receipt is not None:
+        mailbox.acknowledge(r, me, receipt)
     if sink is not None:
         sink.flush()
     return count
@@ -190,7 +199,7 @@ def check_delivery(folder: Path, procs: int, read: int) -> None:
 
 
 def message_size() -> int:
-    msg = mailbox.Message(mailbox._new_id(), "agent-0", "agent-1", "2025-01-01T00:00:00.000Z", BODY)
+    msg = mailbox.Message(mailbox._new_id(), "agent-0", "agent-1", "2025-01-01T00:00:00.000Z", f"{BODY}#000000")
     return len(msg.render())
 
 

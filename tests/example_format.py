@@ -31,6 +31,10 @@ ROOT_PLACEHOLDER = "/path/to/project"
 TIME = re.compile(r"\b\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\b")
 TIME_PLACEHOLDER = "2025-01-01T12:00:00.000Z"
 MESSAGE_ID = re.compile(r"\b\d{19}\.\d+\.\d+\.[0-9a-f]{6}\b")  # <time_ns>.<pid>.<seq>.<random>
+PENDING = re.compile(r"\+[0-9a-f]{16}\+\d{19}\b")  # pending/<id>+<holder>+<ns since the epoch>
+PENDING_PLACEHOLDER = "+0123456789abcdef+1735732800000000000"
+RECEIPT = re.compile(r'"receipt":"[0-9a-f]{16}-\d{19}"')  # in events.jsonl: <holder>-<ns>
+RECEIPT_PLACEHOLDER = '"receipt":"0123456789abcdef-1735732800000000000"'
 TOKEN = re.compile(r"[A-Za-z0-9_-]{43}\n")  # secrets.token_urlsafe(32)
 TOKEN_PLACEHOLDER = "EXAMPLE-PLACEHOLDER-not-a-real-token\n"
 
@@ -62,7 +66,7 @@ def generate(folder: Path) -> repo_mod.Repo:
     project.init(r)
     project.join(r, "api", intent="design the REST endpoints", workspace=r.root)
     project.join(r, "ui", intent="sketch the login page", workspace=r.root)
-    mailbox.send(r, "chessmaster", "api", "Please also add /logout.\n")
+    mailbox.send(r, "chessmaster", "api", "Please also add /logout.\n", key="logout-request")
     [ready] = mailbox.send(
         r,
         "api",
@@ -70,11 +74,12 @@ def generate(folder: Path) -> repo_mod.Repo:
         "POST /login is ready on feature/api.\nThe token comes back in the JSON body.\n",
         subject="login",
     )
-    mailbox.read(r, "ui")
+    mailbox.acknowledge(r, "ui", mailbox.read(r, "ui").receipt)
     project.set_intent(r, "ui", "build the login form against the api's endpoints")
     mailbox.send(r, "ui", "api", "Thanks: wiring the form to it now.\n", reply_to=ready.id)
     mailbox.send(r, "api", "chessmaster", "Endpoints drafted; ready for a first review.\n")
     progress.record_action(r, "asked api to add /logout")
+    mailbox.read(r, "chessmaster")  # handed out, not acknowledged yet: held in pending/
     return r
 
 
@@ -101,6 +106,8 @@ def normalize(raw: Snapshot, root: Path | None) -> Snapshot:
         if root is not None:
             text = text.replace(str(root), ROOT_PLACEHOLDER)
         text = MESSAGE_ID.sub(lambda m: ids[m.group(0)], text)
+        text = PENDING.sub(PENDING_PLACEHOLDER, text)
+        text = RECEIPT.sub(RECEIPT_PLACEHOLDER, text)
         return TIME.sub(TIME_PLACEHOLDER, text)
 
     out: Snapshot = {}

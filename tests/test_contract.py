@@ -65,8 +65,14 @@ MESSAGE: dict[str, Spec] = {
 }
 PROBLEM: dict[str, Spec] = {"path": (str,), "error": (str,)}
 LIST: dict[str, Spec] = {"version": (int,), "agents": [AGENT], "problems": [PROBLEM]}
-INBOX: dict[str, Spec] = {"version": (int,), "agent": (str,), "messages": [MESSAGE], "problems": [PROBLEM]}
-SENT: dict[str, Spec] = {"version": (int,), "sent": [MESSAGE]}
+INBOX: dict[str, Spec] = {
+    "version": (int,),
+    "agent": (str,),
+    "messages": [MESSAGE],
+    "problems": [PROBLEM],
+    "receipt": (str,),
+}
+SENT: dict[str, Spec] = {"version": (int,), "sent": [MESSAGE], "duplicates": [(str,)]}
 INTENT: dict[str, Spec] = {"version": (int,), "agent": (str,), "intent": (str,)}
 JOINED: dict[str, Spec] = {"version": (int,), "agent": (str,), "env": {}}  # env: checked on its own below
 ERROR: dict[str, Spec] = {"version": (int,), "error": {"type": (str,), "message": (str,), "hint": (str,)}}

@@ -55,13 +55,16 @@ def test_fracta_reads_the_example_as_it_reads_a_real_state_folder() -> None:
     found, problems = agents.list_all(example)
     assert [a.name for a in found] == ["api", "ui"]
     assert problems == []
-    for name, unread, read in (("api", 2, 0), ("ui", 0, 1), ("chessmaster", 1, 0)):
+    for name, unread, held, read in (("api", 2, 0, 0), ("ui", 0, 0, 1), ("chessmaster", 0, 1, 0)):
         box = example.inbox_dir(name)
         assert mailbox.unread_count(example, name) == unread
+        assert len(list((box / "pending").glob("[0-9]*"))) == held
         assert len(list((box / "cur").glob("[0-9]*"))) == read
-        for path in box.glob("*/[0-9]*"):
+        for path in [p for sub in ("tmp", "new", "pending", "cur") for p in (box / sub).glob("[0-9]*")]:
             msg = mailbox.parse(path, path.read_bytes(), read=path.parent.name == "cur")
-            assert msg.id == path.name and msg.to == name
+            assert msg.id == path.name.split("+")[0] and msg.to == name  # pending/<id>+<receipt>+<ms>
+        for path in (box / "keys").glob("*"):
+            assert mailbox.parse(path, path.read_bytes(), read=False).dedup_key == path.name
 
 
 def test_the_example_readme_explains_every_file_and_folder() -> None:

@@ -438,3 +438,74 @@ def test_proxied_backend_tools_are_listed_and_called(fr: repo_mod.Repo, cli: Cli
         result = alpha.call("time__get_current_time", {"timezone": "UTC"})
         assert not result.is_error
         assert "UTC" in json.dumps([c.model_dump() for c in result.content])
+
+
+def test_sends_retried_through_mcp_are_stored_once_by_key_or_as_the_identical_call(
+    fr: repo_mod.Repo, cli: CliRunner, gateway: str
+) -> None:
+    for name in ("api", "ui"):
+        assert cli("join", name).returncode == 0
+    api, boss = agent(fr, gateway, "api"), chessmaster(fr, gateway)
+    send_help = next(t for t in api.tools() if t.name == "fracta_send").description or ""
+    assert "identical call" in send_help and "10 minutes" in send_help and "idempotency_key" in send_help
+    first = api.data("fracta_send", {"from": "api", "to": "ui", "message": "schema is ready"})
+    retry = api.data("fracta_send", {"from": "api", "to": "ui", "message": "schema is ready"})
+    assert first["duplicates"] == [] and retry["duplicates"] == [first["sent"][0]["id"]] == [retry["sent"][0]["id"]]
+    keyed = {"from": "api", "to": "ui", "message": "schema is ready", "idempotency_key": "schema-v2"}
+    second = api.data("fracta_send", keyed)  # the same text under a key of its own: a new message
+    assert second["duplicates"] == [] and api.data("fracta_send", keyed)["duplicates"] == [second["sent"][0]["id"]]
+    refused = api.refused("fracta_send", keyed | {"message": "another text"})
+    assert "already used for another message" in refused and "hint:" in refused
+    said = [boss.data("fracta_say", {"to": "ui", "message": "stand-up at 10"}) for _ in range(2)]
+    assert said[1]["duplicates"] == [said[0]["sent"][0]["id"]]
+    stored = sorted(os.listdir(fr.inbox_dir("ui") / "new"))
+    assert stored == sorted([first["sent"][0]["id"], second["sent"][0]["id"], said[0]["sent"][0]["id"]])
+
+
+def test_an_mcp_read_is_held_until_acknowledged_and_a_repeated_call_gets_it_again(
+    fr: repo_mod.Repo, cli: CliRunner, gateway: str
+) -> None:
+    assert cli("join", "api").returncode == 0
+    api = agent(fr, gateway, "api")
+    inbox_help = next(t for t in api.tools() if t.name == "fracta_inbox").description or ""
+    assert "receipt" in inbox_help and "`ack`" in inbox_help
+    first = api.data("fracta_inbox", {"name": "api"})
+    assert first["messages"] == []
+    mailbox.send(fr, "chessmaster", "api", "rebase on main")
+    got = api.data("fracta_inbox", {"name": "api", "ack": first["receipt"]})
+    assert [m["body"] for m in got["messages"]] == ["rebase on main"]
+    assert os.listdir(fr.inbox_dir("api") / "cur") == []  # handed out, not yet acknowledged
+    # As if that result had been lost: the identical call gets the same messages, under the same receipt.
+    again = api.data("fracta_inbox", {"name": "api", "ack": first["receipt"]})
+    assert again["messages"] == got["messages"]
+    done = api.data("fracta_inbox", {"name": "api", "ack": got["receipt"]})
+    assert done["messages"] == [] and os.listdir(fr.inbox_dir("api") / "pending") == []
+    assert [m["id"] for m in got["messages"]] == os.listdir(fr.inbox_dir("api") / "cur")
+    assert "not a receipt" in api.refused("fracta_inbox", {"name": "api", "ack": "yesterday"})
+
+
+def test_the_rest_api_stores_a_keyed_send_once_and_acknowledges_reads(fr: repo_mod.Repo, gateway: str) -> None:
+    info = daemon.read_info(fr)
+    assert info is not None
+    project.join(fr, "api")
+    auth = {"Authorization": f"Bearer {fr.token_path.read_text().strip()}"}
+    body = json.dumps({"to": "api", "body": "ship it"}).encode()
+    answers = [raw_post(info.url + "/v1/messages", body, auth | {"Idempotency-Key": "ship-1"}) for _ in range(2)]
+    assert [status for status, _ in answers] == [201, 201]
+    [first, again] = [json.loads(raw) for _, raw in answers]
+    assert again["duplicates"] == [first["sent"][0]["id"]]
+    both = json.dumps({"to": "api", "body": "ship it", "idempotency_key": "other"}).encode()
+    status, raw = raw_post(info.url + "/v1/messages", both, auth | {"Idempotency-Key": "ship-1"})
+    assert status == 422 and "differ" in json.loads(raw)["error"]["message"]
+    api_auth = {"Authorization": f"Bearer {project.agent_token(fr, 'api')}"}
+    status, raw = raw_post(info.url + "/v1/agents/api/inbox", b"{}", api_auth)
+    read = json.loads(raw)
+    assert status == 200 and [m["body"] for m in read["messages"]] == ["ship it"]
+    ack = json.dumps({"receipt": read["receipt"]}).encode()
+    status, raw = raw_post(info.url + "/v1/agents/api/inbox/ack", ack, api_auth)
+    assert status == 200 and json.loads(raw) == {"version": 1, "agent": "api", "acknowledged": 1}
+    assert os.listdir(fr.inbox_dir("api") / "cur") == [first["sent"][0]["id"]]
+    project.join(fr, "ui")
+    ui_auth = {"Authorization": f"Bearer {project.agent_token(fr, 'ui')}"}
+    status, raw = raw_post(info.url + "/v1/agents/api/inbox/ack", ack, ui_auth)  # only api acknowledges api's
+    assert status == 403 and "may not acknowledge messages" in json.loads(raw)["error"]["message"]

@@ -141,6 +141,7 @@ def test_sixteen_senders_and_four_readers_deliver_every_message_once_whole_and_i
         project.join(repo, name)
     outputs = senders_and_readers(Crew(repo_dir, tmp_path / "sync"), senders, 200, 4)
     drained = mailbox.read(repo, "hub")
+    assert mailbox.acknowledge(repo, "hub", drained.receipt) == len(drained.messages)
 
     assert drained.problems == []
     assert all(out["problems"] == [] for out in outputs.values())

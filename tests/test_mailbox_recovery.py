@@ -33,9 +33,13 @@ def duo(initialized: repo_mod.Repo) -> repo_mod.Repo:
     return initialized
 
 
-def read(repo: repo_mod.Repo, name: str) -> mailbox.Inbox:
-    """A read as a new process makes it: one that has not looked into this tmp/ lately."""
-    return mailbox.read(repo_mod.find(repo.root, env={}), name)
+def read(repo: repo_mod.Repo, name: str, *, fresh: bool = True) -> mailbox.Inbox:
+    """A read as `fracta inbox` makes it (acknowledged at once), by a new process (one that has not
+    looked into this tmp/ lately) unless not `fresh`."""
+    reader = repo_mod.find(repo.root, env={}) if fresh else repo
+    box = mailbox.read(reader, name)
+    mailbox.acknowledge(reader, name, box.receipt)
+    return box
 
 
 def age(path: Path, seconds: float) -> None:
@@ -143,7 +147,7 @@ def test_a_sender_whose_message_a_reader_delivered_first_succeeds_once(
         monkeypatch.setattr(os, "fsync", real_fsync)  # once: the reader's own fsync is the real one
         if os.listdir(box / "tmp"):
             monkeypatch.setattr(mailbox, "ORPHAN_AGE", 0.0)
-            assert [m.body for m in mailbox.read(duo, "api").messages] == ["stalled after its fsync"]
+            assert [m.body for m in read(duo, "api", fresh=False).messages] == ["stalled after its fsync"]
 
     monkeypatch.setattr(os, "fsync", fsync_then_a_reader_recovers)
     (msg,) = mailbox.send(duo, "ui", "api", "stalled after its fsync")
@@ -181,7 +185,7 @@ def test_readers_that_recover_at_once_race_live_senders_and_every_message_arrive
     for name in ["hub", *senders]:
         project.join(duo, name)
     outputs = senders_and_readers(Crew(repo_dir, tmp_path / "sync"), senders, 150, 4, orphan_age=0)
-    drained = mailbox.read(duo, "hub")
+    drained = read(duo, "hub", fresh=False)
 
     got = [m["body"] for out in outputs.values() for m in out["messages"]] + [m.body for m in drained.messages]
     assert all(out["problems"] == [] for out in outputs.values())
@@ -199,8 +203,8 @@ def test_readers_that_recover_at_once_race_live_senders_and_every_message_arrive
 
 def test_a_long_lived_reader_looks_into_tmp_again_once_a_tenth_of_orphan_age_has_passed(duo: repo_mod.Repo) -> None:
     reader = repo_mod.find(duo.root, env={})
-    assert mailbox.read(reader, "api").messages == []
+    assert read(reader, "api", fresh=False).messages == []
     msg, _ = sent_then_crashed(duo, "found on a later look")
-    assert mailbox.read(reader, "api").messages == []  # looked a moment ago: not yet
+    assert read(reader, "api", fresh=False).messages == []  # looked a moment ago: not yet
     reader.tmp_checked["api"] -= mailbox.ORPHAN_AGE / 10  # as if that much time had passed
-    assert [m.id for m in mailbox.read(reader, "api").messages] == [msg.id]
+    assert [m.id for m in read(reader, "api", fresh=False).messages] == [msg.id]

@@ -293,18 +293,131 @@ def maildir_deliver(maildir: Path, name: str, data: bytes) -> None:
 
 
 def _delivered(box: str, name: str) -> bool:
-    """Whether the message is in new/ or cur/ (looked up in the order messages move)."""
-    return os.path.exists(f"{box}/new/{name}") or os.path.exists(f"{box}/cur/{name}")
+    """Whether the message is in new/, pending/ or cur/ (looked up in the order messages move).
+
+    In pending/ its name carries its reader and the time: pending/<name>+<holder>+<ns>.
+    """
+    if os.path.exists(f"{box}/new/{name}"):
+        return True
+    try:
+        held = os.listdir(f"{box}/pending")  # small: only messages awaiting their reader's acknowledgement
+    except FileNotFoundError:
+        held = []
+    return any(entry.startswith(f"{name}+") for entry in held) or os.path.exists(f"{box}/cur/{name}")
 
 
-def maildir_claim(maildir: Path, name: str) -> bool:
-    """Move new/<name> to cur/<name>; False when another reader claimed it first."""
+def maildir_move(maildir: Path, src: str, dst: str) -> bool:
+    """Rename `src` to `dst` (both relative to the Maildir, e.g. new/<id> to pending/<id>+...);
+    False when another process moved it first. The rename decides between racing readers."""
     box = os.fspath(maildir)
     try:
-        os.rename(f"{box}/new/{name}", f"{box}/cur/{name}")
+        os.rename(f"{box}/{src}", f"{box}/{dst}")
     except FileNotFoundError:
         return False
     return True
+
+
+def maildir_deliver_once(maildir: Path, name: str, data: bytes, key: str, reuse: Callable[[bytes], bool]) -> bool:
+    """Deliver one message as maildir_deliver does, but once per `key`; False when an earlier one stands.
+
+    keys/<key> is a hard link to the message delivered under that key. It is made once the
+    message is written whole and before its one fsync (which makes the link durable with the
+    file), and stays valid as the message moves from folder to folder (the same inode): making
+    it is the send's commit point. A message in tmp/ without its key link was never committed
+    and is never delivered (mailbox._whole). When keys/<key> exists and `reuse(its bytes)`
+    accepts it, nothing is stored: that earlier message's delivery is finished here if a crash
+    interrupted it, and False is returned. When `reuse` refuses it (an old or torn message),
+    the key is moved over to this message, under keys/.lock.
+    """
+    box = os.fspath(maildir)
+    tmp = f"{box}/tmp/{name}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    linked = False
+    try:
+        try:
+            _write_all(fd, data)
+            linked = _link_key(box, tmp, key, reuse)
+            if linked:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+    except BaseException:
+        if not linked:  # a linked message is committed: readers deliver it (maildir_recover)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        raise
+    if not linked:
+        os.unlink(tmp)  # ours, never committed: the earlier message stands for it
+        _finish(box, key)
+        return False
+    try:
+        os.rename(tmp, f"{box}/new/{name}")
+    except FileNotFoundError:
+        if not _delivered(box, name):  # a retry or a reader finished it first; else the inbox is gone
+            raise
+    return True
+
+
+def _link_key(box: str, tmp: str, key: str, reuse: Callable[[bytes], bool]) -> bool:
+    """Make keys/<key> name `tmp`; False when it names an earlier message that `reuse` accepts."""
+    keys = f"{box}/keys"
+    try:
+        try:
+            os.link(tmp, f"{keys}/{key}")
+        except FileNotFoundError:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(keys)  # the inbox's first keyed message (or one made before keys/ existed)
+            os.link(tmp, f"{keys}/{key}")
+        return True
+    except FileExistsError:
+        pass
+    if _reusable(f"{keys}/{key}", reuse):
+        return False
+    with lock(Path(f"{keys}/.lock")):
+        if _reusable(f"{keys}/{key}", reuse):  # another sender took the key over meanwhile
+            return False
+        staged = f"{keys}/.{key}{TMP_MARK}{os.getpid()}.{_rand()}"
+        os.link(tmp, staged)
+        os.replace(staged, f"{keys}/{key}")
+    return True
+
+
+def _reusable(path: str, reuse: Callable[[bytes], bool]) -> bool:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        return reuse(read_all(fd))
+    finally:
+        os.close(fd)
+
+
+def _finish(box: str, key: str) -> None:
+    """Deliver the message keys/<key> names if a crash left it in tmp/ (its sender died before its rename)."""
+    try:
+        fd = os.open(f"{box}/keys/{key}", os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        linked = os.fstat(fd)
+        for name in os.listdir(f"{box}/tmp"):
+            try:
+                here = os.stat(f"{box}/tmp/{name}")
+            except FileNotFoundError:
+                continue
+            if (here.st_ino, here.st_dev) != (linked.st_ino, linked.st_dev):
+                continue
+            os.fsync(fd)  # its sender may have died before its own fsync
+            if _delivered(box, name):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(f"{box}/tmp/{name}")  # a second name for a message already delivered
+            else:
+                with contextlib.suppress(FileNotFoundError):  # its sender or a reader moved it first
+                    os.rename(f"{box}/tmp/{name}", f"{box}/new/{name}")
+            return
+    finally:
+        os.close(fd)
 
 
 @dataclass

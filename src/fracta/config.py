@@ -17,7 +17,7 @@ DEFAULTS: dict[str, Any] = {
     "gateway": {"host": "127.0.0.1", "port": 8080, "allowed_hosts": []},
     "agents": {"max_agents": 4, "default_runtime": "command", "wake": True, "agent_runtimes": {}},
     "workspaces": {"spares": 1},
-    "mailbox": {"max_message_bytes": 65536},
+    "mailbox": {"max_message_bytes": 65536, "redeliver_after": 300},
     "reaper": {"ttl": 86400, "sweep_interval": 60, "kill_grace": 5},
     "hooks": {"notify_chessmaster": True, "subscribers": {}},
     "mcp_servers": {},
@@ -77,6 +77,8 @@ workspaces:
 
 mailbox:
   max_message_bytes: 65536
+  redeliver_after: 300   # seconds: messages handed to a reader that never acknowledged them are
+                         # handed out again after this long (see "Messages: exactly once" in README)
 
 reaper:
   ttl: 86400             # seconds after an agent finished before it may be removed

@@ -134,3 +134,10 @@ class MergeConflict(FractaError):
         )
         self.branch = branch
         self.files = files
+
+
+class IdempotencyConflict(FractaError):
+    """An idempotency key repeated with a different message: the key names the first one."""
+
+    exit_code = EXIT_CONFLICT
+    http_status = 409

@@ -1,18 +1,27 @@
-"""Mailboxes with Maildir semantics: one message a file, durable on send, delivered exactly once."""
+"""Mailboxes with Maildir semantics: one message a file, durable on send, stored once per dedup key,
+handed to its reader until the reader acknowledges it.
+
+An inbox is tmp/ -> new/ -> pending/ -> cur/: a message being written, unread, handed to a reader
+and awaiting that reader's acknowledgement, read. keys/ holds a hard link to each message sent
+with a dedup key, named after the key. The guarantee as the reader sees it is in README.md
+("Messages: exactly once").
+"""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import os
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from . import agents, atomic, clock, events, names, progress
-from .errors import AgentNotFound, CorruptRecord, InvalidInput
+from .errors import AgentNotFound, CorruptRecord, IdempotencyConflict, InvalidInput
 from .repo import Repo
 
 SCHEMA = 1
@@ -20,6 +29,8 @@ _seq = itertools.count()
 # A whole message found in tmp/ this long after its last write was left by a sender that died, or
 # by a crash that lost its move into new/, after the message's fsync: a reader delivers it itself.
 ORPHAN_AGE = 10.0
+# An identical call (same sender, recipient, text) this soon after the one that stored a message is its retry.
+SAME_CALL_WINDOW = 600.0
 _READ_SIZE = 1 << 16  # one read() takes a message of the default size limit whole
 
 
@@ -33,6 +44,8 @@ class Message:
     subject: str | None = None
     reply_to: str | None = None
     read: bool = False
+    dedup_key: str | None = None  # keys/<dedup_key> names it: it was sent with an idempotency key
+    duplicate: bool = False  # stored by an earlier call with the same key, returned again to its retry
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -60,6 +73,7 @@ class Message:
             "sent": self.sent_at,
             "subject": self.subject,
             "reply-to": self.reply_to,
+            "dedup-key": self.dedup_key,
             "body-crc32": f"{zlib.crc32(body):08x}",
         }
         head = "".join(f"{k}: {v}\n" for k, v in headers.items() if v is not None)
@@ -96,6 +110,7 @@ def parse(path: Path | str, data: bytes, read: bool) -> Message:
             subject=headers.get("subject"),
             reply_to=headers.get("reply-to"),
             read=read,
+            dedup_key=headers.get("dedup-key"),
         )
     except KeyError as exc:
         raise CorruptRecord(Path(path), f"missing header {exc}") from None
@@ -134,11 +149,40 @@ def send(
     *,
     subject: str | None = None,
     reply_to: str | None = None,
+    key: str | None = None,
+    same_call_within: float | None = None,
 ) -> list[Message]:
-    """Deliver a message durably to one agent or to all (*); validates everything before writing."""
+    """Deliver a message durably to one agent or to all (*); validates everything before writing.
+
+    With `key` (the client's idempotency key), a send repeated with the same key is stored once
+    per recipient: the repeat returns the earlier message (`duplicate`), and a different message
+    under a used key is refused. Without one, `same_call_within` seconds make an identical
+    send (same sender, `to`, subject, reply-to and body) that soon after the first its retry.
+    """
     names.validate_participant(sender)
     if not _known(repo, sender):
         raise AgentNotFound(f"unknown sender {sender!r}", "send as an existing agent or as chessmaster")
+    _check_message(repo, body, subject, reply_to)
+    dedup = dedup_key(sender, to, body, subject, reply_to, key) if key is not None or same_call_within else None
+    targets = recipients(repo, sender, to)
+    sent: list[Message] = []
+    for target in targets:
+        msg = Message(_new_id(), sender, target, clock.now(), body, subject, reply_to, dedup_key=dedup)
+        if dedup is None:
+            atomic.maildir_deliver(repo.inbox_dir(target), msg.id, msg.render())
+        else:
+            msg = _deliver_once(repo.inbox_dir(target), msg, None if key is not None else same_call_within)
+        sent.append(msg)
+    agents.touch_activity(repo, sender)
+    for msg in sent:
+        events.record(
+            repo, "message.duplicate" if msg.duplicate else "message.sent", agent=sender, to=msg.to, id=msg.id
+        )
+    progress.refresh(repo)
+    return sent
+
+
+def _check_message(repo: Repo, body: str, subject: str | None, reply_to: str | None) -> None:
     limit = _size_limit(repo)
     if not body.strip():
         raise InvalidInput("the message is empty", "say something")
@@ -151,52 +195,124 @@ def send(
     for field_name, value in (("subject", subject), ("reply-to", reply_to)):
         if value is not None and ("\n" in value or "\r" in value):
             raise InvalidInput(f"the {field_name} must be one line", f"remove the line breaks from the {field_name}")
-    targets = recipients(repo, sender, to)
-    sent: list[Message] = []
-    for target in targets:
-        msg = Message(_new_id(), sender, target, clock.now(), body, subject, reply_to)
-        atomic.maildir_deliver(repo.inbox_dir(target), msg.id, msg.render())
-        sent.append(msg)
-    agents.touch_activity(repo, sender)
-    for msg in sent:
-        events.record(repo, "message.sent", agent=sender, to=msg.to, id=msg.id)
-    progress.refresh(repo)
-    return sent
+
+
+MAX_KEY = 200
+
+
+def check_key(key: str) -> str:
+    """An idempotency key as clients pass it: 1 to 200 printable characters on one line."""
+    if not key or len(key) > MAX_KEY or not key.isprintable():
+        raise InvalidInput(
+            f"the idempotency key must be 1 to {MAX_KEY} printable characters on one line",
+            "use a UUID, or any string unique to this message",
+        )
+    return key
+
+
+def dedup_key(sender: str, to: str, body: str, subject: str | None, reply_to: str | None, key: str | None) -> str:
+    """The name in keys/: a hash of the sender and its key, or of the whole call when it passed none."""
+    import hashlib  # only here: plain sends and `fracta say` without a key do without it
+
+    if key is not None:
+        what = f"key\0{sender}\0{check_key(key)}"
+    else:
+        what = f"call\0{sender}\0{to}\0{subject}\0{reply_to}\0{body}"
+    return hashlib.sha256(what.encode()).hexdigest()[:32]
+
+
+def _deliver_once(box: Path, msg: Message, window: float | None) -> Message:
+    """Deliver `msg` unless keys/ names an earlier message with its key (younger than `window`)."""
+    earlier: list[Message] = []
+
+    def reuse(data: bytes) -> bool:
+        try:
+            found = parse("keys", data, read=False)
+        except CorruptRecord:
+            return False  # torn by a crash before its send returned: the key is free
+        if window is not None and time.time_ns() - _sent_ns(found.id) >= window * 1e9:
+            return False  # the same text again, long after: a new message
+        earlier[:] = [found]
+        return True
+
+    assert msg.dedup_key is not None
+    if atomic.maildir_deliver_once(box, msg.id, msg.render(), msg.dedup_key, reuse):
+        return msg
+    (found,) = earlier
+    if (found.to, found.body, found.subject, found.reply_to) != (msg.to, msg.body, msg.subject, msg.reply_to):
+        raise IdempotencyConflict(
+            f"the idempotency key was already used for another message to {msg.to} ({found.id})",
+            "use a new key for a new message; repeat a key only to retry the very same send",
+        )
+    return dataclasses.replace(found, duplicate=True)
+
+
+def _sent_ns(message_id: str) -> int:
+    """Message ids start with the send time in nanoseconds (_new_id)."""
+    head = message_id.split(".", 1)[0]
+    return int(head) if head.isdigit() else 0
 
 
 @dataclass(frozen=True)
 class Inbox:
     messages: list[Message]
     problems: list[CorruptRecord]
+    receipt: str  # acknowledges these messages: pass it as `ack` to the next read, or to acknowledge()
 
 
-def read(repo: Repo, name: str, *, include_read: bool = False) -> Inbox:
-    """Unread messages in send order, each claimed (marked read) exactly once across readers.
+def read(
+    repo: Repo, name: str, *, include_read: bool = False, ack: str | None = None, redeliver_after: float | None = None
+) -> Inbox:
+    """Hand out the unread messages in send order, each to one reader, until that reader acknowledges them.
 
-    A corrupt message file is reported and left where it is; it never hides the others.
+    `ack`, the receipt of this reader's previous read, acknowledges the messages that read
+    returned (pending/ -> cur/). The messages handed out now are held in pending/ under the
+    receipt returned, whose name part is derived from `ack`: a call repeated with the same
+    `ack` (its result was lost) gets them again. Messages held longer than `redeliver_after`
+    seconds (mailbox.redeliver_after) under another receipt are handed out again. Reads of one
+    inbox take turns (inbox/read.lock). A corrupt message file is reported and left where it
+    is; it never hides the others.
     """
-    names.validate_participant(name)
-    if not _known(repo, name):
-        raise AgentNotFound(f"no agent named {name!r}", "run fracta list to see the agents")
-    box = repo.inbox_dir(name)
+    box = _inbox(repo, name)
+    acked_by = _receipt(ack) if ack is not None else None
+    held_by = _next_holder(name, ack)
     folder = os.fspath(box)  # plain strings: this runs once per message
     # An orphan waits ORPHAN_AGE before anyone delivers it: looking a tenth as often is enough.
     now = time.monotonic()
     if now - repo.tmp_checked.get(name, -ORPHAN_AGE) >= ORPHAN_AGE / 10:
         repo.tmp_checked[name] = now
         _recover(repo, name, box)
+
+    def timeout() -> float:  # read only when a message held for another receipt is looked at: no YAML otherwise
+        if redeliver_after is None:
+            return repo.config.integer("mailbox.redeliver_after", minimum=1)
+        return redeliver_after
+
     out: list[Message] = []
     problems: list[CorruptRecord] = []
     if include_read:
-        for entry in sorted(_names(f"{folder}/cur")):
-            try:
-                path = f"{folder}/cur/{entry}"
-                out.append(parse(path, _read(path), read=True))
-            except CorruptRecord as exc:
-                problems.append(exc)
-            except FileNotFoundError:
-                continue
-    claimed = 0
+        out += _folder(f"{folder}/cur", problems)
+    # One read at a time: a repeated call then sees all that the call it repeats handed out, and
+    # the receipt's time separates what a response held from what a later duplicate added.
+    with atomic.lock(box / "read.lock"):
+        stamp = time.time_ns()
+        held, acked = _pending(box, acked_by, held_by, (stamp, timeout), problems, include_read)
+        handed = [m for m in held if not m.read]
+        out += [m for m in held if m.read]
+        claimed = _claim(box, f"+{held_by}+{stamp}", problems)
+    handed += claimed
+    if claimed or acked or handed:
+        agents.touch_activity(repo, name)
+        events.record(repo, "inbox.read", agent=name, count=len(handed), acked=acked, receipt=f"{held_by}-{stamp}")
+    if claimed:
+        progress.refresh(repo)
+    return Inbox(out + sorted(handed, key=lambda m: m.id), problems, f"{held_by}-{stamp}")
+
+
+def _claim(box: Path, suffix: str, problems: list[CorruptRecord]) -> list[Message]:
+    """Move every whole message of new/ into pending/, its name + `suffix`; returns them."""
+    folder = os.fspath(box)
+    out: list[Message] = []
     for entry in sorted(_names(f"{folder}/new")):
         path = f"{folder}/new/{entry}"
         try:
@@ -206,31 +322,154 @@ def read(repo: Repo, name: str, *, include_read: bool = False) -> Inbox:
         except CorruptRecord as exc:
             problems.append(exc)
             continue
-        if not atomic.maildir_claim(box, entry):
-            continue  # another reader claimed it between our read and our rename
-        out.append(msg)
-        claimed += 1
-    if claimed:
-        agents.touch_activity(repo, name)
-        events.record(repo, "inbox.read", agent=name, count=claimed)
-        progress.refresh(repo)
-    return Inbox(out, problems)
+        if atomic.maildir_move(box, f"new/{entry}", f"pending/{entry}{suffix}"):
+            out.append(msg)  # else another reader claimed it between our read and our rename
+    return out
 
 
-def _whole(name: str, data: bytes) -> bool:
-    """A message file as its sender wrote it: it parses, is named after its id, and its body
-    matches its checksum (a crash may leave a file empty, cut short, or with another's blocks)."""
+def acknowledge(repo: Repo, name: str, receipt: str) -> int:
+    """Mark read the messages the read that returned `receipt` handed out (pending/ -> cur/); returns how many."""
+    box = _inbox(repo, name)
+    acked_by = _receipt(receipt)
+    with atomic.lock(box / "read.lock"):
+        _, acked = _pending(box, acked_by, None, (0, lambda: 0.0), [], False)
+    if acked:
+        events.record(repo, "inbox.acked", agent=name, count=acked)
+    return acked
+
+
+def _inbox(repo: Repo, name: str) -> Path:
+    names.validate_participant(name)
+    if not _known(repo, name):
+        raise AgentNotFound(f"no agent named {name!r}", "run fracta list to see the agents")
+    return repo.inbox_dir(name)
+
+
+def _pending(
+    box: Path,
+    acked_by: tuple[str, int] | None,
+    held_by: str | None,
+    times: tuple[int, Callable[[], float]],
+    problems: list[CorruptRecord],
+    include_read: bool,
+) -> tuple[list[Message], int]:
+    """Go through pending/, with `times` = (now in ns, the redelivery timeout in seconds).
+
+    Acknowledges what `acked_by` (holder, time) covers: its holder's messages handed out up to
+    that time. Hands out under `held_by` again what it already holds (a repeated call), and anew
+    what its reader never got: the acknowledged holder's messages handed out later (by a
+    duplicate of that read), and any held longer than the timeout. Returns those (read=False),
+    the others when `include_read` (read=True), and how many were acknowledged.
+    """
+    now, timeout = times
+    expired: int | None = None
+    folder = f"{os.fspath(box)}/pending"
+    try:
+        entries = os.listdir(folder)
+    except FileNotFoundError:
+        with contextlib.suppress(FileExistsError, FileNotFoundError):  # not the inbox itself, if it is gone
+            os.mkdir(folder)  # the inbox's first read (or one made before pending/ existed)
+        entries = []
+    out: list[Message] = []
+    acked = 0
+    for entry in entries:
+        msg_id, by, since = _held(entry)
+        missed = acked_by is not None and by == acked_by[0]
+        if acked_by is not None and missed and since <= acked_by[1]:
+            acked += atomic.maildir_move(box, f"pending/{entry}", f"cur/{msg_id}")
+            continue
+        mine = held_by is not None and by == held_by
+        if not (mine or missed) and held_by is not None and expired is None:
+            expired = now - int(timeout() * 1e9)
+        take = held_by is not None and not mine and (missed or (expired is not None and since < expired))
+        if not (mine or take or include_read):
+            continue
+        path = f"{folder}/{entry}"
+        try:
+            msg = parse(path, _read(path), read=not (mine or take))
+        except FileNotFoundError:
+            continue  # acknowledged, or taken over, by its reader meanwhile
+        except CorruptRecord as exc:
+            problems.append(exc)
+            continue
+        if not take or atomic.maildir_move(box, f"pending/{entry}", f"pending/{msg_id}+{held_by}+{now}"):
+            out.append(msg)
+    return out, acked
+
+
+def _held(entry: str) -> tuple[str, str, int]:
+    """pending/<id>+<holder>+<ns since the epoch it was handed out>; a name not of that shape is overdue."""
+    parts = entry.rsplit("+", 2)
+    if len(parts) == 3 and parts[2].isdigit():
+        return parts[0], parts[1], int(parts[2])
+    return entry, "", 0
+
+
+def _next_holder(name: str, ack: str | None) -> str:
+    """The name part of a read's receipt: random, or derived from `ack` (the same for a repeated call)."""
+    if ack is None:
+        return os.urandom(8).hex()
+    import hashlib
+
+    return hashlib.sha256(f"{name}\0{ack}".encode()).hexdigest()[:16]
+
+
+def _receipt(text: str) -> tuple[str, int]:
+    """A receipt as reads return it: <16 hex digits: the holder>-<ns: when it was handed out>."""
+    holder, _, until = text.partition("-")
+    hexdigits, digits = "0123456789abcdef", "0123456789"
+    if len(holder) != 16 or any(c not in hexdigits for c in holder) or not 0 < len(until) <= 20 or until.strip(digits):
+        raise InvalidInput(
+            f"{text[:60]!r} is not a receipt fracta handed out",
+            "pass the `receipt` of your last inbox result, or nothing on your first read",
+        )
+    return holder, int(until)
+
+
+def _folder(folder: str, problems: list[CorruptRecord]) -> list[Message]:
+    out: list[Message] = []
+    for entry in sorted(_names(folder)):
+        try:
+            path = f"{folder}/{entry}"
+            out.append(parse(path, _read(path), read=True))
+        except CorruptRecord as exc:
+            problems.append(exc)
+        except FileNotFoundError:
+            continue
+    return out
+
+
+def _whole(box: str, name: str, data: bytes) -> bool:
+    """A committed message file as its sender wrote it: it parses, is named after its id, and its
+    body matches its checksum (a crash may leave a file empty, cut short, or with another's
+    blocks); one sent with a dedup key is committed only once keys/ links to it (see
+    atomic.maildir_deliver_once): without the link, its sender died before that and its retry
+    stores it."""
     try:
         msg = parse(name, data, read=False)
     except CorruptRecord:
         return False
-    return msg.id == name and b"\nbody-crc32: " in data.partition(b"\n\n")[0]
+    if msg.id != name or b"\nbody-crc32: " not in data.partition(b"\n\n")[0]:
+        return False
+    if msg.dedup_key is None:
+        return True
+    try:
+        linked, here = os.stat(f"{box}/keys/{msg.dedup_key}"), os.stat(f"{box}/tmp/{name}")
+    except FileNotFoundError:
+        return False
+    return (linked.st_ino, linked.st_dev) == (here.st_ino, here.st_dev)
 
 
 def _recover(
     repo: Repo, name: str, box: Path, orphan_age: float | None = None, remove_torn_after: float | None = None
 ) -> int:
-    found = atomic.maildir_recover(box, _whole, ORPHAN_AGE if orphan_age is None else orphan_age, remove_torn_after)
+    folder = os.fspath(box)
+    found = atomic.maildir_recover(
+        box,
+        lambda entry, data: _whole(folder, entry, data),
+        ORPHAN_AGE if orphan_age is None else orphan_age,
+        remove_torn_after,
+    )
     for msg_id in found.delivered:
         events.record(repo, "message.recovered", agent=name, id=msg_id)
     return len(found.delivered) + len(found.removed)

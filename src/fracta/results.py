@@ -45,11 +45,16 @@ def inbox(name: str, box: mailbox.Inbox) -> dict[str, Any]:
         "agent": name,
         "messages": [m.to_dict() for m in box.messages],
         "problems": [problem_view(p) for p in box.problems],
+        "receipt": box.receipt,
     }
 
 
 def sent(messages: list[mailbox.Message]) -> dict[str, Any]:
-    return {"version": VERSION, "sent": [m.to_dict() for m in messages]}
+    return {
+        "version": VERSION,
+        "sent": [m.to_dict() for m in messages],
+        "duplicates": [m.id for m in messages if m.duplicate],
+    }
 
 
 def intent(agent: agents.Agent) -> dict[str, Any]:

@@ -90,9 +90,11 @@ def role_read(repo: repo_mod.Repo, args: argparse.Namespace) -> None:
     got: list[dict[str, Any]] = []
     problems: list[str] = []
     barrier(args)
+    receipt: str | None = None  # each reader acknowledges what it got with its next read, as a queue's consumer
     for batch in itertools.count():
         stopping = stop.exists()
-        box = mailbox.read(repo, args.to)
+        box = mailbox.read(repo, args.to, ack=receipt)
+        receipt = box.receipt
         got += [{"batch": batch, "id": m.id, "from": m.sender, "to": m.to, "body": m.body} for m in box.messages]
         problems += [p.message for p in box.problems]
         if box.messages and args.gate:
@@ -101,6 +103,7 @@ def role_read(repo: repo_mod.Repo, args: argparse.Namespace) -> None:
             break
         if not box.messages:
             time.sleep(0.002)  # nothing to claim: leave the CPU to the senders
+    mailbox.acknowledge(repo, args.to, receipt)
     emit(Path(args.out), {"messages": got, "problems": problems})
 
 
@@ -114,7 +117,8 @@ def role_churn(repo: repo_mod.Repo, args: argparse.Namespace) -> None:
         project.set_intent(repo, who, f"{args.sender} step {index} " + "x" * rng.randint(0, 160))
         mailbox.send(repo, args.sender, targets[(index + 1) % len(targets)], make_body(args.sender, index, rng, 200))
         if index % 10 == 0:
-            mailbox.read(repo, args.sender)
+            box = mailbox.read(repo, args.sender)
+            mailbox.acknowledge(repo, args.sender, box.receipt)
             progress.record_action(repo, f"{args.sender} checked in at step {index}")
     emit(Path(args.out), {"done": args.count})
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -99,16 +100,29 @@ def list_cmd(as_json: bool) -> int:
 @click.option("--from", "sender", default="chessmaster", show_default=True, help="Who sends it.")
 @click.option("--subject", default=None, help="Optional one-line subject.")
 @click.option("--reply-to", default=None, help="Optional id of the message this answers.")
+@click.option(
+    "--idempotency-key",
+    "key",
+    default=None,
+    help="A string unique to this message: running the command again with it stores the message once.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the versioned JSON shape.")
-def say_cmd(to: str, message: str, sender: str, subject: str | None, reply_to: str | None, as_json: bool) -> None:
+def say_cmd(
+    to: str, message: str, sender: str, subject: str | None, reply_to: str | None, key: str | None, as_json: bool
+) -> None:
     """Send MESSAGE to agent TO (or * for every agent but the sender)."""
     from .. import messaging
 
-    done = messaging.send(_repo(), sender, to, message, subject=subject, reply_to=reply_to)
+    done = messaging.send(_repo(), sender, to, message, subject=subject, reply_to=reply_to, key=key)
     if as_json:
         render.emit_json(results.sent(done.sent))
     else:
-        click.echo(f"sent to {', '.join(m.to for m in done.sent) or 'nobody (no other agents)'}")
+        stored = [m.to for m in done.sent if not m.duplicate]
+        again = [m.to for m in done.sent if m.duplicate]
+        if stored or not again:
+            click.echo(f"sent to {', '.join(stored) or 'nobody (no other agents)'}")
+        if again:
+            click.echo(f"already sent to {', '.join(again)} with this idempotency key: not stored again")
         if done.woken:
             click.echo(f"woke {', '.join(done.woken)} (resuming its session to read the inbox)")
 
@@ -118,14 +132,17 @@ def say_cmd(to: str, message: str, sender: str, subject: str | None, reply_to: s
 @click.option("--all", "include_read", is_flag=True, help="Also show messages already read.")
 @click.option("--json", "as_json", is_flag=True, help="Print the versioned JSON shape.")
 def inbox_cmd(name: str, include_read: bool, as_json: bool) -> int:
-    """Read NAME's unread messages (marking them read)."""
-    box = mailbox.read(_repo(), name, include_read=include_read)
+    """Read NAME's unread messages (marking them read once they are printed)."""
+    r = _repo()
+    box = mailbox.read(r, name, include_read=include_read)
     if as_json:
         render.emit_json(results.inbox(name, box))
     elif not box.messages:
         click.echo("no unread messages" if not include_read else "no messages")
     else:
         click.echo("\n".join(render.message(m) for m in box.messages))
+    sys.stdout.flush()  # printed: only now are they read (a failed write leaves them to be handed out again)
+    mailbox.acknowledge(r, name, box.receipt)
     for problem in box.problems:
         render.warn(f"{problem.message} ({problem.hint})")
     return EXIT_CORRUPT if box.problems else 0

@@ -131,6 +131,7 @@ class Api:
             _text(data, "body", required=True) or "",
             subject=_text(data, "subject"),
             reply_to=_text(data, "reply_to"),
+            key=_idempotency_key(request, data),
             kick=self.kick,
         )
         self.kick()
@@ -140,8 +141,15 @@ class Api:
         name = request.path_params["name"]
         self.caller(request).require_self(name, "read the inbox")
         data = await self.body(request)
-        box = await _threaded(mailbox.read, self.repo, name, include_read=_flag(data, "all"))
+        box = await _threaded(mailbox.read, self.repo, name, include_read=_flag(data, "all"), ack=_text(data, "ack"))
         return JSONResponse(results.inbox(name, box))
+
+    async def ack(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        self.caller(request).require_self(name, "acknowledge messages")
+        data = await self.body(request)
+        count = await _threaded(mailbox.acknowledge, self.repo, name, _text(data, "receipt", required=True) or "")
+        return JSONResponse({"version": results.VERSION, "agent": name, "acknowledged": count})
 
     async def intent(self, request: Request) -> Response:
         name = request.path_params["name"]
@@ -231,6 +239,16 @@ def _text(data: dict[str, Any], key: str, *, required: bool = False) -> str | No
     if not isinstance(value, str):
         raise InvalidInput(f"field {key!r} must be a string")
     return value
+
+
+def _idempotency_key(request: Request, data: dict[str, Any]) -> str | None:
+    """The Idempotency-Key header or the idempotency_key field (the same value if both are sent)."""
+    header, field = request.headers.get("idempotency-key"), _text(data, "idempotency_key")
+    if header is not None and field is not None and header != field:
+        raise InvalidInput(
+            "the Idempotency-Key header and the idempotency_key field differ", "send the key in one of them"
+        )
+    return header if header is not None else field
 
 
 def _flag(data: dict[str, Any], key: str) -> bool:
@@ -326,6 +344,7 @@ def build(
         Route("/v1/agents/{name}", api.kill, methods=["DELETE"]),
         Route("/v1/agents/{name}/merge", api.merge, methods=["POST"]),
         Route("/v1/agents/{name}/inbox", api.inbox, methods=["POST"]),
+        Route("/v1/agents/{name}/inbox/ack", api.ack, methods=["POST"]),
         Route("/v1/agents/{name}/intent", api.intent, methods=["GET", "PUT"]),
         Route("/v1/agents/{name}/peek", api.peek, methods=["GET"]),
         Route("/v1/messages", api.say, methods=["POST"]),

@@ -40,6 +40,13 @@ def _obj(required: list[str], **props: dict[str, Any]) -> dict[str, Any]:
 
 _STR = {"type": "string"}
 _BOOL = {"type": "boolean"}
+_RECEIPT = {"type": "string", "pattern": "^[0-9a-f]{16}-[0-9]{1,20}$", "description": "a receipt from an inbox result"}
+_KEY = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 200,
+    "description": "stores the message once however often the request is retried (also: Idempotency-Key header)",
+}
 
 
 def q_int(name: str, low: int, high: int) -> dict[str, Any]:
@@ -119,7 +126,19 @@ def document() -> dict[str, Any]:
                 "post": _op("Merge the agent's branch", params=[_NAME], body=_obj([], notify=_BOOL)),
             },
             "/v1/agents/{name}/inbox": {
-                "post": _op("Read (and mark read) the agent's messages", params=[_NAME], body=_obj([], all=_BOOL)),
+                "post": _op(
+                    "Hand out the agent's unread messages; `ack` (the receipt of the previous read) acknowledges "
+                    "what that read handed out",
+                    params=[_NAME],
+                    body=_obj([], all=_BOOL, ack=_RECEIPT),
+                ),
+            },
+            "/v1/agents/{name}/inbox/ack": {
+                "post": _op(
+                    "Acknowledge the messages a read handed out under `receipt`",
+                    params=[_NAME],
+                    body=_obj(["receipt"], receipt=_RECEIPT),
+                ),
             },
             "/v1/agents/{name}/intent": {
                 "get": _op("The agent's intent", params=[_NAME]),
@@ -138,6 +157,7 @@ def document() -> dict[str, Any]:
                         body=_STR,
                         subject=_STR,
                         reply_to=_STR,
+                        idempotency_key=_KEY,
                         **{"from": _NAME_SCHEMA},
                     ),
                 ),

@@ -109,13 +109,20 @@ def get(name: str) -> Tool | None:
 def _send(call: Call) -> dict[str, Any]:
     sender = call.text("from")
     call.caller.require_self(sender, "send messages")
-    return results.sent(messaging.send(call.repo, sender, call.text("to"), call.text("message"), kick=call.kick).sent)
+    done = messaging.send(call.repo, sender, call.text("to"), call.text("message"), kick=call.kick, **_once(call))
+    return results.sent(done.sent)
+
+
+def _once(call: Call) -> dict[str, Any]:
+    """How a retried send is stored once: by its idempotency_key, else as an identical call (RETRIES)."""
+    key = call.optional("idempotency_key")
+    return {"key": key} if key is not None else {"same_call_within": mailbox.SAME_CALL_WINDOW}
 
 
 def _inbox(call: Call) -> dict[str, Any]:
     name = call.text("name")
     call.caller.require_self(name, "read the inbox")
-    return results.inbox(name, mailbox.read(call.repo, name))
+    return results.inbox(name, mailbox.read(call.repo, name, ack=call.optional("ack")))
 
 
 def _set_intent(call: Call) -> dict[str, Any]:
@@ -159,7 +166,9 @@ def _kill(call: Call) -> dict[str, Any]:
 
 
 def _say(call: Call) -> dict[str, Any]:
-    done = messaging.send(call.repo, names.CHESSMASTER, call.text("to"), call.text("message"), kick=call.kick)
+    done = messaging.send(
+        call.repo, names.CHESSMASTER, call.text("to"), call.text("message"), kick=call.kick, **_once(call)
+    )
     return results.sent(done.sent)
 
 
@@ -173,14 +182,32 @@ def _tools(call: Call) -> dict[str, Any]:
 
 _STR = {"type": "string"}
 _NAME = {"type": "string", "description": "an agent name (or 'chessmaster')"}
+RETRIES = (
+    "If a call fails without a result (a network error, fracta restarting), make the identical call again: "
+    "the message is stored once. A call is taken as a retry when it has the same idempotency_key as an "
+    "earlier one of yours to the same recipient, or, without idempotency_key, the same `to` and the same "
+    "message text (byte for byte) as one you made less than 10 minutes before; the result then lists the "
+    "earlier message under `duplicates`. So to send the very same text to the same recipient again on "
+    "purpose within 10 minutes, give each send its own idempotency_key."
+)
+_KEY = {
+    "type": "string",
+    "description": "optional: any string unique to this message (e.g. a UUID); repeat it only to retry this send",
+}
 
 TOOLS: tuple[Tool, ...] = (
     Tool(
         "fracta_inbox",
-        "Read your unread messages; each is returned once and then marked read. Instructions, replies, "
-        "dependency notices and 'main updated to <sha>; run git merge main' arrive here. " + RHYTHM + " "
-        "Pass your own name: you may read only your own inbox.",
-        {"name": {"type": "string", "description": "your own agent name"}},
+        "Read your unread messages. Instructions, replies, dependency notices and 'main updated to <sha>; "
+        "run git merge main' arrive here. " + RHYTHM + " Pass your own name: you may read only your own inbox. "
+        "Each result has a `receipt`: pass it as `ack` in your next fracta_inbox call, which tells fracta you "
+        "got those messages (on your first call, pass no ack). If a call fails without a result, call again "
+        "with the same `ack` as that call: you get the messages it would have returned. So you see each "
+        "message once. Messages never acknowledged are handed out again after a timeout (5 minutes by default).",
+        {
+            "name": {"type": "string", "description": "your own agent name"},
+            "ack": {"type": "string", "description": "the `receipt` of your previous fracta_inbox result"},
+        },
         ("name",),
         _inbox,
         speaks_as_self=True,
@@ -190,11 +217,12 @@ TOOLS: tuple[Tool, ...] = (
         "Send a message to another agent's inbox, to 'chessmaster', or to '*' (every other agent). "
         "`from` must be your own name. The message is stored durably before this returns. Use it for "
         "handoffs: when you finish a piece another agent waits on, commit it and tell that agent; when "
-        "your task is done, commit and tell the chessmaster what you did and on which branch.",
+        "your task is done, commit and tell the chessmaster what you did and on which branch. " + RETRIES,
         {
             "from": {"type": "string", "description": "your own agent name"},
             "to": {"type": "string", "description": "an agent name, 'chessmaster', or '*' for every agent"},
             "message": {"type": "string", "description": "the message text (at most 64 KiB)"},
+            "idempotency_key": _KEY,
         },
         ("from", "to", "message"),
         _send,
@@ -269,8 +297,8 @@ TOOLS: tuple[Tool, ...] = (
     Tool(
         "fracta_say",
         "Chessmaster only. Send a message as the chessmaster to an agent, or to '*' for every agent. "
-        "A running agent reads it at its next fracta_inbox.",
-        {"to": {"type": "string", "description": "an agent name, or '*'"}, "message": _STR},
+        "A running agent reads it at its next fracta_inbox. " + RETRIES,
+        {"to": {"type": "string", "description": "an agent name, or '*'"}, "message": _STR, "idempotency_key": _KEY},
         ("to", "message"),
         _say,
         chessmaster_only=True,
