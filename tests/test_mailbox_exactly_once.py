@@ -181,3 +181,18 @@ def test_an_acknowledgement_covers_what_its_result_held_and_the_next_read_takes_
     assert [m.body for m in following.messages] == ["two"]
     assert mailbox.read(duo, "api", ack=following.receipt).messages == []
     assert len(files(duo, "api", "cur")) == 2 and files(duo, "api", "pending") == []
+
+
+def test_a_run_that_ends_well_acknowledges_what_its_reads_handed_out(duo: repo_mod.Repo) -> None:
+    mailbox.send(duo, "ui", "api", "before the run")
+    earlier = mailbox.read(duo, "api")  # a read of an earlier run that never acknowledged
+    started = time.time_ns()
+    mailbox.send(duo, "ui", "api", "during the run")
+    during = mailbox.read(duo, "api")  # the run's last read: nothing later acknowledges it
+    assert [m.body for m in earlier.messages] == ["before the run"]
+    assert [m.body for m in during.messages] == ["during the run"]
+    assert mailbox.acknowledge_run(duo, "api", started) == 1
+    assert files(duo, "api", "cur") == [during.messages[0].id]
+    # The earlier run's unacknowledged message is still handed out again after the timeout.
+    again = mailbox.read(duo, "api", redeliver_after=0)
+    assert [m.body for m in again.messages if not m.read] == ["before the run"]

@@ -338,6 +338,25 @@ def acknowledge(repo: Repo, name: str, receipt: str) -> int:
     return acked
 
 
+def acknowledge_run(repo: Repo, name: str, since_ns: int) -> int:
+    """Mark read what reads of `name`'s inbox handed out since `since_ns` (a run that ended well).
+
+    An agent's run that ends cleanly has its tool results in its session: the messages its last
+    read returned reached it, even though no later read acknowledged them. Without this, they
+    would be handed out again after the timeout to its next run. Returns how many.
+    """
+    box = _inbox(repo, name)
+    acked = 0
+    with atomic.lock(box / "read.lock"):
+        for entry in _names(box / "pending"):
+            msg_id, _, since = _held(entry)
+            if since >= since_ns:
+                acked += atomic.maildir_move(box, f"pending/{entry}", f"cur/{msg_id}")
+    if acked:
+        events.record(repo, "inbox.acked", agent=name, count=acked, by="run end")
+    return acked
+
+
 def _inbox(repo: Repo, name: str) -> Path:
     names.validate_participant(name)
     if not _known(repo, name):

@@ -120,6 +120,10 @@ def _record_exit(
         status = "done"  # idle means resumable: without a session id there is nothing to resume
     agents.update(repo, name, status=agents.Status(status), exit_code=code, finished_at=finished, error=error, pid=None)
     events.record(repo, "agent.exited", agent=name, exit_code=code, status=status)
+    if code == 0 and started_ns:
+        from . import mailbox
+
+        mailbox.acknowledge_run(repo, name, started_ns)  # its last read reached it: never hand it out again
     progress.refresh(repo)
     if status == agents.Status.IDLE:
         from . import wake
