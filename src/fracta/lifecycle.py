@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +48,7 @@ def spawn(repo: Repo, req: SpawnRequest) -> agents.Agent:
             f"an agent named {req.name!r} already exists",
             f"choose another task name, or remove it first with: fracta kill {req.name}",
         )
+    refuse_if_still_running(repo, req.name)
     runtime = runtimes.get(req.runtime)
     prompt = req.prompt.strip() if req.prompt else None
     if not prompt and req.runtime != "command":
@@ -109,11 +111,15 @@ def kill(repo: Repo, name: str, *, force: bool = False, grace: float | None = No
     ws = workspaces.from_agent(agent)
     if not force:
         _refuse_if_unsaved(repo, agent)
-    # Stop the process first so the work cannot change while we look at it and save it.
-    (repo.agent_dir(name) / runner.KILL_MARK).touch()
-    wait = float(repo.config.integer("reaper.kill_grace")) if grace is None else grace
-    stopped = processes.terminate_group(agent.pid, agent.pid_start, wait) if agent.pid else False
+    # Mark it under its lock, as the spawner and the runner check the mark under it before they
+    # start anything: either they saw no mark and the runner's group is on record by now, or they
+    # never start the program.
+    with agents.holding(repo, name) as agent:
+        (repo.agent_dir(name) / runner.KILL_MARK).touch()
     missions.drop_agent(repo, name)
+    # Stop every process of it first, so the work cannot change while we look at it and save it.
+    wait = float(repo.config.integer("reaper.kill_grace")) if grace is None else grace
+    stopped = agent.kind != "joined" and runner.stop(repo, name, wait, agent.pid, agent.pid_start)
     saved = None
     if ws is not None and ws.kind == "git":
         if not force:
@@ -138,6 +144,31 @@ def _refuse_if_unsaved(repo: Repo, agent: agents.Agent) -> None:
         )
 
 
-def mark_lost(repo: Repo, agent: agents.Agent) -> None:
-    agents.update(repo, agent.name, status=agents.Status.LOST, finished_at=clock.now(), pid=None)
+def mark_lost(repo: Repo, agent: agents.Agent) -> bool:
+    """Record that the agent's runner vanished without an exit record, once nothing of it runs.
+
+    Whatever of it still runs is stopped first: `lost` never means "running unsupervised".
+    Returns False if it had moved on meanwhile (its runner, or another reader, settled it).
+    """
+    runner.stop(repo, agent.name, float(repo.config.integer("reaper.kill_grace")), agent.pid, agent.pid_start)
+
+    def lose(current: agents.Agent) -> agents.Agent | None:
+        if current.status not in (agents.Status.STARTING, agents.Status.RUNNING) or current.pid != agent.pid:
+            return None
+        return dataclasses.replace(current, status=agents.Status.LOST, finished_at=clock.now(), pid=None)
+
+    if agents.modify(repo, agent.name, lose).status != agents.Status.LOST:
+        return False
     events.record(repo, "agent.lost", agent=agent.name)
+    return True
+
+
+def refuse_if_still_running(repo: Repo, name: str) -> None:
+    """A name is never reused while a process of an earlier agent of that name runs."""
+    left = processes.named(str(repo.state), name)
+    if left:
+        pids = " ".join(map(str, left))
+        raise AgentExists(
+            f"processes of an earlier agent named {name!r} still run (pids {pids})",
+            f"wait for them to end or stop them (kill -TERM {pids}), or choose another task name",
+        )
