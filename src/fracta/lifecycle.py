@@ -114,19 +114,24 @@ def kill(repo: Repo, name: str, *, force: bool = False, grace: float | None = No
     # Mark it under its lock, as the spawner and the runner check the mark under it before they
     # start anything: either they saw no mark and the runner's group is on record by now, or they
     # never start the program.
+    mark = repo.agent_dir(name) / runner.KILL_MARK
     with agents.holding(repo, name) as agent:
-        (repo.agent_dir(name) / runner.KILL_MARK).touch()
+        mark.touch()
     missions.drop_agent(repo, name)
-    # Stop every process of it first, so the work cannot change while we look at it and save it.
-    wait = float(repo.config.integer("reaper.kill_grace")) if grace is None else grace
-    stopped = agent.kind != "joined" and runner.stop(repo, name, wait, agent.pid, agent.pid_start)
-    saved = None
-    if ws is not None and ws.kind == "git":
-        if not force:
-            _refuse_if_unsaved(repo, agent)  # it may have committed while stopping
-        elif archive.unsaved_work(repo, agent).any:
-            saved = archive.save(repo, agent)
-        workspaces.remove(repo, ws)
+    try:
+        # Stop every process of it first, so the work cannot change while we look at it and save it.
+        wait = float(repo.config.integer("reaper.kill_grace")) if grace is None else grace
+        stopped = agent.kind != "joined" and runner.stop(repo, name, wait, agent.pid, agent.pid_start)
+        saved = None
+        if ws is not None and ws.kind == "git":
+            if not force:
+                _refuse_if_unsaved(repo, agent)  # it may have committed while stopping
+            elif archive.unsaved_work(repo, agent).any:
+                saved = archive.save(repo, agent)
+            workspaces.remove(repo, ws)
+    except FractaError:
+        mark.unlink(missing_ok=True)  # it stays: a later wake or start must not see a kill under way
+        raise
     agents.remove(repo, name)
     events.record(repo, "agent.killed", agent=name, forced=force, archived=saved.ref if saved else None)
     progress.record_action(repo, f"killed {name}" + (f" (work saved under {saved.ref})" if saved else ""))

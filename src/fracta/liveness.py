@@ -33,12 +33,13 @@ def checked(repo: Repo) -> tuple[list[agents.Agent], list[CorruptRecord]]:
     gone = [a for a in found if runner_gone(a)]
     if not gone:
         return found, problems
-    from . import reaper
+    from . import progress, reaper
 
     for agent in gone:
         # Already settled by another reader, or not stoppable now (the reaper tries again).
         with contextlib.suppress(FractaError, FileNotFoundError):
             reaper.settle(repo, agent)
+    progress.refresh(repo)
     return agents.list_all(repo)
 
 

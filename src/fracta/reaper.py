@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import agents, archive, atomic, clock, events, git, mailbox, processes, progress, runner, workspaces
+from . import agents, archive, atomic, clock, events, git, mailbox, missions, processes, progress, runner, workspaces
 from .errors import AgentNotFound, CorruptRecord, FractaError
 from .repo import Repo
 
@@ -80,8 +80,12 @@ def settle(repo: Repo, agent: agents.Agent) -> agents.Status | None:
     if exit_path.exists():
         grace = float(repo.config.integer("reaper.kill_grace"))
         runner.stop(repo, agent.name, grace, agent.pid, agent.pid_start)  # a child it left behind
-        return _apply_exit(repo, agent, exit_path)
-    return agents.Status.LOST if mark_lost(repo, agent) else None
+        status = _apply_exit(repo, agent, exit_path)
+    else:
+        status = agents.Status.LOST if mark_lost(repo, agent) else None
+    if status is not None:
+        missions.wake(repo)  # its slot is free: the spawner looks again now, not at its next sweep
+    return status
 
 
 def _apply_exit(repo: Repo, agent: agents.Agent, exit_path: Path) -> agents.Status | None:

@@ -67,8 +67,9 @@ def schedule(repo: Repo, urls: Urls, launch: LaunchRunner = runner.spawn_detache
             if agent.status != agents.Status.QUEUED:
                 missions.remove(repo, mission)
                 continue
+            launched = False
             try:
-                start(repo, agent, mission, urls, launch)
+                launched = start(repo, agent, mission, urls, launch)
             except AgentNotFound:
                 pass  # killed while we started it: kill has stopped whatever had started
             except Exception as exc:  # a bug must fail this agent, not wedge the queue behind it
@@ -82,8 +83,9 @@ def schedule(repo: Repo, urls: Urls, launch: LaunchRunner = runner.spawn_detache
                         finished_at=clock.now(),
                     )
             missions.remove(repo, mission)
-            started.append(agent.name)
-            slots -= 1
+            if launched:
+                started.append(agent.name)
+                slots -= 1
     return started
 
 
@@ -93,8 +95,9 @@ def start(
     mission: missions.Mission,
     urls: Urls,
     launch_runner: LaunchRunner = runner.spawn_detached,
-) -> None:
+) -> bool:
     """Build the launch and hand it to a detached runner; a failure marks the agent failed.
+    Returns True if a runner was started.
 
     Killed meanwhile (its kill mark set, or its record gone), it is not started: the runner
     checks again, under the agent's lock, right before it starts the program.
@@ -127,7 +130,7 @@ def start(
             durable=False,  # written afresh at every start, and read by the runner at once
         )
         if not _mark_starting(repo, agent.name):
-            return
+            return False
         pid, pid_start = launch_runner(repo, agent.name, launch_id)
     except FractaError as exc:
         if agent.session_id:
@@ -141,7 +144,7 @@ def start(
             agents.update(repo, agent.name, status=agents.Status.FAILED, error=exc.message, finished_at=clock.now())
             events.record(repo, "agent.failed", agent=agent.name, error=exc.message)
         progress.refresh(repo)
-        return
+        return False
 
     def record_pid(current: agents.Agent) -> agents.Agent:
         # The runner records itself before it starts the program, and may already have moved on
@@ -153,6 +156,7 @@ def start(
     with contextlib.suppress(AgentNotFound):
         agents.modify(repo, agent.name, record_pid)
     events.record(repo, "agent.starting", agent=agent.name, pid=pid)
+    return True
 
 
 def _mark_starting(repo: Repo, name: str) -> bool:
