@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 
-from . import agents, atomic, missions, processes
+from . import agents, atomic, processes
 from .errors import CorruptRecord, FractaError
 from .repo import Repo
 
@@ -48,6 +48,8 @@ def waiting(repo: Repo, everyone: list[agents.Agent]) -> dict[str, str]:
     queued = {a.name for a in everyone if a.status == agents.Status.QUEUED}
     if not queued:
         return {}
+    from . import missions  # only with a queue: `fracta list` does without it otherwise
+
     queue, _ = missions.pending(repo)
     order = list(dict.fromkeys(m.name for m in queue if m.name in queued))
     limit = repo.config.integer("agents.max_agents", minimum=1)

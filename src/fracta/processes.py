@@ -17,13 +17,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import FractaError
+
+if TYPE_CHECKING:  # signal is imported where processes are stopped, off `fracta list`'s path
+    import signal
 
 RUN_VAR = "FRACTA_RUN"  # the run marker's environment variable
 HOME_VAR = "FRACTA_HOME"
@@ -156,6 +159,8 @@ def stop(group: Group, grace: float) -> bool:
     Returns True if anything was running. Raises FractaError if something survives SIGKILL (a
     process of another user, or stuck in the kernel): the caller must not report it stopped.
     """
+    import signal
+
     left = members(group)
     if not left:
         return False
