@@ -326,3 +326,25 @@ def test_a_queued_agent_shows_its_place_in_the_queue_and_what_it_waits_for(fr: r
         for name in ("first", "second", "third"):
             wait_status(fr, name, "done")
         assert all(a["waiting"] is None for a in json.loads(cli("list", "--json").stdout)["agents"])
+
+
+def test_a_control_plane_started_from_an_agents_shell_survives_killing_that_agent(
+    fr: repo_mod.Repo, cli: CliRunner
+) -> None:
+    word = f"starter-{uuid.uuid4().hex[:8]}"
+    with cleanup(fr, word):
+        assert cli("up").returncode == 0
+        first = daemon.read_info(fr)
+        assert first is not None
+        # The agent restarts the control plane itself: the new one is started from its shell.
+        spawn(cli, "starter", "sh", "-c", f"fracta down && fracta up && exec {NAP} {word}")
+        wait_for("a control plane started by the agent", lambda: (i := daemon.read_info(fr)) and i.pid != first.pid)
+        wait_for("the agent to settle", lambda: with_word(word))
+        second = daemon.read_info(fr)
+        assert second is not None
+        killed = cli("kill", "starter", "--force")
+        assert killed.returncode == 0, killed.stderr
+        assert with_word(word) == []
+        assert processes.alive(second.pid, None), "killing the agent stopped the control plane it started"
+        spawn(cli, "after", "true")
+        wait_status(fr, "after", "done")
