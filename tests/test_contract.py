@@ -195,7 +195,9 @@ def test_error_shape_used_by_the_http_api() -> None:
 
 def test_the_agent_shape_is_the_record_plus_unread_last_activity_and_waiting() -> None:
     record = {f for f in agents.Agent.__dataclass_fields__}
-    assert record | {"unread", "last_activity", "waiting"} == set(AGENT), "agent.json changed: update docs/json.md and AGENT"
+    assert record | {"unread", "last_activity", "waiting"} == set(AGENT), (
+        "agent.json changed: update docs/json.md and AGENT"
+    )
     assert {s.value for s in agents.Status} == STATUSES
 
 

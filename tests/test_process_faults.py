@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import CliRunner, git
@@ -118,10 +119,11 @@ def kill_runner_only(r: repo_mod.Repo, name: str) -> None:
 def test_a_sigkilled_runner_is_stopped_whole_by_the_reaper_and_is_lost_only_once_nothing_runs(
     fr: repo_mod.Repo, cli: CliRunner
 ) -> None:
-    configure(fr, sweep_interval="1", kill_grace="1")
+    configure(fr, kill_grace="1")
     word = f"reaped-{uuid.uuid4().hex[:8]}"
     with cleanup(fr, word):
         program = start_committer(fr, cli, "busy", word)
+        assert cli("down").returncode == 0  # no reaper runs until `up`
         kill_runner_only(fr, "busy")
         assert set(program) <= set(with_word(word)), "the program must outlive its runner for this test"
         seen_lost_while_running: list[list[int]] = []
@@ -134,6 +136,7 @@ def test_a_sigkilled_runner_is_stopped_whole_by_the_reaper_and_is_lost_only_once
 
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
+        assert cli("up").returncode == 0  # its reaper reconciles at once
         watcher.join(timeout=60)
         assert not watcher.is_alive(), "the control plane's reaper never marked busy lost"
         assert seen_lost_while_running == []
@@ -148,6 +151,7 @@ def test_kill_force_stops_the_program_of_a_sigkilled_runner_and_it_never_commits
     word = f"forced-{uuid.uuid4().hex[:8]}"
     with cleanup(fr, word):
         program = start_committer(fr, cli, "busy", word)
+        assert cli("down").returncode == 0  # its reaper must not get there first
         kill_runner_only(fr, "busy")
         killed = cli("kill", "busy", "--force", "--json")
         assert killed.returncode == 0, killed.stderr
@@ -277,22 +281,40 @@ def test_a_sigkilled_agent_is_never_listed_running_and_frees_its_slot(fr: repo_m
         wait_status(fr, "next", "done")
 
 
-def test_every_face_checks_liveness_the_http_api_too(fr: repo_mod.Repo, cli: CliRunner) -> None:
-    word = f"victim-{uuid.uuid4().hex[:8]}"
-    with cleanup(fr, word):
-        spawn(cli, "victim", *SLEEP, word)
-        wait_status(fr, "victim", "running")
-        pid = agents.load(fr, "victim").pid
-        assert pid is not None
-        os.killpg(pid, signal.SIGKILL)
-        wait_for("the victim's processes to die", lambda: not with_word(word))
+def _sigkill_agent(r: repo_mod.Repo, name: str, word: str) -> None:
+    pid = agents.load(r, name).pid
+    assert pid is not None
+    os.killpg(pid, signal.SIGKILL)  # the runner and its program, at once
+    wait_for(f"{name}'s processes to die", lambda: not with_word(word))
+
+
+def test_every_face_checks_liveness_http_get_and_list_and_mcp_list(fr: repo_mod.Repo, cli: CliRunner) -> None:
+    from test_gateway import Mcp
+
+    words = {name: f"{name}-{uuid.uuid4().hex[:8]}" for name in ("one", "two", "three")}
+    with cleanup(fr, *words.values()):
+        for name, word in words.items():
+            spawn(cli, name, *SLEEP, word)
+        for name in words:
+            wait_status(fr, name, "running")
         info = daemon.read_info(fr)
-        assert info is not None
-        conn = http.client.HTTPConnection("127.0.0.1", int(info.url.rsplit(":", 1)[1]), timeout=60)
-        conn.request("GET", "/v1/agents", headers={"Authorization": f"Bearer {fr.token_path.read_text().strip()}"})
-        body = json.loads(conn.getresponse().read())
-        conn.close()
-        assert {a["name"]: a["status"] for a in body["agents"]}["victim"] == "lost"
+        assert info is not None and info.gateway_url
+        token = fr.token_path.read_text().strip()
+
+        def http_get(path: str) -> dict[str, Any]:
+            conn = http.client.HTTPConnection("127.0.0.1", int(info.url.rsplit(":", 1)[1]), timeout=60)
+            conn.request("GET", path, headers={"Authorization": f"Bearer {token}"})
+            body: dict[str, Any] = json.loads(conn.getresponse().read())
+            conn.close()
+            return body
+
+        _sigkill_agent(fr, "one", words["one"])
+        assert http_get("/v1/agents/one")["agent"]["status"] == "lost"
+        _sigkill_agent(fr, "two", words["two"])
+        assert {a["name"]: a["status"] for a in http_get("/v1/agents")["agents"]}["two"] == "lost"
+        _sigkill_agent(fr, "three", words["three"])
+        listed = Mcp(info.gateway_url, token).data("fracta_list")
+        assert {a["name"]: a["status"] for a in listed["agents"]}["three"] == "lost"
 
 
 def test_joined_agents_do_not_take_spawn_slots(fr: repo_mod.Repo, cli: CliRunner) -> None:

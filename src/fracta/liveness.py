@@ -43,6 +43,19 @@ def checked(repo: Repo) -> tuple[list[agents.Agent], list[CorruptRecord]]:
     return agents.list_all(repo)
 
 
+def load(repo: Repo, name: str) -> agents.Agent:
+    """One agent, as agents.load, settled first if its runner is gone."""
+    agent = agents.load(repo, name)
+    if not runner_gone(agent):
+        return agent
+    from . import progress, reaper
+
+    with contextlib.suppress(FractaError, FileNotFoundError):
+        reaper.settle(repo, agent)
+    progress.refresh(repo)
+    return agents.load(repo, name)
+
+
 def waiting(repo: Repo, everyone: list[agents.Agent]) -> dict[str, str]:
     """For each queued agent: its place in the queue and what it waits for."""
     queued = {a.name for a in everyone if a.status == agents.Status.QUEUED}

@@ -52,8 +52,9 @@ def schedule(repo: Repo, urls: Urls, launch: LaunchRunner = runner.spawn_detache
     """Start as many queued missions as there are free slots; returns the names started."""
     limit = repo.config.integer("agents.max_agents", minimum=1)
     started: list[str] = []
+    liveness.checked(repo)  # settle dead runners first (not under the lock: stopping takes a while)
     with atomic.lock(repo.missions_dir / ".lock"):
-        everyone, _ = liveness.checked(repo)  # a dead agent must not hold a slot until the next sweep
+        everyone, _ = agents.list_all(repo)
         slots = limit - sum(1 for a in everyone if liveness.holds_slot(a))
         queue, _ = missions.pending(repo)
         for mission in queue:

@@ -79,7 +79,7 @@ class Api:
         return JSONResponse(results.agent_list(self.repo, found, problems))
 
     def get_agent(self, request: Request) -> Response:
-        agent = agents.load(self.repo, request.path_params["name"])
+        agent = liveness.load(self.repo, request.path_params["name"])
         return JSONResponse({"version": results.VERSION, "agent": results.agent_view(self.repo, agent)})
 
     async def spawn(self, request: Request) -> Response:
