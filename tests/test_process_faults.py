@@ -141,7 +141,9 @@ def test_a_sigkilled_runner_is_stopped_whole_by_the_reaper_and_is_lost_only_once
         assert not watcher.is_alive(), "the control plane's reaper never marked busy lost"
         assert seen_lost_while_running == []
         assert with_word(word) == []
-        assert agents.load(fr, "busy").pid is None
+        lost = agents.load(fr, "busy")
+        assert lost.pid is None
+        assert lost.error and "vanished without an exit record" in lost.error and "stopped" in lost.error
 
 
 def test_kill_force_stops_the_program_of_a_sigkilled_runner_and_it_never_commits_into_a_new_same_named_agent(
@@ -174,6 +176,7 @@ def test_a_name_is_not_reused_while_a_process_of_the_old_agent_runs(fr: repo_mod
         wait_for("the left-behind child", lambda: with_word(word))
         [left] = with_word(word)
         # Forgotten without fracta (a record removed by hand): fracta must still not reuse the name.
+        assert cli("down").returncode == 0
         shutil.rmtree(fr.agent_dir("leaver"))
         git(fr.root, "worktree", "remove", "--force", str(fr.worktrees_dir / "leaver"))
         git(fr.root, "branch", "-D", "feature/leaver")

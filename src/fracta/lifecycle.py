@@ -155,12 +155,15 @@ def mark_lost(repo: Repo, agent: agents.Agent) -> bool:
     Whatever of it still runs is stopped first: `lost` never means "running unsupervised".
     Returns False if it had moved on meanwhile (its runner, or another reader, settled it).
     """
-    runner.stop(repo, agent.name, float(repo.config.integer("reaper.kill_grace")), agent.pid, agent.pid_start)
+    grace = float(repo.config.integer("reaper.kill_grace"))
+    stopped = runner.stop(repo, agent.name, grace, agent.pid, agent.pid_start)
+    why = f"its runner (pid {agent.pid}) vanished without an exit record" if agent.pid else "its runner never started"
+    why += "; fracta stopped what of it still ran" if stopped else ""
 
     def lose(current: agents.Agent) -> agents.Agent | None:
         if current.status not in (agents.Status.STARTING, agents.Status.RUNNING) or current.pid != agent.pid:
             return None
-        return dataclasses.replace(current, status=agents.Status.LOST, finished_at=clock.now(), pid=None)
+        return dataclasses.replace(current, status=agents.Status.LOST, finished_at=clock.now(), pid=None, error=why)
 
     if agents.modify(repo, agent.name, lose).status != agents.Status.LOST:
         return False
