@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 from conftest import CliRunner, git
-from lifecycle_helpers import script, spawn, status, use_free_port, wait_for, wait_status
+from lifecycle_helpers import output_lines, script, spawn, status, use_free_port, wait_for, wait_status
 
 from fracta import agents, lifecycle, processes, runner
 from fracta import repo as repo_mod
@@ -373,3 +373,13 @@ def test_a_control_plane_started_from_an_agents_shell_survives_killing_that_agen
         assert processes.alive(second.pid, None), "killing the agent stopped the control plane it started"
         spawn(cli, "after", "true")
         wait_status(fr, "after", "done")
+
+
+def test_an_agent_cannot_kill_itself_from_its_own_shell(fr: repo_mod.Repo, cli: CliRunner) -> None:
+    with cleanup(fr):
+        spawn(cli, "selfish", "sh", "-c", 'fracta kill selfish --force; echo "kill said $?"')
+        wait_status(fr, "selfish", "done")
+        lines = output_lines(fr, "selfish")
+        assert "kill said 5" in lines
+        assert any("cannot kill itself" in line for line in lines)
+        assert agents.exists(fr, "selfish")

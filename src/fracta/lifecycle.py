@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,6 +110,11 @@ def kill(repo: Repo, name: str, *, force: bool = False, grace: float | None = No
     """
     agent = agents.load(repo, name)
     ws = workspaces.from_agent(agent)
+    if processes.is_marked(os.environ, str(repo.state), name):
+        raise Refused(
+            f"agent {name!r} cannot kill itself: this process is one of its own",
+            "finish the run instead (the agent is then done), or ask the chessmaster to kill it",
+        )
     if not force:
         _refuse_if_unsaved(repo, agent)
     # Mark it under its lock, as the spawner and the runner check the mark under it before they

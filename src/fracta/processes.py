@@ -7,10 +7,15 @@ before the agent's program starts (see `Group`):
   starts stay in that group unless they move out. Linux never reuses a pid while it is still a
   process group id, so the group is found, and signalled, even after the runner itself died;
 - its run marker: `FRACTA_RUN=<name>/<launch id>` in the program's environment, inherited by every
-  descendant, including those that start a new group or session (node's detached spawns, daemons)
-  and those reparented to init when the runner died. Only a process that replaces its whole
-  environment (`env -i`) escapes both; cgroups would catch those, but cgroup v2 is not writable for
-  an unprivileged user on most machines, so fracta does not depend on it.
+  descendant that keeps its environment, including those that start a new group or session
+  (node's detached spawns, daemons) and those reparented to init when the runner died.
+
+What escapes both is a process that leaves the group *and* starts with an environment built from
+scratch (`setsid env -i ...`). A cgroup would hold those too, but an unprivileged user can rarely
+create one (cgroup v2 needs a delegated subtree, from systemd-run --user --scope; on the machine
+this was written on only a hybrid v1/v2 mount without controllers was there), so fracta does not
+depend on one. Processes are read from /proc (Linux); a process of another user cannot be
+signalled, and `stop` then says so rather than reporting the agent stopped.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -142,6 +147,11 @@ def _marked(pid: str, home: str, name: str) -> bool:
     env = _environ(pid)
     run = env.get(RUN_VAR.encode())
     return run is not None and run.startswith(f"{name}/".encode()) and env.get(HOME_VAR.encode()) == home.encode()
+
+
+def is_marked(env: Mapping[str, str], home: str, name: str) -> bool:
+    """True if an environment (this process's, say) carries a run marker of agent `name`."""
+    return env.get(RUN_VAR, "").startswith(f"{name}/") and env.get(HOME_VAR) == home
 
 
 def _signal(group: Group, pids: list[int], sig: signal.Signals) -> None:

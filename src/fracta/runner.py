@@ -224,7 +224,7 @@ def _start_program(
     try:
         with agents.holding(repo, name) as agent:
             current = atomic.read_json(folder / LAUNCH_FILE).get("launch_id")
-            if (folder / KILL_MARK).exists() or agent.status != agents.Status.STARTING or current != launch_id:
+            if (folder / KILL_MARK).exists() or agent.status != agents.Status.STARTING or (current or "") != launch_id:
                 return None
             atomic.write_json(folder / GROUP_FILE, group.to_dict())
             agents.write(repo, dataclasses.replace(agent, pid=me, pid_start=group.leader_start))
