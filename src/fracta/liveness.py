@@ -1,8 +1,8 @@
 """What every face lists: records checked against their processes, and why a queued agent waits.
 
 A record says `running` until its runner records the exit; a runner killed with SIGKILL records
-nothing. So listing checks each starting or running agent's runner by pid and start time (two
-small reads of /proc), and settles one that is gone at once, as the reaper would: a dead agent is
+nothing. So listing checks each starting or running agent's runner by pid and start time (one
+small read of /proc), and settles one that is gone at once, as the reaper would: a dead agent is
 never shown running and never holds a slot. Only then is anything heavier imported.
 """
 
@@ -33,13 +33,7 @@ def checked(repo: Repo) -> tuple[list[agents.Agent], list[CorruptRecord]]:
     gone = [a for a in found if runner_gone(a)]
     if not gone:
         return found, problems
-    from . import progress, reaper
-
-    for agent in gone:
-        # Already settled by another reader, or not stoppable now (the reaper tries again).
-        with contextlib.suppress(FractaError, FileNotFoundError):
-            reaper.settle(repo, agent)
-    progress.refresh(repo)
+    _settle(repo, gone)
     return agents.list_all(repo)
 
 
@@ -48,12 +42,20 @@ def load(repo: Repo, name: str) -> agents.Agent:
     agent = agents.load(repo, name)
     if not runner_gone(agent):
         return agent
+    _settle(repo, [agent])
+    return agents.load(repo, name)
+
+
+def _settle(repo: Repo, gone: list[agents.Agent]) -> None:
     from . import progress, reaper
 
-    with contextlib.suppress(FractaError, FileNotFoundError):
-        reaper.settle(repo, agent)
-    progress.refresh(repo)
-    return agents.load(repo, name)
+    for agent in gone:
+        # Already settled by another reader, or not stoppable or not writable from here (a
+        # sandboxed agent's `fracta list`): the control plane's reaper settles it then.
+        with contextlib.suppress(FractaError, OSError):
+            reaper.settle(repo, agent)
+    with contextlib.suppress(FractaError, OSError):
+        progress.refresh(repo)
 
 
 def waiting(repo: Repo, everyone: list[agents.Agent]) -> dict[str, str]:
