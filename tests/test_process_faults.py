@@ -275,7 +275,7 @@ def test_a_sigkilled_agent_is_never_listed_running_and_frees_its_slot(fr: repo_m
         pid = agents.load(fr, "victim").pid
         assert pid is not None
         os.killpg(pid, signal.SIGKILL)  # the runner and its program, at once
-        wait_for("the victim's processes to die", lambda: not with_word(word))
+        wait_for("the victim's processes to die", lambda: not with_word(word) and not processes.alive(pid, None))
         listed = cli("list", "--json")
         assert listed.returncode == 0, listed.stderr
         shown = {a["name"]: a["status"] for a in json.loads(listed.stdout)["agents"]}
@@ -288,7 +288,7 @@ def _sigkill_agent(r: repo_mod.Repo, name: str, word: str) -> None:
     pid = agents.load(r, name).pid
     assert pid is not None
     os.killpg(pid, signal.SIGKILL)  # the runner and its program, at once
-    wait_for(f"{name}'s processes to die", lambda: not with_word(word))
+    wait_for(f"{name}'s processes to die", lambda: not with_word(word) and not processes.alive(pid, None))
 
 
 def test_every_face_checks_liveness_http_get_and_list_and_mcp_list(fr: repo_mod.Repo, cli: CliRunner) -> None:
@@ -312,12 +312,15 @@ def test_every_face_checks_liveness_http_get_and_list_and_mcp_list(fr: repo_mod.
             return body
 
         _sigkill_agent(fr, "one", words["one"])
-        assert http_get("/v1/agents/one")["agent"]["status"] == "lost"
+        one = http_get("/v1/agents/one")["agent"]
+        assert one["status"] == "lost", one
         _sigkill_agent(fr, "two", words["two"])
-        assert {a["name"]: a["status"] for a in http_get("/v1/agents")["agents"]}["two"] == "lost"
+        [two] = [a for a in http_get("/v1/agents")["agents"] if a["name"] == "two"]
+        assert two["status"] == "lost", two
         _sigkill_agent(fr, "three", words["three"])
         listed = Mcp(info.gateway_url, token).data("fracta_list")
-        assert {a["name"]: a["status"] for a in listed["agents"]}["three"] == "lost"
+        [three] = [a for a in listed["agents"] if a["name"] == "three"]
+        assert three["status"] == "lost", three
 
 
 def test_joined_agents_do_not_take_spawn_slots(fr: repo_mod.Repo, cli: CliRunner) -> None:
