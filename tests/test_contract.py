@@ -52,6 +52,7 @@ AGENT: dict[str, Spec] = {
     "error": (str, NULL),
     "unread": (int,),
     "last_activity": (str, NULL),
+    "waiting": (str, NULL),
 }
 MESSAGE: dict[str, Spec] = {
     "id": (str,),
@@ -198,9 +199,11 @@ def test_error_shape_used_by_the_http_api() -> None:
     assert data["error"]["type"] == "AgentNotFound"
 
 
-def test_the_agent_shape_is_the_record_plus_unread_and_last_activity() -> None:
+def test_the_agent_shape_is_the_record_plus_unread_last_activity_and_waiting() -> None:
     record = {f for f in agents.Agent.__dataclass_fields__}
-    assert record | {"unread", "last_activity"} == set(AGENT), "agent.json changed: update docs/json.md and AGENT"
+    assert record | {"unread", "last_activity", "waiting"} == set(AGENT), (
+        "agent.json changed: update docs/json.md and AGENT"
+    )
     assert {s.value for s in agents.Status} == STATUSES
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -163,18 +164,45 @@ def new(name: str, runtime: str, status: Status, **fields: Any) -> Agent:
 
 def modify(repo: Repo, name: str, change: Callable[[Agent], Agent | None]) -> Agent:
     """Apply `change` to the freshly read record under its lock; returning None leaves it as is."""
+    with holding(repo, name) as current:  # re-read under the lock: another process may have changed it
+        changed = change(current)
+        if changed is None or changed == current:
+            return current
+        changed = write(repo, changed)
+    touch_activity(repo, name)
+    return changed
+
+
+@contextlib.contextmanager
+def holding(repo: Repo, name: str) -> Iterator[Agent]:
+    """Hold the agent's lock and yield its fresh record; change it meanwhile only with `write`.
+
+    What must not interleave with a record change happens under it: the runner starting the
+    agent's program, `kill` marking the agent, the spawner moving it out of the queue.
+    """
     names.validate(name)  # before the lock file below is created: ../x would put it outside agents/
     path = record_path(repo, name)
     if not path.parent.is_dir():
         raise AgentNotFound(f"no agent named {name!r}", "run fracta list to see the agents")
-    with atomic.lock(path.parent / "agent.lock"):
-        current = load(repo, name)  # re-read under the lock: another process may have changed it
-        changed = change(current)
-        if changed is None or changed == current:
-            return current
-        changed = dataclasses.replace(changed, updated_at=clock.now())
-        atomic.write_json(path, changed.to_dict())
-    touch_activity(repo, name)
+    lock = path.parent / "agent.lock"
+    with atomic.lock(lock):
+        try:
+            current = load(repo, name)
+        except AgentNotFound:
+            # Removed just before we took the lock, which then made a folder holding only the
+            # lock file: remove it, or the name could never be used again.
+            with contextlib.suppress(OSError):
+                if os.listdir(path.parent) == [lock.name]:
+                    os.unlink(lock)
+                    os.rmdir(path.parent)
+            raise
+        yield current
+
+
+def write(repo: Repo, agent: Agent) -> Agent:
+    """Store `agent` as its record, stamped now. Only while `holding` its lock."""
+    changed = dataclasses.replace(agent, updated_at=clock.now())
+    atomic.write_json(record_path(repo, agent.name), changed.to_dict())
     return changed
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +49,7 @@ def spawn(repo: Repo, req: SpawnRequest) -> agents.Agent:
             f"an agent named {req.name!r} already exists",
             f"choose another task name, or remove it first with: fracta kill {req.name}",
         )
+    refuse_if_still_running(repo, req.name)
     runtime = runtimes.get(req.runtime)
     prompt = req.prompt.strip() if req.prompt else None
     if not prompt and req.runtime != "command":
@@ -107,20 +110,34 @@ def kill(repo: Repo, name: str, *, force: bool = False, grace: float | None = No
     """
     agent = agents.load(repo, name)
     ws = workspaces.from_agent(agent)
+    if processes.is_marked(os.environ, str(repo.state), name):
+        raise Refused(
+            f"agent {name!r} cannot kill itself: this process is one of its own",
+            "finish the run instead (the agent is then done), or ask the chessmaster to kill it",
+        )
     if not force:
         _refuse_if_unsaved(repo, agent)
-    # Stop the process first so the work cannot change while we look at it and save it.
-    (repo.agent_dir(name) / runner.KILL_MARK).touch()
-    wait = float(repo.config.integer("reaper.kill_grace")) if grace is None else grace
-    stopped = processes.terminate_group(agent.pid, agent.pid_start, wait) if agent.pid else False
+    # Mark it under its lock, as the spawner and the runner check the mark under it before they
+    # start anything: either they saw no mark and the runner's group is on record by now, or they
+    # never start the program.
+    mark = repo.agent_dir(name) / runner.KILL_MARK
+    with agents.holding(repo, name) as agent:
+        mark.touch()
     missions.drop_agent(repo, name)
-    saved = None
-    if ws is not None and ws.kind == "git":
-        if not force:
-            _refuse_if_unsaved(repo, agent)  # it may have committed while stopping
-        elif archive.unsaved_work(repo, agent).any:
-            saved = archive.save(repo, agent)
-        workspaces.remove(repo, ws)
+    try:
+        # Stop every process of it first, so the work cannot change while we look at it and save it.
+        wait = float(repo.config.integer("reaper.kill_grace")) if grace is None else grace
+        stopped = agent.kind != "joined" and runner.stop(repo, name, wait, agent.pid, agent.pid_start)
+        saved = None
+        if ws is not None and ws.kind == "git":
+            if not force:
+                _refuse_if_unsaved(repo, agent)  # it may have committed while stopping
+            elif archive.unsaved_work(repo, agent).any:
+                saved = archive.save(repo, agent)
+            workspaces.remove(repo, ws)
+    except FractaError:
+        mark.unlink(missing_ok=True)  # it stays: a later wake or start must not see a kill under way
+        raise
     agents.remove(repo, name)
     events.record(repo, "agent.killed", agent=name, forced=force, archived=saved.ref if saved else None)
     progress.record_action(repo, f"killed {name}" + (f" (work saved under {saved.ref})" if saved else ""))
@@ -138,6 +155,34 @@ def _refuse_if_unsaved(repo: Repo, agent: agents.Agent) -> None:
         )
 
 
-def mark_lost(repo: Repo, agent: agents.Agent) -> None:
-    agents.update(repo, agent.name, status=agents.Status.LOST, finished_at=clock.now(), pid=None)
+def mark_lost(repo: Repo, agent: agents.Agent) -> bool:
+    """Record that the agent's runner vanished without an exit record, once nothing of it runs.
+
+    Whatever of it still runs is stopped first: `lost` never means "running unsupervised".
+    Returns False if it had moved on meanwhile (its runner, or another reader, settled it).
+    """
+    grace = float(repo.config.integer("reaper.kill_grace"))
+    stopped = runner.stop(repo, agent.name, grace, agent.pid, agent.pid_start)
+    why = f"its runner (pid {agent.pid}) vanished without an exit record" if agent.pid else "its runner never started"
+    why += "; fracta stopped what of it still ran" if stopped else ""
+
+    def lose(current: agents.Agent) -> agents.Agent | None:
+        if current.status not in (agents.Status.STARTING, agents.Status.RUNNING) or current.pid != agent.pid:
+            return None
+        return dataclasses.replace(current, status=agents.Status.LOST, finished_at=clock.now(), pid=None, error=why)
+
+    if agents.modify(repo, agent.name, lose).status != agents.Status.LOST:
+        return False
     events.record(repo, "agent.lost", agent=agent.name)
+    return True
+
+
+def refuse_if_still_running(repo: Repo, name: str) -> None:
+    """A name is never reused while a process of an earlier agent of that name runs."""
+    left = processes.named(str(repo.state), name)
+    if left:
+        pids = " ".join(map(str, left))
+        raise AgentExists(
+            f"processes of an earlier agent named {name!r} still run (pids {pids})",
+            f"wait for them to end or stop them (kill -TERM {pids}), or choose another task name",
+        )

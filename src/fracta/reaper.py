@@ -6,12 +6,13 @@ slow periodic sweep; on start-up it reconciles whatever happened while no contro
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import agents, archive, atomic, clock, events, git, mailbox, processes, progress, runner, workspaces
+from . import agents, archive, atomic, clock, events, git, mailbox, missions, processes, progress, runner, workspaces
 from .errors import AgentNotFound, CorruptRecord, FractaError
 from .repo import Repo
 
@@ -53,24 +54,41 @@ def sweep(repo: Repo, *, full: bool = True) -> SweepResult:
 
 
 def _reconcile(repo: Repo, agent: agents.Agent, result: SweepResult) -> None:
-    exit_path = repo.agent_dir(agent.name) / runner.EXIT_FILE
     if agent.pid and processes.alive(agent.pid, agent.pid_start):
         return
     if not agent.pid:
         age = time.time() - clock.parse(agent.updated_at)
         if agent.status == agents.Status.RUNNING or age < STARTING_GRACE:
-            return  # the runner is about to record its pid
+            return  # a joined agent (no process of its own), or a runner about to record its pid
+    status = settle(repo, agent)
+    if status == agents.Status.LOST:
+        log.warning("agent runner vanished without an exit record", extra={"agent": agent.name})
+        result.lost.append(agent.name)
+    elif status is not None:
+        result.finished.append(agent.name)
+
+
+def settle(repo: Repo, agent: agents.Agent) -> agents.Status | None:
+    """An agent whose runner is gone: stop whatever of it still runs, then record how it ended.
+
+    Its exit record if the runner wrote one, else `lost`, which so always means that nothing of
+    it runs. Returns the status recorded, or None if it had already moved on.
+    """
+    from .lifecycle import mark_lost
+
+    exit_path = repo.agent_dir(agent.name) / runner.EXIT_FILE
     if exit_path.exists():
-        _apply_exit(repo, agent, exit_path, result)
-        return
-    # Gone without an exit record: the runner itself was killed (or the pid was reused).
-    agents.update(repo, agent.name, status=agents.Status.LOST, finished_at=clock.now(), pid=None)
-    events.record(repo, "agent.lost", agent=agent.name)
-    log.warning("agent process vanished without an exit record", extra={"agent": agent.name})
-    result.lost.append(agent.name)
+        grace = float(repo.config.integer("reaper.kill_grace"))
+        runner.stop(repo, agent.name, grace, agent.pid, agent.pid_start)  # a child it left behind
+        status = _apply_exit(repo, agent, exit_path)
+    else:
+        status = agents.Status.LOST if mark_lost(repo, agent) else None
+    if status is not None:
+        missions.wake(repo)  # its slot is free: the spawner looks again now, not at its next sweep
+    return status
 
 
-def _apply_exit(repo: Repo, agent: agents.Agent, exit_path: Path, result: SweepResult) -> None:
+def _apply_exit(repo: Repo, agent: agents.Agent, exit_path: Path) -> agents.Status | None:
     from . import runtimes
 
     try:
@@ -78,18 +96,19 @@ def _apply_exit(repo: Repo, agent: agents.Agent, exit_path: Path, result: SweepR
     except CorruptRecord:
         data = {"exit_code": None}
     code = data.get("exit_code")
-    status = runtimes.get(agent.runtime).finished_status(code) if isinstance(code, int) else "failed"
-    agents.update(
-        repo,
-        agent.name,
-        status=agents.Status(status),
-        exit_code=code,
-        finished_at=data.get("finished_at") or clock.now(),
-        error=data.get("error") if isinstance(data.get("error"), str) else None,
-        pid=None,
-    )
-    events.record(repo, "agent.exited", agent=agent.name, exit_code=code, status=status, reconciled=True)
-    result.finished.append(agent.name)
+    status = agents.Status(runtimes.get(agent.runtime).finished_status(code) if isinstance(code, int) else "failed")
+    finished = data.get("finished_at") or clock.now()
+    error = data.get("error") if isinstance(data.get("error"), str) else None
+
+    def apply(current: agents.Agent) -> agents.Agent | None:
+        if current.status not in (agents.Status.STARTING, agents.Status.RUNNING) or current.pid != agent.pid:
+            return None  # settled meanwhile (by its runner, or by another reader)
+        return dataclasses.replace(current, status=status, exit_code=code, finished_at=finished, error=error, pid=None)
+
+    if agents.modify(repo, agent.name, apply).status != status:
+        return None
+    events.record(repo, "agent.exited", agent=agent.name, exit_code=code, status=status.value, reconciled=True)
+    return status
 
 
 def _expire(repo: Repo, agent: agents.Agent, result: SweepResult) -> None:
@@ -105,6 +124,9 @@ def _expire(repo: Repo, agent: agents.Agent, result: SweepResult) -> None:
                 result.kept.append(agent.name)
             log.info("keeping expired agent with unsaved work", extra={"agent": agent.name})
             return
+    # A process it left behind would write into a folder that is gone, or into a new agent's.
+    runner.stop(repo, agent.name, float(repo.config.integer("reaper.kill_grace")))
+    if ws is not None and ws.kind == "git":
         workspaces.remove(repo, ws)
     agents.remove(repo, agent.name)
     events.record(repo, "agent.reaped", agent=agent.name)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from . import agents, clock, mailbox
+from . import agents, clock, liveness, mailbox
 from .errors import CorruptRecord, FractaError
 from .repo import Repo
 
@@ -18,12 +18,16 @@ if TYPE_CHECKING:
 VERSION = 1
 
 
-def agent_view(repo: Repo, agent: agents.Agent) -> dict[str, Any]:
+def agent_view(repo: Repo, agent: agents.Agent, queue: dict[str, str] | None = None) -> dict[str, Any]:
+    """One agent; `queue` is liveness.waiting() of the whole list (computed here if not given)."""
     data = agent.to_dict()
     data.pop("schema", None)
     seen = agents.last_activity(repo, agent.name)
     data["unread"] = mailbox.unread_count(repo, agent.name)
     data["last_activity"] = clock.stamp(seen) if seen else None
+    if queue is None and agent.status == agents.Status.QUEUED:
+        queue = liveness.waiting(repo, agents.list_all(repo)[0])
+    data["waiting"] = (queue or {}).get(agent.name)
     return data
 
 
@@ -32,9 +36,10 @@ def problem_view(problem: CorruptRecord) -> dict[str, Any]:
 
 
 def agent_list(repo: Repo, found: list[agents.Agent], problems: list[CorruptRecord]) -> dict[str, Any]:
+    queue = liveness.waiting(repo, found)
     return {
         "version": VERSION,
-        "agents": [agent_view(repo, a) for a in found],
+        "agents": [agent_view(repo, a, queue) for a in found],
         "problems": [problem_view(p) for p in problems],
     }
 

@@ -9,6 +9,7 @@ on stdin (see Launcher).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -28,15 +29,17 @@ EXIT_FILE = "exit.json"
 OUTPUT_FILE = "output.jsonl"
 KILL_MARK = "kill-requested"
 RUN_EVENT = "run"  # the `event` of the record that opens each run in output.jsonl
+GROUP_FILE = "group.json"  # the runner's process group and run marker (see processes.Group)
 
 
-def spawn_detached(repo: repo_mod.Repo, name: str) -> tuple[int, int | None]:
-    """Start the runner for `name` in a new session; returns (pid, start time)."""
+def spawn_detached(repo: repo_mod.Repo, name: str, launch_id: str) -> tuple[int, int | None]:
+    """Start the runner for `name`'s launch `launch_id` in a new session; returns (pid, start time)."""
     log = open(repo.agent_dir(name) / "runner.log", "ab")  # noqa: SIM115 - handed to the child
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "fracta.runner", str(repo.state), name],
+            [sys.executable, "-m", "fracta.runner", str(repo.state), name, launch_id],
             cwd=repo.root,
+            env=_runner_env(),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -48,6 +51,12 @@ def spawn_detached(repo: repo_mod.Repo, name: str) -> tuple[int, int | None]:
     # Reap it when it exits so it never lingers as a zombie of the control plane.
     threading.Thread(target=proc.wait, daemon=True, name=f"reap-{name}").start()
     return proc.pid, processes.start_time(proc.pid)
+
+
+def _runner_env() -> dict[str, str]:
+    # A control plane started from inside an agent's shell inherits that agent's run marker: its
+    # runners must not carry it, or stopping that agent would stop every agent.
+    return {k: v for k, v in os.environ.items() if k != processes.RUN_VAR}
 
 
 class Recorder:
@@ -157,35 +166,27 @@ def _failure(code: int, recorder: Recorder) -> str | None:
     return f"exit code {code}: {said}" if said else f"exit code {code}"
 
 
-def run(repo: repo_mod.Repo, name: str) -> int:
+def run(repo: repo_mod.Repo, name: str, launch_id: str | None = None) -> int:
     folder = repo.agent_dir(name)
     launch = atomic.read_json(folder / LAUNCH_FILE)
     out = folder / OUTPUT_FILE
-    # SIGTERM reaches the whole group: let the runtime exit first so we record its status.
-    signal.signal(signal.SIGTERM, lambda *_: None)
+    # SIGTERM reaches the whole group: let the runtime exit first so we record its status. Before
+    # there is a runtime, there is nothing to wait for.
+    started: list[subprocess.Popen[bytes]] = []
+    signal.signal(signal.SIGTERM, lambda *_: None if started else os._exit(0))
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # PWD names the agent's worktree, never the folder the control plane was started in: OpenCode
-    # trusts $PWD over its real working directory (it would run git in the user's checkout).
-    env = {**os.environ, **launch["env"], "PWD": str(launch["cwd"])}
     try:
-        proc = subprocess.Popen(
-            launch["argv"],
-            cwd=launch["cwd"],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
+        proc = _start_program(repo, name, launch, launch_id)
+        started.extend([proc] if proc else [])
     except OSError as exc:
         message = f"could not start {launch['argv'][0]!r}: {exc.strerror or exc}"
         atomic.append_line(out, json.dumps({"ts": clock.now(), "stream": "fracta", "line": message}))
         _finish(repo, name, 127, message)
         return 127
-    me = os.getpid()
+    if proc is None:
+        return 0  # killed (or replaced) before its program started: nothing to run, nothing to record
     started_ns = time.time_ns()
-    agent = agents.update(
-        repo, name, status=agents.Status.RUNNING, started_at=clock.now(), pid=me, pid_start=processes.start_time(me)
-    )
+    agent = agents.update(repo, name, status=agents.Status.RUNNING, started_at=clock.now())
     events.record(repo, "agent.started", agent=name, pid=os.getpid())
     progress.refresh(repo)
     atomic.append_line(out, json.dumps(run_mark(agent.session_id)))  # before the pumps: it precedes the run's output
@@ -207,6 +208,64 @@ def run(repo: repo_mod.Repo, name: str) -> int:
     return 0
 
 
+def _start_program(
+    repo: repo_mod.Repo, name: str, launch: dict[str, Any], launch_id: str | None
+) -> subprocess.Popen[bytes] | None:
+    """Start the agent's program, unless it was killed or another launch replaced this one.
+
+    Under the agent's lock, as `kill` marks an agent: either kill comes first and the program
+    never starts, or the group is on record before the program starts and kill stops all of it.
+    """
+    folder = repo.agent_dir(name)
+    launch_id = launch_id or str(launch.get("launch_id") or "")
+    me = os.getpid()
+    group = processes.Group(
+        pgid=os.getpgid(0), leader_start=processes.start_time(me), home=str(repo.state), marker=f"{name}/{launch_id}"
+    )
+    # PWD names the agent's worktree, never the folder the control plane was started in: OpenCode
+    # trusts $PWD over its real working directory (it would run git in the user's checkout).
+    env = {**os.environ, **launch["env"], "PWD": str(launch["cwd"]), processes.RUN_VAR: group.marker}
+    try:
+        with agents.holding(repo, name) as agent:
+            current = atomic.read_json(folder / LAUNCH_FILE).get("launch_id")
+            if (folder / KILL_MARK).exists() or agent.status != agents.Status.STARTING or (current or "") != launch_id:
+                return None
+            atomic.write_json(folder / GROUP_FILE, group.to_dict())
+            agents.write(repo, dataclasses.replace(agent, pid=me, pid_start=group.leader_start))
+            return subprocess.Popen(
+                launch["argv"],
+                cwd=launch["cwd"],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+    except (AgentNotFound, FileNotFoundError):
+        return None  # killed and removed before we started
+
+
+def read_group(repo: repo_mod.Repo, name: str) -> processes.Group | None:
+    """The process group and run marker the agent's runner recorded (None before its first start)."""
+    try:
+        return processes.Group.from_dict(atomic.read_json(repo.agent_dir(name) / GROUP_FILE))
+    except (FileNotFoundError, FractaError, ValueError):
+        return None
+
+
+def stop(repo: repo_mod.Repo, name: str, grace: float, pid: int | None = None, pid_start: int | None = None) -> bool:
+    """Stop every process of agent `name`, runner or not; returns True if anything ran.
+
+    Its runner's group as recorded in group.json (or, before the runner recorded it, the runner
+    `pid` of its record), and every process any of its runs started (the run marker).
+    Raises FractaError if something cannot be stopped.
+    """
+    group = read_group(repo, name)
+    if group is None or (pid is not None and group.pgid != pid):
+        # No group yet (the runner quits by itself on the kill mark), or a runner newer than it.
+        group = processes.Group(pgid=pid or 0, leader_start=pid_start, home=str(repo.state), marker=f"{name}/")
+    return processes.stop(group, grace)
+
+
 class Launcher:
     """Starts runners for the spawner, keeping one warm spare: a runner process already started,
     with its imports done, waiting on stdin for the name of the agent it is to run.
@@ -226,20 +285,20 @@ class Launcher:
         self._timer: threading.Timer | None = None
         self._stopped = False
 
-    def launch(self, repo: repo_mod.Repo, name: str) -> tuple[int, int | None]:
+    def launch(self, repo: repo_mod.Repo, name: str, launch_id: str) -> tuple[int, int | None]:
         with self._lock:
             spare, self._spare = self._spare, None
         started: tuple[int, int | None] | None = None
         if spare is not None and spare.poll() is None and spare.stdin is not None:
             try:
-                spare.stdin.write(f"{name}\n".encode())
+                spare.stdin.write(f"{name} {launch_id}\n".encode())
                 spare.stdin.close()
                 started = spare.pid, processes.start_time(spare.pid)
                 threading.Thread(target=spare.wait, daemon=True, name=f"reap-{name}").start()
             except OSError:
                 started = None  # it died between poll and write: start cold
         if started is None:
-            started = spawn_detached(repo, name)
+            started = spawn_detached(repo, name, launch_id)
         self._refill_later()
         return started
 
@@ -259,6 +318,7 @@ class Launcher:
                 self._spare = subprocess.Popen(
                     [sys.executable, "-m", "fracta.runner", str(self.repo.state), "--spare"],
                     cwd=self.repo.root,
+                    env=_runner_env(),
                     stdin=subprocess.PIPE,
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
@@ -280,11 +340,12 @@ class Launcher:
                 spare.kill()
 
 
-def _await_agent(repo: repo_mod.Repo) -> str | None:
-    """As a spare: do the imports a run needs, then wait for an agent's name (None at end-of-file)."""
+def _await_agent(repo: repo_mod.Repo) -> tuple[str, str] | None:
+    """As a spare: do the imports a run needs, then wait for an agent's name and launch id
+    (None at end-of-file)."""
     from . import credentials, runtimes  # noqa: F401 - imported now so that a run starts warm
 
-    name = sys.stdin.readline().strip()
+    name, _, launch_id = sys.stdin.readline().strip().partition(" ")
     if not name:
         return None
     # From now on this is the agent's runner: its output goes where a cold start's would.
@@ -295,19 +356,22 @@ def _await_agent(repo: repo_mod.Repo) -> str | None:
     os.dup2(null, 0)
     os.close(log)
     os.close(null)
-    return name
+    return name, launch_id
 
 
 def main(argv: list[str]) -> int:
     state, name = Path(argv[0]), argv[1]
+    launch_id = argv[2] if len(argv) > 2 else None
     repo = repo_mod.find(env={"FRACTA_HOME": str(state)})
     if name == "--spare":
         waited = _await_agent(repo)
         if waited is None:
             return 0
-        name = waited
+        name, launch_id = waited
     try:
-        return run(repo, name)
+        return run(repo, name, launch_id)
+    except FileNotFoundError:
+        return 0  # the agent was killed and removed before this runner got to it
     except FractaError as exc:
         print(f"fracta runner: {exc.message}", file=sys.stderr)
         return 1

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import agents, atomic, clock, credentials, events, missions, progress, project, runner, runtimes
+from . import agents, atomic, clock, credentials, events, liveness, missions, progress, project, runner, runtimes
 from .errors import AgentNotFound, FractaError
 from .repo import Repo
 from .runtimes.base import LaunchContext
 
 log = logging.getLogger("fracta.spawner")
 # Starts the runner for an agent; returns its (pid, start time). The control plane keeps a warm one.
-LaunchRunner = Callable[[Repo, str], tuple[int, int | None]]
-ACTIVE = frozenset({agents.Status.STARTING, agents.Status.RUNNING})
+LaunchRunner = Callable[[Repo, str, str], tuple[int, int | None]]
 
 
 @dataclass(frozen=True)
@@ -51,9 +52,10 @@ def schedule(repo: Repo, urls: Urls, launch: LaunchRunner = runner.spawn_detache
     """Start as many queued missions as there are free slots; returns the names started."""
     limit = repo.config.integer("agents.max_agents", minimum=1)
     started: list[str] = []
+    liveness.checked(repo)  # settle dead runners first (not under the lock: stopping takes a while)
     with atomic.lock(repo.missions_dir / ".lock"):
         everyone, _ = agents.list_all(repo)
-        slots = limit - sum(1 for a in everyone if a.status in ACTIVE)
+        slots = limit - sum(1 for a in everyone if liveness.holds_slot(a))
         queue, _ = missions.pending(repo)
         for mission in queue:
             if slots <= 0:
@@ -66,20 +68,25 @@ def schedule(repo: Repo, urls: Urls, launch: LaunchRunner = runner.spawn_detache
             if agent.status != agents.Status.QUEUED:
                 missions.remove(repo, mission)
                 continue
+            launched = False
             try:
-                start(repo, agent, mission, urls, launch)
+                launched = start(repo, agent, mission, urls, launch)
+            except AgentNotFound:
+                pass  # killed while we started it: kill has stopped whatever had started
             except Exception as exc:  # a bug must fail this agent, not wedge the queue behind it
                 log.exception("starting an agent crashed", extra={"agent": agent.name})
-                agents.update(
-                    repo,
-                    agent.name,
-                    status=agents.Status.FAILED,
-                    error=f"fracta could not start it ({type(exc).__name__}); see .fracta/logs/control.log",
-                    finished_at=clock.now(),
-                )
+                with contextlib.suppress(AgentNotFound):
+                    agents.update(
+                        repo,
+                        agent.name,
+                        status=agents.Status.FAILED,
+                        error=f"fracta could not start it ({type(exc).__name__}); see .fracta/logs/control.log",
+                        finished_at=clock.now(),
+                    )
             missions.remove(repo, mission)
-            started.append(agent.name)
-            slots -= 1
+            if launched:
+                started.append(agent.name)
+                slots -= 1
     return started
 
 
@@ -89,8 +96,14 @@ def start(
     mission: missions.Mission,
     urls: Urls,
     launch_runner: LaunchRunner = runner.spawn_detached,
-) -> None:
-    """Build the launch and hand it to a detached runner; a failure marks the agent failed."""
+) -> bool:
+    """Build the launch and hand it to a detached runner; a failure marks the agent failed.
+    Returns True if a runner was started.
+
+    Killed meanwhile (its kill mark set, or its record gone), it is not started: the runner
+    checks again, under the agent's lock, right before it starts the program.
+    """
+    launch_id = secrets.token_hex(8)
     try:
         runtime = runtimes.get(agent.runtime)
         ctx = context(repo, agent, mission.prompt, mission.args, urls)
@@ -105,6 +118,7 @@ def start(
             repo.agent_dir(agent.name) / runner.LAUNCH_FILE,
             {
                 "schema": 1,
+                "launch_id": launch_id,  # the runner started for this launch checks it: a stale one quits
                 "argv": launch.argv,
                 "env": env,
                 "cwd": str(launch.cwd),
@@ -116,8 +130,9 @@ def start(
             mode=0o600,  # it holds the agent's token and credentials: the only file with env values
             durable=False,  # written afresh at every start, and read by the runner at once
         )
-        agents.update(repo, agent.name, status=agents.Status.STARTING)
-        pid, pid_start = launch_runner(repo, agent.name)
+        if not _mark_starting(repo, agent.name):
+            return False
+        pid, pid_start = launch_runner(repo, agent.name, launch_id)
     except FractaError as exc:
         if agent.session_id:
             # A wake that could not start (a binary gone, a credential that failed): nothing ran,
@@ -130,13 +145,26 @@ def start(
             agents.update(repo, agent.name, status=agents.Status.FAILED, error=exc.message, finished_at=clock.now())
             events.record(repo, "agent.failed", agent=agent.name, error=exc.message)
         progress.refresh(repo)
-        return
+        return False
 
     def record_pid(current: agents.Agent) -> agents.Agent:
-        # The runner may already have moved on (running, or even finished): only add the pid.
-        if current.status in (agents.Status.STARTING, agents.Status.RUNNING):
+        # The runner records itself before it starts the program, and may already have moved on
+        # (running, or even finished): only fill in a pid not yet there.
+        if current.status == agents.Status.STARTING and current.pid is None:
             return dataclasses.replace(current, pid=pid, pid_start=pid_start)
         return current
 
-    agents.modify(repo, agent.name, record_pid)
+    with contextlib.suppress(AgentNotFound):
+        agents.modify(repo, agent.name, record_pid)
     events.record(repo, "agent.starting", agent=agent.name, pid=pid)
+    return True
+
+
+def _mark_starting(repo: Repo, name: str) -> bool:
+    """Move the agent from queued to starting, unless kill got to it first (under its lock, as kill marks it)."""
+    with agents.holding(repo, name) as agent:
+        if agent.status != agents.Status.QUEUED or (repo.agent_dir(name) / runner.KILL_MARK).exists():
+            return False
+        agents.write(repo, dataclasses.replace(agent, status=agents.Status.STARTING))
+    agents.touch_activity(repo, name)
+    return True

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .. import agents, mailbox, progress, repo, results
+from .. import agents, liveness, mailbox, progress, repo, results
 from ..errors import EXIT_CORRUPT, FractaError
 from . import render
 
@@ -66,29 +66,14 @@ def join_cmd(name: str, intent: str, as_json: bool) -> None:
 def list_cmd(as_json: bool) -> int:
     """Every agent's status, intent, branch and unread count."""
     r = _repo()
-    found, problems = agents.list_all(r)
+    found, problems = liveness.checked(r)
     data = results.agent_list(r, found, problems)
     if as_json:
         render.emit_json(data)
     elif not found and not problems:
         click.echo("no agents yet: fracta join NAME, or fracta spawn TASK")
     else:
-        rows = [
-            [
-                a["name"],
-                a["status"],
-                a["runtime"],
-                str(a["unread"]),
-                str(a["tokens_used"] or "-"),
-                a["branch"] or "-",
-                a["intent"] or "-",
-            ]
-            for a in data["agents"]
-        ]
-        click.echo(render.table(rows, ["name", "status", "runtime", "unread", "tokens", "branch", "intent"]))
-        reasons = [f"  {a['name']} {a['status']}: {a['error']}" for a in data["agents"] if a["error"]]
-        if reasons:
-            click.echo("why:\n" + "\n".join(reasons))
+        click.echo(render.agent_table(data["agents"]))
     for problem in problems:
         render.warn(f"{problem.message} ({problem.hint})")
     return EXIT_CORRUPT if problems else 0

@@ -23,6 +23,25 @@ def table(rows: list[list[str]], headers: list[str]) -> str:
     return "\n".join(lines)
 
 
+def agent_table(views: list[dict[str, Any]]) -> str:
+    """`fracta list`: one row an agent; a queued one says its place in the queue and what it waits for."""
+    rows = [
+        [
+            a["name"],
+            a["status"] + (f" ({a['waiting']})" if a.get("waiting") else ""),
+            a["runtime"],
+            str(a["unread"]),
+            str(a["tokens_used"] or "-"),
+            a["branch"] or "-",
+            a["intent"] or "-",
+        ]
+        for a in views
+    ]
+    text = table(rows, ["name", "status", "runtime", "unread", "tokens", "branch", "intent"])
+    reasons = [f"  {a['name']} {a['status']}: {a['error']}" for a in views if a["error"]]
+    return text + ("\nwhy:\n" + "\n".join(reasons) if reasons else "")
+
+
 def message(msg: mailbox.Message) -> str:
     head = f"[{msg.sent_at}] {msg.sender} -> {msg.to}"
     if msg.subject:

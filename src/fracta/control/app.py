@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from .. import agents, events, lifecycle, mailbox, messaging, peek, project, results
+from .. import agents, events, lifecycle, liveness, mailbox, messaging, peek, project, results
 from ..errors import EXIT_USAGE, FractaError, InvalidInput
 from ..identity import AuthMiddleware, Caller, caller_of
 from ..repo import Repo
@@ -75,11 +75,11 @@ class Api:
         return JSONResponse({"version": results.VERSION, "ok": True, "root": str(self.repo.root)})
 
     def list_agents(self, request: Request) -> Response:
-        found, problems = agents.list_all(self.repo)
+        found, problems = liveness.checked(self.repo)
         return JSONResponse(results.agent_list(self.repo, found, problems))
 
     def get_agent(self, request: Request) -> Response:
-        agent = agents.load(self.repo, request.path_params["name"])
+        agent = liveness.load(self.repo, request.path_params["name"])
         return JSONResponse({"version": results.VERSION, "agent": results.agent_view(self.repo, agent)})
 
     async def spawn(self, request: Request) -> Response:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import agents, lifecycle, mailbox, messaging, names, peek, project, results
+from .. import lifecycle, liveness, mailbox, messaging, names, peek, project, results
 from ..errors import InvalidInput
 from ..identity import Caller
 from ..repo import Repo
@@ -132,7 +132,7 @@ def _set_intent(call: Call) -> dict[str, Any]:
 
 
 def _list(call: Call) -> dict[str, Any]:
-    found, problems = agents.list_all(call.repo)
+    found, problems = liveness.checked(call.repo)
     return results.agent_list(call.repo, found, problems)
 
 
