@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from . import (
     clock,
     credentials,
     events,
+    journal,
     missions,
     names,
     processes,
@@ -40,18 +40,36 @@ class SpawnRequest:
 def spawn(repo: Repo, req: SpawnRequest) -> agents.Agent:
     """Validate, create the workspace, record the agent as queued and queue its mission.
 
-    Any failure leaves nothing behind: no worktree, branch, record or mission.
+    A transaction: a failure leaves nothing behind (no worktree, branch, record or mission), and
+    a process killed midway leaves a journal naming what it created, which the control plane
+    adopts as an agent (journal.py, adopt.py).
     """
     repo.require_initialized()
     names.validate(req.name, kind="task name")
     if agents.exists(repo, req.name):
-        raise AgentExists(
-            f"an agent named {req.name!r} already exists",
-            f"choose another task name, or remove it first with: fracta kill {req.name}",
-        )
+        raise _exists(req.name)
     refuse_if_still_running(repo, req.name)
-    runtime = runtimes.get(req.runtime)
     prompt = req.prompt.strip() if req.prompt else None
+    _check(repo, req, prompt)
+    with journal.holding(repo, req.name):
+        if agents.exists(repo, req.name):  # spawned meanwhile, while we waited for the lock
+            raise _exists(req.name)
+        record = _create(repo, req, prompt)
+    events.record(repo, "agent.spawned", agent=req.name, runtime=req.runtime, workspace=record.workspace_kind)
+    progress.record_action(repo, f"spawned {req.name} ({req.runtime})")
+    return record
+
+
+def _exists(name: str) -> AgentExists:
+    return AgentExists(
+        f"an agent named {name!r} already exists",
+        f"choose another task name, or remove it first with: fracta kill {name}",
+    )
+
+
+def _check(repo: Repo, req: SpawnRequest, prompt: str | None) -> None:
+    """Everything that can be refused before anything is created."""
+    runtime = runtimes.get(req.runtime)
     if not prompt and req.runtime != "command":
         raise FractaError(f"the {req.runtime} runtime needs a prompt", "pass --prompt TEXT or --prompt-file FILE")
     probe = LaunchContext(
@@ -68,31 +86,51 @@ def spawn(repo: Repo, req: SpawnRequest) -> agents.Agent:
     )
     runtime.check(probe)
     credentials.check(repo, req.runtime)  # a broken profile fails here, before anything exists
-    if req.workspace is not None:
-        ws = workspaces.create_directory(repo, req.name, req.workspace)
-    else:
-        ws = workspaces.create_git(repo, req.name, req.base)
-    record = agents.new(
-        req.name,
-        runtime=req.runtime,
-        status=agents.Status.QUEUED,
-        workspace=str(ws.path),
-        workspace_kind=ws.kind,
-        branch=ws.branch,
-        base=ws.base,
-        command=list(req.args),
-    )
+
+
+def _create(repo: Repo, req: SpawnRequest, prompt: str | None) -> agents.Agent:
+    """Workspace, record, mission, journaled; the caller holds the name's spawn lock."""
+
+    def claim(ws: workspaces.Workspace) -> None:  # the pieces are free: say what we will create
+        entry = journal.entry(req.name, req.runtime, ws.kind, ws.path, ws.branch, ws.base, list(req.args))
+        journal.write(repo, entry)
+        journal.checkpoint("journaled")
+
+    ws: workspaces.Workspace | None = None
+    created = False
     try:
+        if req.workspace is not None:
+            ws = workspaces.create_directory(repo, req.name, req.workspace)
+            claim(ws)
+        else:
+            ws = workspaces.create_git(repo, req.name, req.base, claim)
+        journal.checkpoint("workspace")
+        record = agents.new(req.name, runtime=req.runtime, status=agents.Status.QUEUED, command=list(req.args))
+        record = dataclasses.replace(record, **ws.record_fields())
         agents.create(repo, record)
+        created = True
+        journal.checkpoint("record")
         missions.enqueue(repo, req.name, req.runtime, prompt, list(req.args))
+        journal.checkpoint("mission")
     except BaseException:
-        with contextlib.suppress(FractaError, OSError):
-            agents.remove(repo, req.name)
-        workspaces.remove(repo, ws)
-        raise
-    events.record(repo, "agent.spawned", agent=req.name, runtime=req.runtime, workspace=ws.kind)
-    progress.record_action(repo, f"spawned {req.name} ({req.runtime})")
+        if _roll_back(repo, req.name, ws, created):
+            journal.remove(repo, req.name)
+        raise  # a failed roll-back keeps the journal: the control plane adopts what is left
+    journal.remove(repo, req.name)  # whole: the journal has done its job
     return record
+
+
+def _roll_back(repo: Repo, name: str, ws: workspaces.Workspace | None, created: bool) -> bool:
+    """Undo a spawn that failed midway; False when something could not be undone."""
+    try:
+        if created:
+            missions.drop_agent(repo, name)
+            agents.remove(repo, name)
+        if ws is not None:
+            workspaces.remove(repo, ws)
+    except (FractaError, OSError):
+        return False
+    return True
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,21 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import agents, archive, atomic, clock, events, git, mailbox, missions, processes, progress, runner, workspaces
+from . import (
+    adopt,
+    agents,
+    archive,
+    atomic,
+    clock,
+    events,
+    git,
+    mailbox,
+    missions,
+    processes,
+    progress,
+    runner,
+    workspaces,
+)
 from .errors import AgentNotFound, CorruptRecord, FractaError
 from .repo import Repo
 
@@ -46,6 +60,7 @@ def sweep(repo: Repo, *, full: bool = True) -> SweepResult:
             log.warning("reaper could not handle agent", extra={"agent": agent.name, "error": exc.message})
     if full:
         result.cleared = _clear_leftovers(repo)
+        adopt.recover(repo)  # before the prune: a registered worktree whose folder is gone is adopted too
         if repo.git_common_dir is not None:
             git.run(repo.root, "worktree", "prune", check=False)
     if result.finished or result.lost or result.removed:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,10 +50,37 @@ def resolve_commit(repo: Repo, ref: str) -> str | None:
     return git.resolve(repo.root, f"{ref}^{{commit}}")[0]
 
 
+@dataclass(frozen=True)
+class Registered:
+    """A worktree as `git worktree list --porcelain` describes it."""
+
+    path: Path  # resolved
+    branch: str | None  # e.g. feature/x; None when detached
+    locked: str | None  # the lock reason ("" for a lock without one); None when not locked
+
+
+def worktrees(repo: Repo) -> list[Registered]:
+    """Every worktree git knows for this repo; the main worktree first."""
+    listing = git.run(repo.root, "worktree", "list", "--porcelain", "-z").stdout
+    found: list[Registered] = []
+    for record in listing.split("\0\0"):
+        fields = [f for f in record.split("\0") if f]
+        if not fields or not fields[0].startswith("worktree "):
+            continue
+        branch: str | None = None
+        locked: str | None = None
+        for f in fields[1:]:
+            if f.startswith("branch "):
+                branch = f[len("branch ") :].removeprefix("refs/heads/")
+            elif f == "locked" or f.startswith("locked "):
+                locked = f[len("locked ") :] if f.startswith("locked ") else ""
+        found.append(Registered(Path(fields[0][len("worktree ") :]).resolve(), branch, locked))
+    return found
+
+
 def worktree_paths(repo: Repo) -> list[Path]:
     """Every worktree git knows for this repo, resolved; the main worktree first."""
-    listing = git.run(repo.root, "worktree", "list", "--porcelain", "-z").stdout
-    return [Path(f[len("worktree ") :]).resolve() for f in listing.split("\0") if f.startswith("worktree ")]
+    return [w.path for w in worktrees(repo)]
 
 
 def status_paths(path: Path, *, untracked: bool) -> list[str]:
@@ -81,11 +109,15 @@ def _require_git(repo: Repo) -> None:
         )
 
 
-def create_git(repo: Repo, name: str, base: str | None = None) -> Workspace:
+def create_git(
+    repo: Repo, name: str, base: str | None = None, claim: Callable[[Workspace], None] | None = None
+) -> Workspace:
     """Add worktree .fracta/worktrees/<name> on new branch feature/<name> from `base` or HEAD.
 
     Everything is checked before anything is touched; if git fails midway, the worktree and the
-    branch it may have created are removed again, so a failure leaves nothing behind.
+    branch it may have created are removed again, so a failure leaves nothing behind. `claim`
+    is called once the path and the branch are known to be free, before either is created (the
+    spawn journals them there, see journal.py); if it raises, nothing is created.
     """
     names.validate(name)
     repo.require_initialized()
@@ -110,6 +142,9 @@ def create_git(repo: Repo, name: str, base: str | None = None) -> Workspace:
                 f"choose another task name, or remove the leftover: fracta kill {name} "
                 f"(or git worktree remove {path}; git worktree prune)",
             )
+        ws = Workspace(kind=GIT, path=path, branch=branch, base=start)
+        if claim is not None:
+            claim(ws)
         args = ("worktree", "add", "--quiet", str(path), "-b", branch, start)
         try:
             # A spare checkout made ahead of time, if the control plane keeps one (see spares.py).
@@ -121,7 +156,7 @@ def create_git(repo: Repo, name: str, base: str | None = None) -> Workspace:
         if proc is not None and proc.returncode != 0:
             _roll_back(repo, path, branch)
             raise GitError(["git", *args], proc.returncode, proc.stdout, proc.stderr, hint=_ROLLED_BACK)
-    return Workspace(kind=GIT, path=path, branch=branch, base=start)
+    return ws
 
 
 _ROLLED_BACK = "nothing was left behind (worktree and branch removed); fix the cause above and retry"
@@ -232,17 +267,22 @@ def remove(repo: Repo, ws: Workspace) -> None:
             f"delete it yourself if you mean to: git branch -D {ws.branch}",
         )
     with atomic.lock(repo.state / "workspaces.lock"):
-        if path in worktree_paths(repo):
+        here = next((w for w in worktrees(repo) if w.path == path), None)
+        if here is not None:
+            # git locks a worktree "initializing" while `git worktree add` makes it; the lock stays
+            # if that git was killed. A second --force removes such a one; a lock the user set
+            # still stops us.
+            force = ("--force", "--force") if here.locked == "initializing" else ("--force",)
             git.run(
                 repo.root,
                 "worktree",
                 "remove",
-                "--force",
+                *force,
                 str(path),
                 hint=f"the worktree is still there; remove it by hand: git worktree remove --force {path}",
             )
-        # A folder left there that git no longer knows as a worktree is not ours to delete blindly.
         git.run(repo.root, "worktree", "prune")
+        _remove_bare_folder(path)
         if ws.branch is not None and git.branch_exists(repo.root, ws.branch):
             git.run(
                 repo.root,
@@ -251,6 +291,21 @@ def remove(repo: Repo, ws: Workspace) -> None:
                 ws.branch,
                 hint=f"is {ws.branch} checked out somewhere? switch that worktree to another branch and retry",
             )
+
+
+def _remove_bare_folder(path: Path) -> None:
+    """Remove a folder at a worktree's path that holds nothing but, at most, git's `.git` file.
+
+    A `git worktree add` killed early leaves one, and it would block the name for good. A
+    folder left there with anything else in it, which git no longer knows as a worktree, is
+    not ours to delete blindly.
+    """
+    try:
+        entries = os.listdir(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    if not entries or (entries == [".git"] and (path / ".git").is_file()):
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def from_agent(agent: agents.Agent) -> Workspace | None:

@@ -210,6 +210,7 @@ def serve(repo: repo_mod.Repo, *, foreground: bool = False, log_format: str = "j
     repo = dataclasses.replace(repo, progress_sink=sink)
     try:
         with atomic.lock(repo.state / "control.lock", timeout=0):
+            _adopt_leftovers(repo)
             host = repo.config.text("control_plane.host")
             sock = listen(host, repo.config.integer("control_plane.port"))
             url = url_of(sock, host)
@@ -252,6 +253,19 @@ def serve(repo: repo_mod.Repo, *, foreground: bool = False, log_format: str = "j
             f"a control plane is already running for {repo.root}{where}", "fracta down stops it"
         ) from None
     return 0
+
+
+def _adopt_leftovers(repo: repo_mod.Repo) -> None:
+    """Before answering anyone: make agents of what interrupted spawns or an older fracta left."""
+    from .. import adopt
+
+    try:
+        found = adopt.recover(repo)
+    except FractaError as exc:  # the reaper's full sweep tries again
+        log.warning("could not look for leftovers", extra={"error": exc.message})
+        return
+    if found.adopted or found.annotated:
+        log.warning("adopted leftovers", extra={"adopted": found.adopted, "annotated": found.annotated})
 
 
 def _forget(repo: repo_mod.Repo, pid: int) -> None:
