@@ -179,3 +179,53 @@ def test_a_workspace_is_rebuilt_from_the_agent_record(initialized: repo_mod.Repo
     assert workspaces.from_agent(agents.load(initialized, agent.name)) == ws
     joined = agents.new("me", "manual", agents.Status.RUNNING, kind="joined", workspace=str(tmp_path))
     assert workspaces.from_agent(joined) is None
+
+
+def test_removing_a_worktree_git_left_locked_initializing_removes_it(initialized: repo_mod.Repo) -> None:
+    """What a `git worktree add` killed in its checkout leaves: locked "initializing", no index."""
+    ws = workspaces.create_git(initialized, "api")
+    admin = Path(git(ws.path, "rev-parse", "--path-format=absolute", "--git-dir"))
+    (admin / "locked").write_text("initializing")
+    (admin / "index").unlink()
+    (ws.path / "README.md").unlink()
+    listed = [w for w in workspaces.worktrees(initialized) if w.path == ws.path.resolve()]
+    assert [(w.branch, w.locked) for w in listed] == [("feature/api", "initializing")]
+    workspaces.remove(initialized, ws)
+    assert_nothing_left(initialized, "api")
+
+
+def test_a_worktree_the_user_locked_is_not_removed(initialized: repo_mod.Repo) -> None:
+    ws = workspaces.create_git(initialized, "api")
+    git(initialized.root, "worktree", "lock", "--reason", "on a usb disk", str(ws.path))
+    with pytest.raises(GitError) as caught:
+        workspaces.remove(initialized, ws)
+    assert "locked" in caught.value.stderr
+    assert ws.path.is_dir() and git(initialized.root, "branch", "--list", "feature/api") != ""
+
+
+def test_a_bare_folder_a_killed_git_left_is_removed_but_one_with_files_is_kept(initialized: repo_mod.Repo) -> None:
+    bare = initialized.worktrees_dir / "bare"
+    bare.mkdir(parents=True)
+    (bare / ".git").write_text(f"gitdir: {initialized.root}/.git/worktrees/bare\n")  # git wrote no more
+    workspaces.remove(initialized, workspaces.Workspace("git", bare, "feature/bare", None))
+    assert not bare.exists()
+    kept = initialized.worktrees_dir / "kept"
+    kept.mkdir()
+    (kept / "notes.txt").write_text("someone's file\n")
+    workspaces.remove(initialized, workspaces.Workspace("git", kept, "feature/kept", None))
+    assert (kept / "notes.txt").read_text() == "someone's file\n"
+
+
+def test_claim_is_called_before_anything_is_created_and_its_failure_leaves_nothing(
+    initialized: repo_mod.Repo,
+) -> None:
+    seen: list[tuple[bool, bool]] = []
+
+    def claim(ws: workspaces.Workspace) -> None:
+        seen.append((ws.path.exists(), git(initialized.root, "branch", "--list", str(ws.branch)) != ""))
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        workspaces.create_git(initialized, "api", claim=claim)
+    assert seen == [(False, False)]
+    assert_nothing_left(initialized, "api")

@@ -81,7 +81,12 @@ def write(repo: Repo, entry: Entry) -> None:
     Not fsync'd: it guards against a process that dies (the page cache survives), and the git
     pieces it announces are not fsync'd by git either.
     """
-    atomic.write_json(path_of(repo, entry.name), {"schema": SCHEMA, **asdict(entry)}, durable=False, mode=0o600)
+    data = {"schema": SCHEMA, **asdict(entry)}
+    try:
+        atomic.write_json(path_of(repo, entry.name), data, durable=False, mode=0o600)
+    except FileNotFoundError:  # no spawn has taken a lock here yet (the lock makes the folder)
+        atomic.ensure_dirs(folder(repo))
+        atomic.write_json(path_of(repo, entry.name), data, durable=False, mode=0o600)
 
 
 def entry(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,7 +98,7 @@ def _create(repo: Repo, req: SpawnRequest, prompt: str | None) -> agents.Agent:
         journal.checkpoint("journaled")
 
     ws: workspaces.Workspace | None = None
-    created = False
+    done: list[str] = []  # the steps taken, for the roll-back
     try:
         if req.workspace is not None:
             ws = workspaces.create_directory(repo, req.name, req.workspace)
@@ -108,29 +109,35 @@ def _create(repo: Repo, req: SpawnRequest, prompt: str | None) -> agents.Agent:
         record = agents.new(req.name, runtime=req.runtime, status=agents.Status.QUEUED, command=list(req.args))
         record = dataclasses.replace(record, **ws.record_fields())
         agents.create(repo, record)
-        created = True
+        done.append("record")
         journal.checkpoint("record")
         missions.enqueue(repo, req.name, req.runtime, prompt, list(req.args))
+        done.append("mission")
         journal.checkpoint("mission")
     except BaseException:
-        if _roll_back(repo, req.name, ws, created):
+        if _roll_back(repo, req.name, ws, done):
             journal.remove(repo, req.name)
         raise  # a failed roll-back keeps the journal: the control plane adopts what is left
     journal.remove(repo, req.name)  # whole: the journal has done its job
     return record
 
 
-def _roll_back(repo: Repo, name: str, ws: workspaces.Workspace | None, created: bool) -> bool:
-    """Undo a spawn that failed midway; False when something could not be undone."""
-    try:
-        if created:
-            missions.drop_agent(repo, name)
-            agents.remove(repo, name)
-        if ws is not None:
-            workspaces.remove(repo, ws)
-    except (FractaError, OSError):
-        return False
-    return True
+def _roll_back(repo: Repo, name: str, ws: workspaces.Workspace | None, done: list[str]) -> bool:
+    """Undo a spawn that failed midway, newest step first; False when something stays."""
+    steps: list[Callable[[], None]] = []
+    if "mission" in done:
+        steps.append(lambda: missions.drop_agent(repo, name))
+    if "record" in done:
+        steps.append(lambda: agents.remove(repo, name))
+    if ws is not None:
+        steps.append(lambda: workspaces.remove(repo, ws))
+    undone = True
+    for step in steps:
+        try:
+            step()
+        except (FractaError, OSError):
+            undone = False
+    return undone
 
 
 @dataclass(frozen=True)
