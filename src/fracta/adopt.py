@@ -49,7 +49,11 @@ def recover(repo: Repo) -> Recovery:
     result = Recovery()
     if not repo.initialized:
         return result
-    registered = _registered_here(repo)
+    try:
+        registered = _registered_here(repo)
+    except FractaError as exc:  # git could not list the worktrees: the next sweep looks again
+        log.warning("could not look for leftover worktrees", extra={"error": exc.message})
+        return result
     for name in _candidates(repo, registered):
         try:
             names.validate(name)

@@ -92,9 +92,12 @@ def _check(repo: Repo, req: SpawnRequest, prompt: str | None) -> None:
 def _create(repo: Repo, req: SpawnRequest, prompt: str | None) -> agents.Agent:
     """Workspace, record, mission, journaled; the caller holds the name's spawn lock."""
 
+    claimed: list[workspaces.Workspace] = []
+
     def claim(ws: workspaces.Workspace) -> None:  # the pieces are free: say what we will create
         entry = journal.entry(req.name, req.runtime, ws.kind, ws.path, ws.branch, ws.base, list(req.args))
         journal.write(repo, entry)
+        claimed.append(ws)
         journal.checkpoint("journaled")
 
     ws: workspaces.Workspace | None = None
@@ -115,7 +118,9 @@ def _create(repo: Repo, req: SpawnRequest, prompt: str | None) -> agents.Agent:
         done.append("mission")
         journal.checkpoint("mission")
     except BaseException:
-        if _roll_back(repo, req.name, ws, done):
+        # A git failure after the claim was rolled back by create_git; removing the claimed
+        # pieces again (they were free before) makes sure before the journal goes.
+        if _roll_back(repo, req.name, ws or (claimed[0] if claimed else None), done):
             journal.remove(repo, req.name)
         raise  # a failed roll-back keeps the journal: the control plane adopts what is left
     journal.remove(repo, req.name)  # whole: the journal has done its job
