@@ -23,6 +23,7 @@ from lifecycle_helpers import cleanup, status, use_free_port, wait_for, wait_sta
 from fracta import adopt, agents, journal, lifecycle, processes, workspaces
 from fracta import repo as repo_mod
 from fracta.control import daemon
+from fracta.errors import AgentExists
 
 PY = sys.executable
 
@@ -359,3 +360,22 @@ def test_a_failure_midway_rolls_the_whole_spawn_back(fr: repo_mod.Repo) -> None:
         lifecycle.spawn(fr, lifecycle.SpawnRequest(name="hooked", runtime="command", args=("true",)))
     assert_nothing_of(fr, "hooked")
     assert adopt.recover(fr).adopted == {}
+
+
+def test_a_spawn_that_finds_a_leftover_under_its_name_adopts_it_at_once(fr: repo_mod.Repo, cli: CliRunner) -> None:
+    """No control plane has looked yet (the core is called directly): the spawn itself adopts."""
+    git(fr.root, "worktree", "add", "-q", str(fr.worktrees_dir / "late"), "-b", "feature/late")
+    entry = journal.entry("ghost", "command", "git", fr.worktrees_dir / "ghost", "feature/ghost", None, [])
+    journal.write(fr, entry)  # a spawn that died before it created anything
+    with pytest.raises(AgentExists, match="taken by what an earlier spawn or fracta left") as caught:
+        lifecycle.spawn(fr, lifecycle.SpawnRequest(name="late", runtime="command", args=("true",)))
+    assert "fracta kill late" in caught.value.hint
+    assert status(fr, "late") == "lost"
+    ghost = lifecycle.spawn(fr, lifecycle.SpawnRequest(name="ghost", runtime="command", args=("true",)))
+    assert ghost.status == agents.Status.QUEUED  # its journal named nothing that exists: the name was free
+    with cleanup(fr):
+        up(cli, fr)
+        wait_status(fr, "ghost", "done")
+        kill_leftover(cli, fr, "late")
+        spawn_again(cli, fr, "late")
+        assert_no_orphans(fr)

@@ -74,6 +74,21 @@ def recover(repo: Repo) -> Recovery:
     return result
 
 
+def adopt_now(repo: Repo, name: str) -> str | None:
+    """Adopt what a dead spawn or an older fracta left under `name`, if anything; returns why.
+
+    For a spawn that finds its name taken by a leftover: the caller holds the name's spawn lock.
+    Cheap when nothing is there (two stat calls).
+    """
+    if not journal.path_of(repo, name).exists() and not workspaces.worktree_path(repo, name).exists():
+        return None
+    result = Recovery()
+    _recover_one(repo, name, None, result)
+    if result.adopted:
+        progress.refresh(repo)
+    return result.adopted.get(name)
+
+
 def _registered_here(repo: Repo) -> dict[str, workspaces.Registered]:
     """Worktrees git has registered directly under .fracta/worktrees/, by folder name (no spares)."""
     if repo.git_common_dir is None:

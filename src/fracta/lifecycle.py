@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import (
+    adopt,
     agents,
     archive,
     clock,
@@ -55,6 +56,11 @@ def spawn(repo: Repo, req: SpawnRequest) -> agents.Agent:
     with journal.holding(repo, req.name):
         if agents.exists(repo, req.name):  # spawned meanwhile, while we waited for the lock
             raise _exists(req.name)
+        if why := adopt.adopt_now(repo, req.name):  # a dead spawn's leftover: make it an agent now
+            raise AgentExists(
+                f"task name {req.name!r} is taken by what an earlier spawn or fracta left: {why}",
+                f"fracta list shows it as agent {req.name!r}; merge it, or fracta kill {req.name} and spawn again",
+            )
         record = _create(repo, req, prompt)
     events.record(repo, "agent.spawned", agent=req.name, runtime=req.runtime, workspace=record.workspace_kind)
     progress.record_action(repo, f"spawned {req.name} ({req.runtime})")
