@@ -20,7 +20,7 @@ import pytest
 from conftest import CliRunner, git
 from lifecycle_helpers import cleanup, status, use_free_port, wait_for, wait_status
 
-from fracta import adopt, agents, journal, lifecycle, processes, workspaces
+from fracta import adopt, agents, journal, lifecycle, processes, reaper, workspaces
 from fracta import repo as repo_mod
 from fracta.control import daemon
 from fracta.errors import AgentExists
@@ -379,3 +379,26 @@ def test_a_spawn_that_finds_a_leftover_under_its_name_adopts_it_at_once(fr: repo
         kill_leftover(cli, fr, "late")
         spawn_again(cli, fr, "late")
         assert_no_orphans(fr)
+
+
+def test_the_reapers_full_sweep_adopts_leftovers_and_a_quick_pass_does_not(fr: repo_mod.Repo) -> None:
+    git(fr.root, "worktree", "add", "-q", str(fr.worktrees_dir / "swept"), "-b", "feature/swept")
+    reaper.sweep(fr, full=False)
+    assert not agents.exists(fr, "swept")
+    reaper.sweep(fr, full=True)
+    assert status(fr, "swept") == "lost"
+    assert "no agent record" in (agents.load(fr, "swept").error or "")
+    reaper.sweep(fr, full=True)  # looking again changes nothing
+    assert [a.name for a in agents.list_all(fr)[0]] == ["swept"]
+    assert_no_orphans(fr)
+
+
+def test_a_queued_agent_whose_worktree_is_gone_is_lost_instead_of_starting_nowhere(fr: repo_mod.Repo) -> None:
+    lifecycle.spawn(fr, lifecycle.SpawnRequest(name="q", runtime="command", args=("true",)))  # no control plane
+    git(fr.root, "worktree", "remove", "--force", str(fr.worktrees_dir / "q"))
+    found = adopt.recover(fr)
+    assert list(found.annotated) == ["q"]
+    agent = agents.load(fr, "q")
+    assert agent.status == agents.Status.LOST and "is gone" in (agent.error or "")
+    assert not [m for m in os.listdir(fr.missions_dir) if m.endswith("-q.json")]
+    assert adopt.recover(fr).annotated == {}  # said once
