@@ -402,3 +402,16 @@ def test_a_queued_agent_whose_worktree_is_gone_is_lost_instead_of_starting_nowhe
     assert agent.status == agents.Status.LOST and "is gone" in (agent.error or "")
     assert not [m for m in os.listdir(fr.missions_dir) if m.endswith("-q.json")]
     assert adopt.recover(fr).annotated == {}  # said once
+
+
+def test_a_folder_that_is_no_worktree_is_left_alone_and_its_name_refused_with_why(fr: repo_mod.Repo) -> None:
+    stray = fr.worktrees_dir / "stray"
+    stray.mkdir()
+    (stray / "notes.txt").write_text("someone's notes\n")
+    assert adopt.recover(fr).adopted == {}
+    with pytest.raises(AgentExists) as caught:
+        lifecycle.spawn(fr, lifecycle.SpawnRequest(name="stray", runtime="command", args=("true",)))
+    assert "move that folder away" in caught.value.hint
+    assert not agents.exists(fr, "stray")
+    assert (stray / "notes.txt").read_text() == "someone's notes\n"
+    assert journal.names(fr) == []

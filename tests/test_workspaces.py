@@ -92,6 +92,7 @@ def test_a_taken_worktree_path_is_refused_and_its_files_kept(initialized: repo_m
     with pytest.raises(AgentExists) as caught:
         workspaces.create_git(initialized, "api")
     assert str(taken) in caught.value.message
+    assert "move that folder away" in caught.value.hint
     assert (taken / "notes.txt").read_text() == "mine\n"
     assert git(initialized.root, "branch", "--list", "feature/api") == ""
 

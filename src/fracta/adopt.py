@@ -4,8 +4,8 @@ The control plane runs `recover` when it starts and on every full sweep of the r
 looks for:
 
 - spawn journals whose spawn is no longer in flight (journal.py): the spawn died midway;
-- worktrees under .fracta/worktrees/ (a folder there, or one git has registered there) with no
-  agent record: an interrupted spawn, or a fracta from before the journal;
+- git worktrees registered under .fracta/worktrees/ (their folder there or not) with no agent
+  record: an interrupted spawn, or a fracta from before the journal;
 - agent records whose git worktree is gone.
 
 Each is made (or kept) a visible agent, never deleted: a leftover becomes an agent with status
@@ -16,8 +16,10 @@ refs/fracta/archive/ first).
 
 Which `feature/*` branches are fracta's: one named by a spawn journal (written after the spawn
 found the branch free, before it made it), or one checked out in a worktree under
-.fracta/worktrees/. Any other `feature/*` branch may be the user's own, and is left alone. The
-spare checkouts (.fracta/worktrees/.spare-*, spares.py) are fracta's own and not agents.
+.fracta/worktrees/. Any other `feature/*` branch may be the user's own, and is left alone, as
+is a folder under .fracta/worktrees/ that no journal names and git does not know as a worktree
+(fracta does not delete files it did not make; a spawn of that name says the path is taken).
+The spare checkouts (.fracta/worktrees/.spare-*, spares.py) are fracta's own and not agents.
 """
 
 from __future__ import annotations
@@ -80,10 +82,11 @@ def adopt_now(repo: Repo, name: str) -> str | None:
     For a spawn that finds its name taken by a leftover: the caller holds the name's spawn lock.
     Cheap when nothing is there (two stat calls).
     """
-    if not journal.path_of(repo, name).exists() and not workspaces.worktree_path(repo, name).exists():
+    journaled = journal.path_of(repo, name).exists()
+    if not journaled and not workspaces.worktree_path(repo, name).exists():
         return None
     result = Recovery()
-    _recover_one(repo, name, None, result)
+    _recover_one(repo, name, _registered_here(repo).get(name), result)
     if result.adopted:
         progress.refresh(repo)
     return result.adopted.get(name)
@@ -102,11 +105,7 @@ def _registered_here(repo: Repo) -> dict[str, workspaces.Registered]:
 def _candidates(repo: Repo, registered: dict[str, workspaces.Registered]) -> list[str]:
     """Names that may need adopting, found cheaply; each is looked at again under its lock."""
     found = set(journal.names(repo))
-    try:
-        folders = {e for e in os.listdir(repo.worktrees_dir) if not e.startswith(".")}
-    except FileNotFoundError:
-        folders = set()
-    found |= {n for n in folders | set(registered) if not os.path.exists(repo.agent_dir(n))}
+    found |= {n for n in registered if not os.path.exists(repo.agent_dir(n))}
     everyone, _ = agents.list_all(repo)
     found |= {a.name for a in everyone if _worktree_gone(a) and _gone_reason(repo, a) not in (a.error or "")}
     return sorted(found)
@@ -140,7 +139,8 @@ def _recover_one(repo: Repo, name: str, registered: workspaces.Registered | None
         return
     path = workspaces.worktree_path(repo, name)
     branch = _branch(name, entry, registered)
-    have_tree = path.exists() or registered is not None
+    # A folder there that git does not know as a worktree, and no journal made, is not fracta's.
+    have_tree = registered is not None or (entry is not None and path.exists())
     have_branch = git.branch_exists(repo.root, branch)
     if not have_tree and not have_branch:
         if entry is not None:

@@ -137,11 +137,7 @@ def create_git(
                 f"choose another task name, or, if its work is merged or not needed, delete it: git branch -D {branch}",
             )
         if path.exists() or _registered(repo, path):
-            raise AgentExists(
-                f"the worktree path {path} is already taken",
-                f"choose another task name, or remove the leftover: fracta kill {name} "
-                f"(or git worktree remove {path}; git worktree prune)",
-            )
+            raise AgentExists(f"the worktree path {path} is already taken", _taken_hint(repo, name, path))
         ws = Workspace(kind=GIT, path=path, branch=branch, base=start)
         if claim is not None:
             claim(ws)
@@ -157,6 +153,12 @@ def create_git(
             _roll_back(repo, path, branch)
             raise GitError(["git", *args], proc.returncode, proc.stdout, proc.stderr, hint=_ROLLED_BACK)
     return ws
+
+
+def _taken_hint(repo: Repo, name: str, path: Path) -> str:
+    if _registered(repo, path):  # a leftover worktree: the control plane adopts it as an agent
+        return f"fracta up (or its next sweep) makes it agent {name!r}: then merge it, or fracta kill {name}"
+    return "choose another task name, or move that folder away: git does not know it as a worktree, so fracta leaves it"
 
 
 _ROLLED_BACK = "nothing was left behind (worktree and branch removed); fix the cause above and retry"
