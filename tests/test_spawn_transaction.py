@@ -26,6 +26,9 @@ from fracta.control import daemon
 from fracta.errors import AgentExists
 
 PY = sys.executable
+# Read at import: the suite's fixtures clear FRACTA_* variables before each test runs.
+CHAOS_SEED = int(os.environ.get("FRACTA_SPAWN_CHAOS_SEED", "13"))
+CHAOS_ROUNDS = int(os.environ.get("FRACTA_SPAWN_CHAOS_ROUNDS", "8"))
 
 
 @pytest.fixture
@@ -218,8 +221,7 @@ def test_control_planes_sigkilled_at_random_moments_of_spawns_leave_no_orphan(
     fr: repo_mod.Repo, cli: CliRunner
 ) -> None:
     """A seeded loop (FRACTA_SPAWN_CHAOS_SEED, FRACTA_SPAWN_CHAOS_ROUNDS to vary it)."""
-    seed = int(os.environ.get("FRACTA_SPAWN_CHAOS_SEED", "13"))
-    rounds = int(os.environ.get("FRACTA_SPAWN_CHAOS_ROUNDS", "8"))
+    seed, rounds = CHAOS_SEED, CHAOS_ROUNDS
     rng = random.Random(seed)
     _commit_files(fr.root, 400)
     outcomes: dict[str, int] = {}
