@@ -28,10 +28,11 @@ from .repo import Repo
 
 SCHEMA = 1
 SUFFIX = ".json"
-# Test-only: FRACTA_TEST_SPAWN_PAUSE=<point>:<file> makes a spawn reaching <point> create <file>,
+# Test-only: TEST_FRACTA_SPAWN_PAUSE=<point>:<file> makes a spawn reaching <point> create <file>,
 # then wait until <file>.go exists (or the process is killed). tests/test_spawn_transaction.py
-# uses it to kill the control plane at each step of a spawn.
-PAUSE_ENV = "FRACTA_TEST_SPAWN_PAUSE"
+# uses it to kill the control plane at each step of a spawn. Not FRACTA_*: `fracta up` does not
+# pass those on to the control plane (environment.for_control_plane).
+PAUSE_ENV = "TEST_FRACTA_SPAWN_PAUSE"
 
 
 @dataclass(frozen=True)
