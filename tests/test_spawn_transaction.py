@@ -290,6 +290,23 @@ def test_a_worktree_of_an_older_fracta_is_adopted_and_kill_guards_its_work(fr: r
         spawn_again(cli, fr, "old")
 
 
+def test_kill_finds_a_leftover_before_any_control_plane_has_adopted_it(fr: repo_mod.Repo, cli: CliRunner) -> None:
+    root = fr.root
+    old = fr.worktrees_dir / "old"
+    git(root, "worktree", "add", "-q", str(old), "-b", "feature/old")
+    (old / "draft.txt").write_text("uncommitted work\n")
+    assert daemon.read_info(fr) is None  # nothing has adopted it yet
+    refused = cli("kill", "old")
+    assert refused.returncode == 5, refused.stderr
+    assert "draft.txt" in refused.stderr and (old / "draft.txt").exists()
+    forced = cli("kill", "old", "--force", "--json")
+    assert forced.returncode == 0, forced.stderr
+    ref = json.loads(forced.stdout)["saved"]["ref"]
+    assert git(root, "show", f"{ref}:draft.txt") == "uncommitted work"
+    assert_nothing_of(fr, "old")
+    assert cli("kill", "nobody").returncode == 3  # nothing there: still no such agent
+
+
 def test_a_spawn_killed_inside_git_is_adopted_whatever_git_left(fr: repo_mod.Repo, cli: CliRunner) -> None:
     """The two states a `git worktree add -b` killed midway leaves, made by hand with a journal:
     the branch alone (git makes it first), and a worktree still locked 'initializing' whose

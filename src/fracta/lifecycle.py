@@ -24,7 +24,7 @@ from . import (
     runtimes,
     workspaces,
 )
-from .errors import AgentExists, FractaError, Refused
+from .errors import AgentExists, AgentNotFound, FractaError, Refused
 from .repo import Repo
 from .runtimes.base import LaunchContext
 
@@ -164,7 +164,7 @@ def kill(repo: Repo, name: str, *, force: bool = False, grace: float | None = No
     Refuses while the branch has unmerged commits or the worktree uncommitted changes, unless
     `force`; even then the work is first saved under refs/fracta/archive/<name>/<time>.
     """
-    agent = agents.load(repo, name)
+    agent = _load_or_adopt(repo, name)
     ws = workspaces.from_agent(agent)
     if processes.is_marked(os.environ, str(repo.state), name):
         raise Refused(
@@ -199,6 +199,23 @@ def kill(repo: Repo, name: str, *, force: bool = False, grace: float | None = No
     progress.record_action(repo, f"killed {name}" + (f" (work saved under {saved.ref})" if saved else ""))
     missions.wake(repo)
     return KillResult(name=name, stopped=stopped, saved=saved)
+
+
+def _load_or_adopt(repo: Repo, name: str) -> agents.Agent:
+    """The agent `name`, or what a dead spawn or an older fracta left under that name, adopted now.
+
+    The control plane adopts leftovers at start and on its sweeps; a kill before any of that
+    (no control plane has run since) still finds them, with the usual safety.
+    """
+    try:
+        return agents.load(repo, name)
+    except AgentNotFound:
+        held = journal.try_holding(repo, name)
+        if held is None:
+            raise  # a spawn of that name is in flight: it ends with a whole agent or nothing
+        with held:
+            adopt.adopt_now(repo, name)
+        return agents.load(repo, name)
 
 
 def _refuse_if_unsaved(repo: Repo, agent: agents.Agent) -> None:
