@@ -256,3 +256,33 @@ def test_a_rebased_branch_records_its_new_commits_and_a_detached_commit_is_an_al
     assert commits.check(r, "api", by="watcher").foreign == ()  # reported once
     [alert] = [b for b in chessmaster_bodies(r) if b.startswith("ALERT")]
     assert f"committed {git(wt, 'rev-parse', '--short', loose)} on a detached HEAD in {wt.resolve()}" in alert
+
+
+def test_a_commit_seen_halfway_through_gits_ref_update_is_never_an_alert(
+    initialized: repo_mod.Repo, cli: CliRunner
+) -> None:
+    """git appends the HEAD reflog entry before it moves the branch: a pass in between must wait."""
+    r = initialized
+    wt = r.worktrees_dir / "api"
+    git(r.root, "worktree", "add", "-q", str(wt), "-b", "feature/api")
+    assert cli("join", "api", cwd=wt).returncode == 0
+    assert commits.check(r, "api", by="watcher").commits == ()
+    (wt / "api.txt").write_text("api\n")
+    git(wt, "add", "api.txt")
+    git(wt, "-c", "core.hooksPath=/dev/null", "commit", "-q", "-m", "its work")
+    made = git(wt, "rev-parse", "HEAD")
+    # Put the branch's ref and reflog back as they were while git was still writing them.
+    assert r.git_common_dir is not None
+    ref = r.git_common_dir / "refs" / "heads" / "feature" / "api"
+    branch_log = r.git_common_dir / "logs" / "refs" / "heads" / "feature" / "api"
+    whole_ref, whole_log = ref.read_text(), branch_log.read_text()
+    ref.write_text(git(r.root, "rev-parse", "main") + "\n")
+    branch_log.write_text("".join(whole_log.splitlines(keepends=True)[:-1]))
+    halfway = commits.check(r, "api", by="watcher")
+    assert (halfway.commits, halfway.foreign) == ((), ())
+    ref.write_text(whole_ref)
+    branch_log.write_text(whole_log)
+    done = commits.check(r, "api", by="watcher")
+    assert [c.sha for c in done.commits] == [made] and done.foreign == ()
+    assert commit_events(r, "agent.commit.foreign") == []
+    assert "ALERT" not in "".join(chessmaster_bodies(r))

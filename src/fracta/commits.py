@@ -45,6 +45,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,9 @@ STATE_FILE = "commits.json"
 MAX_LISTED = 20
 MAX_SUBJECT = 200
 ALERT_SUBJECT = "ALERT: commit outside its branch"
+# Seconds a commit just made while HEAD names the agent's branch is given for git to move that
+# branch (its HEAD reflog entry comes first) before it may count as made outside the branch.
+SETTLE = 5.0
 # Reflog entries that make a commit (git's own wording); others only move HEAD.
 _MAKES_COMMIT = ("commit", "merge ", "pull", "cherry-pick", "revert", "rebase", "am")
 _MOVES_ONLY = ("Fast-forward", "rebase (start)", "rebase (finish)", "rebase -i (start)", "rebase -i (finish)")
@@ -235,9 +239,38 @@ def _foreign(
     made = [new for _, new, _, message in fresh if _makes_commit(message)]
     candidates = list(dict.fromkeys(s for s in made if s not in own and s != tip))
     off = _off_branch(repo, candidates, tip)
+    if off:
+        # git appends a commit's HEAD reflog entry before it moves the branch, and may append
+        # HEAD's entry before the branch's own: a commit in the branch's reflog was made on the
+        # branch (it may since have been reset away), and one just made while HEAD names the
+        # branch is looked at again on the next pass, once the ref has moved.
+        on_branch = _logged_on(repo, branch)
+        off = [s for s in off if s not in on_branch]
+        newest = max((int(e[2]) for e in fresh if e[1] in off and e[2].isdigit()), default=0)
+        if off and _head_names(admin, branch) and time.time() - newest < SETTLE:
+            return [], mark
     found = [Foreign(c, _holder(repo, c.sha), worktree) for c in _describe(repo, off)]
     last = fresh[-1]
     return found, f"{last[0]} {last[1]} {last[2]}"
+
+
+def _logged_on(repo: Repo, branch: str) -> set[str]:
+    """The commits `branch`'s own reflog shows it pointing at."""
+    if repo.git_common_dir is None:
+        return set()
+    try:
+        lines = (repo.git_common_dir / "logs" / "refs" / "heads" / branch).read_text(errors="replace").splitlines()
+    except (FileNotFoundError, NotADirectoryError):
+        return set()
+    return {e[1] for e in (_entry(line) for line in lines) if e is not None}
+
+
+def _head_names(admin: Path, branch: str) -> bool:
+    """Whether the worktree's HEAD is the symbolic ref to `branch`."""
+    try:
+        return (admin / "HEAD").read_text().strip() == f"ref: refs/heads/{branch}"
+    except OSError:
+        return False
 
 
 def _entry(line: str) -> tuple[str, str, str, str] | None:
@@ -433,9 +466,25 @@ def check_all(repo: Repo, *, by: str = "watcher", stats: dict[str, tuple[int, in
                 stats.pop(agent.name, None)  # look again at the next pass
             log.warning("could not check an agent's commits", extra={"agent": agent.name, "error": str(exc)})
             continue
+        if stats is not None and _settling(repo, agent):
+            stats.pop(agent.name, None)  # a commit left to settle: look again at the next pass
         if noticed.commits or noticed.foreign:
             found.append(noticed)
     return found
+
+
+def _settling(repo: Repo, agent: agents.Agent) -> bool:
+    """Whether the agent's HEAD reflog holds entries past the mark (left for git to move the branch)."""
+    worktree = own_worktree(repo, agent)
+    admin = admin_dir(worktree) if worktree is not None else None
+    if admin is None:
+        return False
+    try:
+        lines = (admin / "logs" / "HEAD").read_text(errors="replace").splitlines()
+    except FileNotFoundError:
+        return False
+    last = _entry(lines[-1]) if lines else None
+    return last is not None and Seen.read(repo, agent.name).head_log != f"{last[0]} {last[1]} {last[2]}"
 
 
 def _changed(
