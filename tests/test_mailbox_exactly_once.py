@@ -196,3 +196,19 @@ def test_a_run_that_ends_well_acknowledges_what_its_reads_handed_out(duo: repo_m
     # The earlier run's unacknowledged message is still handed out again after the timeout.
     again = mailbox.read(duo, "api", redeliver_after=0)
     assert [m.body for m in again.messages if not m.read] == ["before the run"]
+
+
+def test_a_late_copy_of_a_read_whose_result_was_already_acknowledged_claims_nothing(duo: repo_mod.Repo) -> None:
+    start = mailbox.read(duo, "api")
+    answered = mailbox.read(duo, "api", ack=start.receipt)  # the retry, answered first
+    following = mailbox.read(duo, "api", ack=answered.receipt)  # the reader went on: answered is acknowledged
+    mailbox.send(duo, "ui", "api", "sent meanwhile")
+    # The call `answered` retried, run only now (it sat in a server's queue): nobody would see its result.
+    with pytest.raises(IdempotencyConflict, match="already acknowledged") as refused:
+        mailbox.read(duo, "api", ack=start.receipt)
+    assert refused.value.exit_code == EXIT_CONFLICT and "latest read" in (refused.value.hint or "")
+    assert len(files(duo, "api", "new")) == 1 and files(duo, "api", "pending") == []
+    assert [m.body for m in mailbox.read(duo, "api", ack=following.receipt).messages] == ["sent meanwhile"]
+    # A read repeated before its result is acknowledged is still a retry (the receipts are untouched).
+    again = mailbox.read(duo, "api", ack=following.receipt)
+    assert [m.body for m in again.messages] == ["sent meanwhile"]

@@ -31,6 +31,9 @@ _seq = itertools.count()
 ORPHAN_AGE = 10.0
 # An identical call (same sender, recipient, text) this soon after the one that stored a message is its retry.
 SAME_CALL_WINDOW = 600.0
+# A copy of a read that runs this long after its result was acknowledged (see _retire) is no
+# longer recognised: what it claims waits for mailbox.redeliver_after, delayed but not lost.
+RETIRED_FOR = 2 * SAME_CALL_WINDOW
 _READ_SIZE = 1 << 16  # one read() takes a message of the default size limit whole
 
 
@@ -295,8 +298,17 @@ def read(
     # One read at a time: a repeated call then sees all that the call it repeats handed out, and
     # the receipt's time separates what a response held from what a later duplicate added.
     with atomic.lock(box / "read.lock"):
+        if ack is not None and os.path.exists(f"{folder}/acked/{held_by}"):
+            # A copy of a call its retry already answered, and whose answer a later read acknowledged,
+            # run late (it sat in a server's queue): whatever it claimed would never reach anyone.
+            raise IdempotencyConflict(
+                f"a later read already acknowledged the result of this read (ack {ack[:60]!r})",
+                "pass the receipt of your latest read as ack",
+            )
         stamp = time.time_ns()
         held, acked = _pending(box, acked_by, held_by, (stamp, timeout), problems, include_read)
+        if acked_by is not None:
+            _retire(folder, acked_by[0])
         handed = [m for m in held if not m.read]
         out += [m for m in held if m.read]
         claimed = _claim(box, f"+{held_by}+{stamp}", problems)
@@ -333,6 +345,7 @@ def acknowledge(repo: Repo, name: str, receipt: str) -> int:
     acked_by = _receipt(receipt)
     with atomic.lock(box / "read.lock"):
         _, acked = _pending(box, acked_by, None, (0, lambda: 0.0), [], False)
+        _retire(os.fspath(box), acked_by[0])
     if acked:
         events.record(repo, "inbox.acked", agent=name, count=acked)
     return acked
@@ -414,6 +427,25 @@ def _pending(
         if not take or atomic.maildir_move(box, f"pending/{entry}", f"pending/{msg_id}+{held_by}+{now}"):
             out.append(msg)
     return out, acked
+
+
+def _retire(folder: str, holder: str) -> None:
+    """Note (acked/<holder>, empty) that `holder`'s result was acknowledged: a late copy of the
+    read that made it (see read) then claims nothing. sweep() forgets notes RETIRED_FOR old."""
+    path = f"{folder}/acked/{holder}"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    except FileNotFoundError:
+        os.makedirs(f"{folder}/acked", exist_ok=True)  # the inbox's first acknowledgement
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    os.close(fd)
+
+
+def _forget_retired(folder: Path, before: float) -> None:
+    for entry in _names(folder):
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(folder / entry).st_mtime < before:
+                os.unlink(folder / entry)
 
 
 def _held(entry: str) -> tuple[str, str, int]:
@@ -505,6 +537,8 @@ def sweep(repo: Repo, stale_after: float, orphan_age: float | None = None) -> in
     with contextlib.suppress(FileNotFoundError):
         everyone += sorted(n for n in os.listdir(repo.agents_dir) if not n.startswith("."))  # as agents.list_all
     done = sum(_recover(repo, who, repo.inbox_dir(who), orphan_age, stale_after) for who in everyone)
+    for who in everyone:
+        _forget_retired(repo.inbox_dir(who) / "acked", time.time() - RETIRED_FOR)
     if done:
         progress.refresh(repo)  # unread counts may have changed
     return done
