@@ -61,7 +61,7 @@ class Load:
     failed_calls: Counter[str] = field(default_factory=Counter)  # tool -> attempts that got no result
     receipts: set[int] = field(default_factory=set)  # readers that completed a read
     received: set[str] = field(default_factory=set)  # every receipt a reader got back
-    inflight: dict[str, Call] = field(default_factory=dict)  # who -> the call it waits on
+    inflight: dict[str, Call] = field(default_factory=dict)  # caller -> the call it waits on
     senders_done: int = 0
     error: BaseException | None = None
 
@@ -87,10 +87,13 @@ def hub(initialized: repo_mod.Repo, monkeypatch: pytest.MonkeyPatch) -> repo_mod
     return initialized
 
 
-async def calls(load: Load, who: str, first: Call, then: Callable[[dict[str, Any]], Awaitable[Call | None]]) -> None:
+async def calls(
+    load: Load, who: str, first: Call, then: Callable[[dict[str, Any]], Awaitable[Call | None]], caller: str = ""
+) -> None:
     """Make `first`, then each call `then(result)` returns, as `who` over one MCP session. A call
     that fails (the control plane died under it, or is not back yet) is made again, identical, on a
-    new session, as an agent retries; a tool error fails the test."""
+    new session, as an agent retries; a tool error fails the test. `caller` names this client in
+    `load.inflight` where several clients act as one agent (the readers all read as hub)."""
     from mcp import ClientSession
     from mcp.client.streamable_http import streamable_http_client
 
@@ -107,10 +110,10 @@ async def calls(load: Load, who: str, first: Call, then: Callable[[dict[str, Any
                 with anyio.fail_after(ATTEMPT):
                     await session.initialize()
                 while call is not None:
-                    load.inflight[who] = call
+                    load.inflight[caller or who] = call
                     with anyio.fail_after(ATTEMPT):
                         result = await session.call_tool(*call)
-                    del load.inflight[who]
+                    del load.inflight[caller or who]
                     call = await then(structured(result))
         except Exception as exc:
             if failed_tool(exc) or time.monotonic() > give_up:
@@ -171,7 +174,7 @@ async def reader(load: Load, index: int) -> None:
         finished = load.senders_done == SENDERS
         return ("fracta_inbox", {"name": "hub", "ack": data["receipt"]})
 
-    await calls(load, "hub", ("fracta_inbox", {"name": "hub"}), then)
+    await calls(load, "hub", ("fracta_inbox", {"name": "hub"}), then, caller=f"reader{index}")
 
 
 def run_load(load: Load) -> None:
