@@ -73,7 +73,7 @@ def _operation(op: Operation, schemas: dict[str, Any]) -> dict[str, Any]:
             "required": bool(body.get("required")),
             "content": {"application/json": {"schema": {"$ref": REF.format(model=_body_name(op))}}},
         }
-    ok = {"description": "success"}
+    ok: dict[str, Any] = {"description": "success"}
     if op.result is not None:
         ok["content"] = {"application/json": {"schema": {"$ref": REF.format(model=op.result.__name__)}}}
     else:
