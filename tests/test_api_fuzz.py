@@ -78,7 +78,7 @@ def steer(case: schemathesis.Case) -> schemathesis.Case:
         return case
     if "name" in case.path_parameters:
         case.path_parameters["name"] = pick(case.path_parameters["name"]) or case.path_parameters["name"]
-    if body is not None and "body" in body:  # a message: between agents that exist
+    if body is not None and "message" in body:  # a message: between agents that exist
         body["to"] = pick(body.get("to"), (*KNOWN, "chessmaster")) or body["to"]
         body["from"] = "chessmaster" if pick(body.get("from")) else body.get("from", "chessmaster")
     if body is not None and "args" in body and pick(body["args"]):  # a spawn that can really start

@@ -44,14 +44,16 @@ class ReadInbox(Contract):
     all: bool = Field(False, description="also hand out the messages read before")
     ack: str | None = Field(
         None,
-        pattern=RECEIPT_PATTERN,
+        json_schema_extra={"pattern": RECEIPT_PATTERN},
         description="the `receipt` of your previous read: acknowledges what it handed out",
     )
 
 
 class Acknowledge(Contract):
     name: str = name_field("your own agent name (or 'chessmaster')")
-    receipt: str = Field(pattern=RECEIPT_PATTERN, description="the `receipt` of the read whose messages you got")
+    receipt: str = Field(
+        json_schema_extra={"pattern": RECEIPT_PATTERN}, description="the `receipt` of the read whose messages you got"
+    )
 
 
 class SetIntent(Contract):
