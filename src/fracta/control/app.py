@@ -191,9 +191,13 @@ class Api:
         the stream ends when the control plane shuts down.
         In both forms a Last-Event-ID header, when sent, is the cursor and wins over ?since=.
         """
+        args = await self.args(
+            request, rq.ReadEvents, since=_int_param(request, "since"), limit=_int_param(request, "limit")
+        )
         last = request.headers.get("last-event-id")
-        since = _int_value("header Last-Event-ID", last) if last is not None else _int_param(request, "since")
-        args = await self.args(request, rq.ReadEvents, since=since, limit=_int_param(request, "limit"))
+        if last is not None:  # the cursor, winning over ?since= (which must still be valid)
+            resume = {"since": _int_value("header Last-Event-ID", last), "limit": args.limit}
+            args = contracts.parse(rq.ReadEvents, resume, where="the header Last-Event-ID")
         if "text/event-stream" in request.headers.get("accept", ""):
             headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
             return StreamingResponse(self._follow(args.since), media_type="text/event-stream", headers=headers)
