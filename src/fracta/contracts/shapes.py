@@ -271,7 +271,10 @@ class Check(Contract):
     area: str = Field(
         description="`git`, `fracta`, `config`, `environment`, `runtime`, `credentials`, `control_plane` or `gateway`"
     )
-    name: str = Field(description="what was checked, e.g. `git`, `claude`, `profile bedrock`, `PATH`")
+    name: str = Field(
+        description="what was checked, e.g. `git`, `claude`, `profile bedrock`, `claude credentials`, "
+        "`spawn environment`, `provider variables`, `PATH`, `control plane`"
+    )
     status: Literal["ok", "warn", "fail", "skip"] = Field(description="`ok`, `warn`, `fail` or `skip`")
     detail: str = Field(description="what was found; never a secret")
     fix: str | None = Field(description="what to do")
