@@ -2,8 +2,9 @@
 
 No input may cause a 5xx, every 4xx is a JSON error with a clear message, schema-invalid input is
 refused with a 4xx, and every answer conforms to the document (status, media type, body schema):
-the document is generated from the same models (fracta/contracts) the routes validate with. Bounded (a few examples per operation and mode) and deterministic
-(derandomized, no example database).
+the document is generated from the same models (fracta/contracts) the routes validate with.
+Bounded (a few examples per operation and mode) and deterministic (derandomized, no example
+database).
 """
 
 from __future__ import annotations
