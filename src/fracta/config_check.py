@@ -19,7 +19,7 @@ import difflib
 import os
 import re
 import types
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Union, get_args, get_origin
@@ -65,6 +65,7 @@ def check(path: Path, env: Mapping[str, str] | None = None) -> Checked:
         raise ConfigError(f"{path}:1: the top level must be a mapping of settings", f"see {REFERENCE}")
     problems: list[Problem] = []
     deferred: dict[str, list[str]] = {}
+    problems.extend(_repeated(node, ()))
     filled = _fill(raw, (), env, node, problems, deferred)
     unset = {p.key for p in problems}  # their values could not be checked: say only what is unset
     settings = None
@@ -106,6 +107,25 @@ def _fill(
     text = f"environment variable {', '.join(names)} is not set (export {pronoun}, or write ${{VAR:-default}})"
     problems.append(Problem(_line(node, at)[0], dotted(at), text.replace("variable ", "variables ", len(names) > 1)))
     return value
+
+
+def _repeated(node: Any, at: tuple[Any, ...]) -> Iterator[Problem]:
+    """Keys given twice in one mapping: YAML keeps the last silently, so a setting could vanish."""
+    import yaml
+
+    if isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            yield from _repeated(item, (*at, i))
+    if not isinstance(node, yaml.MappingNode):
+        return
+    first: dict[str, int] = {}
+    for key, value in node.value:
+        name = str(getattr(key, "value", ""))
+        line = key.start_mark.line + 1
+        if name in first:
+            yield Problem(line, dotted((*at, name)), f"given twice (also on line {first[name]}; only this one counts)")
+        first.setdefault(name, line)
+        yield from _repeated(value, (*at, name))
 
 
 def dotted(at: tuple[Any, ...]) -> str:
@@ -238,7 +258,8 @@ def model_of(annotation: Any) -> type[BaseModel] | None:
 
 
 def _error(path: Path, problems: list[Problem]) -> ConfigError:
-    lines = [f"{path}:{p.line or 1}: {p.key}: {p.text}" for p in problems]
+    ordered = sorted(problems, key=lambda p: p.line or 1)  # as an editor shows the file
+    lines = [f"{path}:{p.line or 1}: {p.key}: {p.text}" for p in ordered]
     more = f" ({len(problems)} problems)" if len(problems) > 1 else ""
     return ConfigError(
         "\n".join(lines),
