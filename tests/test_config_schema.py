@@ -7,8 +7,11 @@ defaults, the template `fracta init` writes and docs/config.md are kept in agree
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +19,7 @@ import yaml
 from conftest import CliRunner
 from lifecycle_helpers import cleanup
 
-from fracta import config, config_check, config_reference, config_schema, runtimes
+from fracta import config, config_check, config_reference, config_schema, doctor, runtimes
 from fracta import repo as repo_mod
 from fracta.control import daemon
 from fracta.errors import ConfigError
@@ -171,6 +174,17 @@ def test_variables_of_runtimes_servers_and_resolvers_are_left_for_where_they_are
     assert checked.settings.control_plane.port == 0
 
 
+def test_doctor_warns_of_a_backend_server_whose_variable_is_unset(initialized: repo_mod.Repo) -> None:
+    r = initialized
+    r.config_path.write_text(
+        r.config_path.read_text() + "mcp_servers:\n  search:\n    url: https://s/mcp\n"
+        "    headers: {Authorization: 'Bearer ${FRACTA_TEST_NO_TOKEN}'}\n"
+    )
+    checks = doctor.check_config(repo_mod.find(r.root, env={}))
+    assert [(c.name, c.status) for c in checks] == [("fracta.yaml", "ok"), ("mcp_servers.search", "warn")]
+    assert "FRACTA_TEST_NO_TOKEN" in checks[1].detail and "skipped" in checks[1].detail
+
+
 def test_a_yaml_error_names_the_file_and_its_own_line_on_every_path(tmp_path: Path) -> None:
     path = tmp_path / "fracta.yaml"
     path.write_text("agents:\n  max_agents: 4\n  wake: : yes\n")
@@ -198,6 +212,30 @@ def test_the_control_planes_own_check_is_shown_by_up_with_its_hint_and_exit_code
     )
     assert rest[-1].startswith("hint: fix fracta.yaml; every key, its type and default: docs/config.md")
     assert not r.control_path.exists()
+
+
+def test_fracta_serve_answers_with_the_config_error_and_its_hint_at_once_and_starts_nothing(
+    initialized: repo_mod.Repo,
+) -> None:
+    """The AI CLI's first request gets the error naming file, line and key, not a retry loop's timeout."""
+    r = initialized
+    line = write_bad(r, "mistyped nested key")
+    initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18"}}
+    with cleanup(r):
+        served = subprocess.run(
+            [sys.executable, "-m", "fracta", "serve"],
+            cwd=r.root,
+            input=json.dumps(initialize) + "\n",
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert_nothing_started(r)
+    assert served.returncode == 0, served.stderr
+    [reply] = [json.loads(x) for x in served.stdout.splitlines()]
+    text = reply["error"]["message"]
+    assert reply["id"] == 1 and f"{r.config_path}:{line}: control_plane.prot: unknown key" in text, text
+    assert "docs/config.md" in text and "reconnecting" not in served.stderr
 
 
 # --- the schema, the defaults, the template and the docs agree ---------------------------------
