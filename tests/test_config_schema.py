@@ -208,7 +208,8 @@ def test_the_control_planes_own_check_is_shown_by_up_with_its_hint_and_exit_code
     first, *rest = result.stderr.splitlines()
     assert first.startswith(f"error: {r.config_path}:")
     assert first.endswith(
-        "agents.max_agents: environment variable FRACTA_TEST_MAX is not set (export it, or write ${VAR:-default})"
+        "agents.max_agents: environment variable FRACTA_TEST_MAX is not set "
+        "(export it, or write ${FRACTA_TEST_MAX:-default})"
     )
     assert rest[-1].startswith("hint: fix fracta.yaml; every key, its type and default: docs/config.md")
     assert not r.control_path.exists()

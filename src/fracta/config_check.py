@@ -103,9 +103,11 @@ def _fill(
     if any(at[: len(d)] == d for d in DEFERRED):
         later[dotted(at)] = names
         return value  # checked as written; filled in where it is used
-    pronoun = "them" if len(names) > 1 else "it"
-    text = f"environment variable {', '.join(names)} is not set (export {pronoun}, or write ${{VAR:-default}})"
-    problems.append(Problem(_line(node, at)[0], dotted(at), text.replace("variable ", "variables ", len(names) > 1)))
+    if len(names) == 1:
+        text = f"environment variable {names[0]} is not set (export it, or write ${{{names[0]}:-default}})"
+    else:
+        text = f"environment variables {', '.join(names)} are not set (export them, or give defaults: ${{VAR:-x}})"
+    problems.append(Problem(_line(node, at)[0], dotted(at), text))
     return value
 
 
