@@ -6,8 +6,16 @@ from pathlib import Path
 
 import click
 
+from .render import examples
 
-@click.command("serve")
+
+@click.command(
+    "serve",
+    epilog=examples(
+        '{"mcpServers": {"fracta": {"command": "fracta", "args": ["serve"]}}}   # .mcp.json: fracta init writes it',
+        "fracta serve --config ../other-repo/fracta.yaml",
+    ),
+)
 @click.option(
     "--config",
     type=click.Path(dir_okay=False, path_type=Path),
