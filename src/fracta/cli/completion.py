@@ -34,22 +34,4 @@ def completion_cmd(shell: str) -> None:
     click.echo(script)
 
 
-def agent_names(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
-    """Shell completion for an agent's NAME: the folders under .fracta/agents/, nothing else read."""
-    from .. import agents, repo
-    from ..errors import FractaError
-
-    try:
-        found = agents.all_names(repo.find())
-    except FractaError:  # outside a repository: nothing to offer, and nothing to say
-        return []
-    return [name for name in found if name.startswith(incomplete)]
-
-
-def recipients(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
-    """Shell completion for a message's TO (or --from): the agents and the chessmaster."""
-    names = [*agent_names(ctx, param, incomplete), "chessmaster"]
-    return [name for name in names if name.startswith(incomplete)]
-
-
 COMMANDS = [completion_cmd]

@@ -10,7 +10,7 @@ import click
 from .. import agents, liveness, mailbox, progress, repo, results
 from ..errors import EXIT_CORRUPT, FractaError
 from . import render
-from .completion import agent_names, recipients
+from .params import agent_argument, need, recipients
 from .render import examples
 
 
@@ -152,11 +152,12 @@ def say_cmd(
         "fracta inbox --all        # in an agent's shell: its own ($FRACTA_AGENT), read ones too",
     ),
 )
-@click.argument("name", envvar="FRACTA_AGENT", shell_complete=recipients)
+@agent_argument(own=True, anyone=True)
 @click.option("--all", "include_read", is_flag=True, help="Also show messages already read.")
 @click.option("--json", "as_json", is_flag=True, help="Print the versioned JSON shape.")
-def inbox_cmd(name: str, include_read: bool, as_json: bool) -> int:
+def inbox_cmd(name: str | None, include_read: bool, as_json: bool) -> int:
     """Read NAME's unread messages, marking them read once printed (NAME defaults to $FRACTA_AGENT)."""
+    name = need(name)
     r = _repo()
     box = mailbox.read(r, name, include_read=include_read)
     if as_json:
@@ -180,14 +181,15 @@ def inbox_cmd(name: str, include_read: bool, as_json: bool) -> int:
         "fracta intent                        # in an agent's shell: its own ($FRACTA_AGENT)",
     ),
 )
-@click.argument("name", envvar="FRACTA_AGENT", shell_complete=agent_names)
+@agent_argument(own=True)
 @click.argument("text", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print the versioned JSON shape.")
-def intent_cmd(name: str, text: str | None, as_json: bool) -> None:
+def intent_cmd(name: str | None, text: str | None, as_json: bool) -> None:
     """Show NAME's one-line intent, or set it to TEXT.
 
     NAME defaults to $FRACTA_AGENT; one argument is always NAME, so setting takes both.
     """
+    name = need(name)
     r = _repo()
     from .. import project
 

@@ -14,7 +14,7 @@ from .. import repo
 from .. import runtimes as runtimes_registry
 from ..errors import InvalidInput
 from . import render, waiting
-from .completion import agent_names
+from .params import agent_argument, need
 from .render import examples
 
 if TYPE_CHECKING:
@@ -174,14 +174,15 @@ def _warn_if_dirty(r: repo.Repo, base: str | None) -> None:
         "fracta peek                      # in an agent's shell: its own output ($FRACTA_AGENT)",
     ),
 )
-@click.argument("name", envvar="FRACTA_AGENT", shell_complete=agent_names)
+@agent_argument(own=True)
 @click.option("-n", "count", default=20, show_default=True, type=click.IntRange(0, 10_000), help="How many events.")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new output until the agent stops (Ctrl-C to leave).")
 @click.option("--json", "as_json", is_flag=True, help="Print the versioned JSON shape.")
-def peek_cmd(name: str, count: int, follow: bool, as_json: bool) -> None:
+def peek_cmd(name: str | None, count: int, follow: bool, as_json: bool) -> None:
     """Show NAME's recent output without disturbing it (NAME defaults to $FRACTA_AGENT)."""
     from .. import peek
 
+    name = need(name)
     r = _repo()
     seen = peek.peek(r, name, n=count)
     while True:
@@ -203,7 +204,7 @@ def peek_cmd(name: str, count: int, follow: bool, as_json: bool) -> None:
         "fracta kill docs --force   # saves that work under refs/fracta/archive/docs/<time> first",
     ),
 )
-@click.argument("name", shell_complete=agent_names)
+@agent_argument()
 @click.option("--force", is_flag=True, help="Remove even with unmerged or uncommitted work (saved under a ref first).")
 @click.option("--json", "as_json", is_flag=True, help="Print the versioned JSON shape.")
 def kill_cmd(name: str, force: bool, as_json: bool) -> None:

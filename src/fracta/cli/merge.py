@@ -8,7 +8,7 @@ import click
 
 from .. import merge, repo, results
 from . import render
-from .completion import agent_names
+from .params import agent_argument
 from .render import examples
 
 
@@ -19,7 +19,7 @@ from .render import examples
         "fracta merge login-api --notify   # and tell the other agents to merge it",
     ),
 )
-@click.argument("name", shell_complete=agent_names)
+@agent_argument()
 @click.option("--notify", is_flag=True, help="Tell the other live agents to merge the updated branch.")
 @click.option("--json", "as_json", is_flag=True, help="Print the versioned JSON shape.")
 def merge_cmd(name: str, notify: bool, as_json: bool) -> None:
