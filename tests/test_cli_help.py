@@ -112,7 +112,9 @@ def test_list_imports_no_other_command_module(initialized: object, repo_dir: Pat
         "print(sorted(m for m in sys.modules if m.startswith('fracta.cli.')))"
     )
     env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=repo_dir, env=env)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=repo_dir, env=env
+    )
     assert out.stdout.splitlines()[-1] == (
         "['fracta.cli.coordination', 'fracta.cli.main', 'fracta.cli.params', 'fracta.cli.render']"
     )
