@@ -169,3 +169,8 @@ def test_no_color_turns_the_terminals_colours_off(
     assert ("\x1b[" in shown) is coloured
     if not coloured:
         assert shown.startswith("error: which agent?")
+
+
+def test_a_groups_subcommands_have_whole_one_line_helps(cli: CliRunner) -> None:
+    result = cli("hooks", "--help")
+    assert "\nCommands:\n  install  Install the post-commit hook for every worktree.\n" in result.stdout

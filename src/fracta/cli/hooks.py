@@ -30,7 +30,9 @@ def hooks_group() -> None:
     """The git hook that tells fracta about each agent commit."""
 
 
-@hooks_group.command("install", epilog=examples("fracta hooks install"))
+@hooks_group.command(
+    "install", short_help="Install the post-commit hook for every worktree.", epilog=examples("fracta hooks install")
+)
 def install_cmd() -> None:
     """Install the post-commit hook for every worktree (fracta init does this too). Safe to run twice.
 

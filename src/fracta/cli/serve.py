@@ -12,8 +12,8 @@ from .render import examples
 @click.command(
     "serve",
     epilog=examples(
-        '{"mcpServers": {"fracta": {"command": "fracta", "args": ["serve"]}}}   # .mcp.json: fracta init writes it',
-        "fracta serve --config ../other-repo/fracta.yaml",
+        "fracta serve                                      # what your AI CLI runs: fracta init wires it",
+        "fracta serve --config ../other-repo/fracta.yaml   # for another repository",
     ),
 )
 @click.option(
