@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import CliRunner, git
 from lifecycle_helpers import cleanup, spawn, use_free_port, wait_status
+from terminal import in_a_terminal
 
 from fracta import agents
 from fracta import repo as repo_mod
@@ -152,22 +153,21 @@ def test_kill_hints_fit_the_work_at_stake_and_force_says_it_once(fr: repo_mod.Re
         assert forced.stdout.count("refs/fracta/archive/drafts/") == 2  # where it is, and `git branch` from it
 
 
-def test_list_fits_its_rows_to_columns(initialized: repo_mod.Repo, cli: CliRunner) -> None:
+def test_list_fits_its_rows_to_columns_on_a_terminal(initialized: repo_mod.Repo, cli: CliRunner) -> None:
     intent = "design the REST endpoints for login, logout and sessions, with tests for each"
     assert cli("join", "api", "--intent", intent).returncode == 0
     assert cli("join", "reviewer-of-everything").returncode == 0
-    fitted = cli("list", env={"COLUMNS": "80"})
-    assert fitted.returncode == 0, fitted.stderr
-    assert fitted.stdout == (
+    fitted = in_a_terminal(["list"], initialized.root, {**os.environ, "COLUMNS": "80"})
+    assert fitted == (
         "NAME                    STATUS   RUNTIME  UNREAD  TOKENS  BRANCH  INTENT\n"
         "api                     running  manual   0       -       -       design the RE…\n"
         "reviewer-of-everything  running  manual   0       -       -       -\n"
     )
-    assert max(len(line) for line in fitted.stdout.splitlines()) == 80
-    narrow = cli("list", env={"COLUMNS": "40"})  # too narrow even cut: the name is never cut
-    assert "reviewer-of-everything" in narrow.stdout
-    piped = cli("list")  # not a terminal and no COLUMNS: whole rows, for grep and friends
-    assert intent in piped.stdout
+    assert max(len(line) for line in fitted.splitlines()) == 80
+    narrow = in_a_terminal(["list"], initialized.root, {**os.environ, "COLUMNS": "40"})
+    assert "reviewer-of-everything  " in narrow  # too narrow even cut: the name is never cut
+    piped = cli("list", env={"COLUMNS": "40"})  # not a terminal: whole rows, for grep and friends
+    assert f"  {intent}\n" in piped.stdout
 
 
 def test_a_table_cuts_its_columns_in_order_and_no_further_than_asked() -> None:

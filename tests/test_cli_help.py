@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import pty
 import re
 import subprocess
 import sys
@@ -13,6 +12,7 @@ import click
 import pytest
 from click.testing import CliRunner as ClickRunner
 from conftest import CliRunner
+from terminal import in_a_terminal
 
 from fracta.cli import main
 
@@ -134,27 +134,6 @@ def test_a_mistyped_command_suggests_the_close_ones_and_exits_2(cli: CliRunner, 
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr == f"Usage: fracta [OPTIONS] COMMAND [ARGS]...\nTry 'fracta --help' for help.\n\n{said}\n"
-
-
-def in_a_terminal(args: list[str], cwd: Path, env: dict[str, str]) -> str:
-    """Run fracta with stdout and stderr on a pseudo-terminal; what it wrote there."""
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "fracta", *args], stdin=follower, stdout=follower, stderr=follower, cwd=cwd, env=env
-    )
-    os.close(follower)
-    chunks = []
-    while True:
-        try:
-            data = os.read(leader, 4096)
-        except OSError:  # EIO: the child closed its end
-            break
-        if not data:
-            break
-        chunks.append(data)
-    proc.wait(timeout=60)
-    os.close(leader)
-    return b"".join(chunks).decode()
 
 
 @pytest.mark.parametrize(("no_color", "coloured"), [(None, True), ("", True), ("1", False)])

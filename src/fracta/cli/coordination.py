@@ -79,7 +79,8 @@ def join_cmd(name: str, intent: str, as_json: bool) -> None:
 def list_cmd(as_json: bool) -> int:
     """Every agent's status, intent, branch and unread count.
 
-    On a terminal the rows fit its width (the intent is cut short with …); piped, they are whole.
+    On a terminal the rows fit its width ($COLUMNS, else the terminal's; the intent is cut short
+    with …); piped, they are whole.
     """
     r = _repo()
     found, problems = liveness.checked(r)

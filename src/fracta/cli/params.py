@@ -44,7 +44,7 @@ def agent_argument(*, own: bool = False, anyone: bool = False) -> Callable[[Any]
 
 def need(name: str | None) -> str:
     """NAME as given or taken from $FRACTA_AGENT; an error saying how to give it when neither is there."""
-    if not name:
+    if name is None:  # an empty NAME given is the core's to refuse, saying why
         raise InvalidInput(
             f"which agent? NAME is missing and ${ENV} is not set",
             f"give the agent's name (fracta list shows them); in an agent's own shell, ${ENV} names it",

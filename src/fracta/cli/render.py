@@ -43,12 +43,17 @@ def _fit(text: str, width: int) -> str:
 
 
 def terminal_width() -> int | None:
-    """The width to fit tables to: $COLUMNS, else the terminal's; None (no fitting) in a pipe."""
-    columns = os.environ.get("COLUMNS", "")
-    if columns.isdigit() and int(columns) > 0:
-        return int(columns)
+    """The width to fit tables to on a terminal: $COLUMNS, else the terminal's. None in a pipe: a
+    script or grep gets whole rows (and --json is there for programs)."""
     try:
-        return os.get_terminal_size(sys.stdout.fileno()).columns if sys.stdout.isatty() else None
+        if not sys.stdout.isatty():
+            return None
+        columns = os.environ.get("COLUMNS", "")
+        return (
+            int(columns)
+            if columns.isdigit() and int(columns) > 0
+            else os.get_terminal_size(sys.stdout.fileno()).columns
+        )
     except (OSError, ValueError):  # no terminal after all, or stdout replaced by something without a descriptor
         return None
 
