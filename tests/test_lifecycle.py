@@ -214,7 +214,7 @@ def test_bad_spawns_leave_nothing_behind(fr: repo_mod.Repo, cli: CliRunner) -> N
         badname = cli("spawn", "Bad/Name", "--", "true")
         assert badname.returncode == 2 and "not allowed" in badname.stderr
         unknown_rt = cli("spawn", "rt", "--runtime", "nope", "--", "true")
-        assert unknown_rt.returncode == 2 and "unknown runtime" in unknown_rt.stderr
+        assert unknown_rt.returncode == 2 and "'nope' is not one of 'claude', 'codex'" in unknown_rt.stderr
         nothing_left("rt")
         spawn(cli, "twice", "true")
         dup = cli("spawn", "twice", "--", "true")

@@ -133,6 +133,14 @@ def list_all(repo: Repo) -> tuple[list[Agent], list[CorruptRecord]]:
     return found, problems
 
 
+def all_names(repo: Repo) -> list[str]:
+    """The agents' names from the folder listing alone, no record read (for shell completion)."""
+    try:
+        return sorted(entry for entry in os.listdir(repo.agents_dir) if not entry.startswith("."))
+    except OSError:  # not initialized (or not readable): no names to offer
+        return []
+
+
 def create(repo: Repo, agent: Agent) -> Agent:
     """Create the agent's folder, record, inbox and token in one rename: it appears whole or not at all."""
     names.validate(agent.name)

@@ -83,6 +83,15 @@ def is_dirty(cwd: Path) -> bool:
     return bool(out(cwd, "status", "--porcelain", "--untracked-files=normal"))
 
 
+def uncommitted(cwd: Path) -> list[str]:
+    """Tracked files with uncommitted changes (staged or not); [] when git cannot tell.
+
+    For a warning only, so a failure says nothing rather than failing the command.
+    """
+    proc = run(cwd, "--no-optional-locks", "status", "--porcelain", "--untracked-files=no", check=False)
+    return [line[3:] for line in proc.stdout.splitlines() if len(line) > 3] if proc.returncode == 0 else []
+
+
 def branch_exists(cwd: Path, branch: str) -> bool:
     return ok(cwd, "show-ref", "--verify", "--quiet", f"refs/heads/{branch}")
 

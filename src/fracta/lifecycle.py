@@ -221,11 +221,15 @@ def _load_or_adopt(repo: Repo, name: str) -> agents.Agent:
 def _refuse_if_unsaved(repo: Repo, agent: agents.Agent) -> None:
     unsaved = archive.unsaved_work(repo, agent)
     if unsaved.any:
-        raise Refused(
-            f"agent {agent.name!r} has work that exists nowhere else: {unsaved.describe()}",
-            f"merge it first (fracta merge {agent.name}), or use fracta kill {agent.name} --force "
-            "to save it under refs/fracta/archive/ and remove the agent",
+        force = (
+            f"fracta kill {agent.name} --force to save it under refs/fracta/archive/{agent.name}/ and remove the agent"
         )
+        if unsaved.dirty_files:  # a merge carries commits only: those files must be committed first
+            where = f"commit them in its worktree ({agent.workspace})"
+            hint = f"{where} and merge it (fracta merge {agent.name}), or run {force}"
+        else:
+            hint = f"merge it first (fracta merge {agent.name}), or run {force}"
+        raise Refused(f"agent {agent.name!r} has work that exists nowhere else: {unsaved.describe()}", hint)
 
 
 def mark_lost(repo: Repo, agent: agents.Agent) -> bool:

@@ -10,17 +10,24 @@ import click
 from .. import agents, liveness, mailbox, progress, repo, results
 from ..errors import EXIT_CORRUPT, FractaError
 from . import render
+from .params import agent_argument, need, recipients
+from .render import examples
 
 
 def _repo() -> repo.Repo:
     return repo.find().require_initialized()
 
 
-@click.command("init")
+@click.command(
+    "init", epilog=examples("fracta init", "fracta init --no-wire   # leave the AI CLIs' config files alone")
+)
 @click.option("--no-wire", is_flag=True, help="Leave .mcp.json, .codex/config.toml and opencode.json alone.")
 def init_cmd(no_wire: bool) -> int:
-    """Set up fracta in this git repository (.fracta/, fracta.yaml, git exclude), and add `fracta serve`
-    to Claude's .mcp.json, Codex's .codex/config.toml and OpenCode's opencode.json. Safe to run twice."""
+    """Set up fracta in this git repository: .fracta/ (kept out of git), fracta.yaml, the post-commit hook.
+
+    Also adds `fracta serve` to Claude's .mcp.json, Codex's .codex/config.toml and OpenCode's
+    opencode.json. Says which files to commit and what to run next. Safe to run twice.
+    """
     from .. import project
     from . import hooks  # only here: `fracta list` and the other commands of this module do without
 
@@ -37,18 +44,24 @@ def init_cmd(no_wire: bool) -> int:
             click.echo(wired.describe())
         else:
             click.echo(f"error: {wired.describe()}\nhint: {wired.error.hint}", err=True)
+    click.echo("\n".join(render.init_next_steps(result)))
     failed = [w.error for w in result.wiring if w.error is not None]
     return failed[0].exit_code if failed else 0
 
 
-@click.command("join")
+@click.command(
+    "join",
+    epilog=examples(
+        'eval "$(fracta join reviewer --intent "review the login PR")"   # then start your AI CLI in this shell',
+    ),
+)
 @click.argument("name")
 @click.option("--intent", default="", help="One line: what this agent is about to do.")
 @click.option("--json", "as_json", is_flag=True, help="Print the versioned JSON shape.")
 def join_cmd(name: str, intent: str, as_json: bool) -> None:
-    """Register an agent you run by hand (e.g. Claude Code in another terminal).
+    """Register an agent you run by hand, such as Claude Code in another terminal.
 
-    Prints the environment lines that agent's shell needs.
+    Prints the environment lines that agent's shell needs (FRACTA_AGENT, FRACTA_HOME, FRACTA_TOKEN).
     """
     from .. import project  # not at import time: `fracta list` does without it (and its config module)
 
@@ -61,10 +74,14 @@ def join_cmd(name: str, intent: str, as_json: bool) -> None:
         click.echo(f"export {key}={value}")
 
 
-@click.command("list")
+@click.command("list", epilog=examples("fracta list", "fracta list --json | jq '.agents[].status'"))
 @click.option("--json", "as_json", is_flag=True, help="Print the versioned JSON shape.")
 def list_cmd(as_json: bool) -> int:
-    """Every agent's status, intent, branch and unread count."""
+    """Every agent's status, intent, branch and unread count.
+
+    On a terminal the rows fit its width ($COLUMNS, else the terminal's; the intent is cut short
+    with …); piped, they are whole.
+    """
     r = _repo()
     found, problems = liveness.checked(r)
     data = results.agent_list(r, found, problems)
@@ -73,16 +90,32 @@ def list_cmd(as_json: bool) -> int:
     elif not found and not problems:
         click.echo("no agents yet: fracta join NAME, or fracta spawn TASK")
     else:
-        click.echo(render.agent_table(data["agents"]))
+        click.echo(render.agent_table(data["agents"], width=render.terminal_width()))
     for problem in problems:
         render.warn(f"{problem.message} ({problem.hint})")
     return EXIT_CORRUPT if problems else 0
 
 
-@click.command("say")
-@click.argument("to")
+@click.command(
+    "say",
+    epilog=examples(
+        'fracta say api "please also add /logout"',
+        'fracta say "*" "main moved: merge it"          # every agent but the sender',
+        'fracta say chessmaster "done: ready to merge"  # from an agent\'s shell ($FRACTA_AGENT)',
+    ),
+)
+@click.argument("to", shell_complete=recipients)
 @click.argument("message")
-@click.option("--from", "sender", default="chessmaster", show_default=True, help="Who sends it.")
+@click.option(
+    "--from",
+    "sender",
+    default="chessmaster",
+    envvar="FRACTA_AGENT",
+    show_default=True,
+    show_envvar=True,
+    shell_complete=recipients,
+    help="Who sends it: $FRACTA_AGENT when set (an agent's shell), else the chessmaster.",
+)
 @click.option("--subject", default=None, help="Optional one-line subject.")
 @click.option("--reply-to", default=None, help="Optional id of the message this answers.")
 @click.option(
@@ -112,12 +145,20 @@ def say_cmd(
             click.echo(f"woke {', '.join(done.woken)} (resuming its session to read the inbox)")
 
 
-@click.command("inbox")
-@click.argument("name")
+@click.command(
+    "inbox",
+    epilog=examples(
+        "fracta inbox api          # api's unread messages",
+        "fracta inbox chessmaster  # yours",
+        "fracta inbox --all        # in an agent's shell: its own ($FRACTA_AGENT), read ones too",
+    ),
+)
+@agent_argument(own=True, anyone=True)
 @click.option("--all", "include_read", is_flag=True, help="Also show messages already read.")
 @click.option("--json", "as_json", is_flag=True, help="Print the versioned JSON shape.")
-def inbox_cmd(name: str, include_read: bool, as_json: bool) -> int:
-    """Read NAME's unread messages (marking them read once they are printed)."""
+def inbox_cmd(name: str | None, include_read: bool, as_json: bool) -> int:
+    """Read NAME's unread messages, marking them read once printed (NAME defaults to $FRACTA_AGENT)."""
+    name = need(name)
     r = _repo()
     box = mailbox.read(r, name, include_read=include_read)
     if as_json:
@@ -133,12 +174,23 @@ def inbox_cmd(name: str, include_read: bool, as_json: bool) -> int:
     return EXIT_CORRUPT if box.problems else 0
 
 
-@click.command("intent")
-@click.argument("name")
+@click.command(
+    "intent",
+    epilog=examples(
+        'fracta intent api "adding /logout"   # set it',
+        "fracta intent api                    # show it",
+        "fracta intent                        # in an agent's shell: its own ($FRACTA_AGENT)",
+    ),
+)
+@agent_argument(own=True)
 @click.argument("text", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print the versioned JSON shape.")
-def intent_cmd(name: str, text: str | None, as_json: bool) -> None:
-    """Show NAME's one-line intent, or set it to TEXT."""
+def intent_cmd(name: str | None, text: str | None, as_json: bool) -> None:
+    """Show NAME's one-line intent, or set it to TEXT.
+
+    NAME defaults to $FRACTA_AGENT; one argument is always NAME, so setting takes both.
+    """
+    name = need(name)
     r = _repo()
     from .. import project
 
@@ -149,7 +201,9 @@ def intent_cmd(name: str, text: str | None, as_json: bool) -> None:
         click.echo(agent.intent or "(no intent set)")
 
 
-@click.command("progress")
+@click.command(
+    "progress", epilog=examples("fracta progress", "cat .fracta/progress.md   # what agents read: the same file")
+)
 def progress_cmd() -> None:
     """Print .fracta/progress.md (regenerated first)."""
     r = _repo()

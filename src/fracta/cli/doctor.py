@@ -5,11 +5,14 @@ from __future__ import annotations
 import click
 
 from . import render
+from .render import examples
 
 MARKS = {"ok": "ok  ", "warn": "warn", "fail": "FAIL", "skip": "skip"}
 
 
-@click.command("doctor")
+@click.command(
+    "doctor", epilog=examples("fracta doctor", "fracta doctor --json | jq '.checks[] | select(.status != \"ok\")'")
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the versioned JSON shape.")
 def doctor_cmd(as_json: bool) -> int:
     """Check git, fracta on PATH, fracta.yaml, the AI CLIs, credential resolvers (secrets never shown),

@@ -5,9 +5,12 @@ from __future__ import annotations
 import click
 
 from .. import repo
+from .render import examples
 
 
-@click.command("gateway")
+@click.command(
+    "gateway", epilog=examples("fracta gateway --host 0.0.0.0 --port 8080 --log-format json   # in a container")
+)
 @click.option("--host", default=None, help="Listen on this address (default: gateway.host in fracta.yaml).")
 @click.option(
     "--port", type=click.IntRange(0, 65535), default=None, help="Listen on this port (default: gateway.port)."

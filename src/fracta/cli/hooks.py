@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from .. import hooks, repo
+from .render import examples
 
 
 def describe_install(result: hooks.InstallResult) -> list[str]:
@@ -24,12 +25,14 @@ def describe_install(result: hooks.InstallResult) -> list[str]:
     return lines
 
 
-@click.group("hooks")
+@click.group("hooks", epilog=examples("fracta hooks install"))
 def hooks_group() -> None:
     """The git hook that tells fracta about each agent commit."""
 
 
-@hooks_group.command("install")
+@hooks_group.command(
+    "install", short_help="Install the post-commit hook for every worktree.", epilog=examples("fracta hooks install")
+)
 def install_cmd() -> None:
     """Install the post-commit hook for every worktree (fracta init does this too). Safe to run twice.
 
@@ -40,12 +43,14 @@ def install_cmd() -> None:
     click.echo("\n".join(describe_install(result)))
 
 
-@click.group("hook", hidden=True)
+@click.group("hook", hidden=True, epilog=examples("fracta hook post-commit"))
 def hook_group() -> None:
     """Entry points for the hooks fracta installs; git runs these, people need not."""
 
 
-@hook_group.command("post-commit")
+@hook_group.command(
+    "post-commit", epilog=examples("fracta hook post-commit --timeout 2   # what the installed hook runs")
+)
 @click.option("--timeout", type=float, default=hooks.DEFAULT_TIMEOUT, show_default=True, help="Give up after this.")
 def post_commit_cmd(timeout: float) -> None:
     """Record the commit just made; a problem is logged and reported in one line, never an exit code."""

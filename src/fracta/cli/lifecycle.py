@@ -11,11 +11,16 @@ import click
 # Core modules are imported inside the commands that use them: `fracta spawn` only talks to the
 # control plane, and must start fast (its time is part of every agent's start).
 from .. import repo
+from .. import runtimes as runtimes_registry
 from ..errors import InvalidInput
+from . import render, waiting
+from .params import agent_argument, need
+from .render import examples
 
 if TYPE_CHECKING:
     from ..control.daemon import ControlInfo
-from . import render
+
+UP_WAIT = "waiting for the control plane to start (up to 30 s; its output goes to .fracta/logs/control.out)..."
 
 
 def _repo() -> repo.Repo:
@@ -26,13 +31,14 @@ def _control(r: repo.Repo) -> ControlInfo:
     """The running control plane, started (and announced once) if needed."""
     from ..control import daemon
 
-    info, started = daemon.up(r)
+    with waiting.notice(UP_WAIT):
+        info, started = daemon.up(r)
     if started:
         click.echo(f"started the control plane at {info.url} (pid {info.pid})", err=True)
     return info
 
 
-@click.command("up")
+@click.command("up", epilog=examples("fracta up", "fracta up --foreground --log-format json   # logs on stderr"))
 @click.option("--foreground", is_flag=True, help="Run in this terminal (logs on stderr) instead of in the background.")
 @click.option("--log-format", type=click.Choice(["json", "text"]), default="text", show_default=True)
 def up_cmd(foreground: bool, log_format: str) -> int:
@@ -44,12 +50,13 @@ def up_cmd(foreground: bool, log_format: str) -> int:
         return server.serve(r, foreground=True, log_format=log_format)
     from ..control import daemon
 
-    info, started = daemon.up(r)
+    with waiting.notice(UP_WAIT):
+        info, started = daemon.up(r)
     click.echo(f"{'started' if started else 'already running:'} control plane at {info.url} (pid {info.pid})")
     return 0
 
 
-@click.command("down")
+@click.command("down", epilog=examples("fracta down"))
 def down_cmd() -> None:
     """Stop the control plane. Agents keep running; the next start reconciles them."""
     from ..control import daemon
@@ -58,7 +65,7 @@ def down_cmd() -> None:
     click.echo(f"stopped the control plane (pid {info.pid})" if info else "no control plane is running")
 
 
-@click.command("status")
+@click.command("status", epilog=examples("fracta status", "fracta status --json   # exit code 1 when not running"))
 @click.option("--json", "as_json", is_flag=True, help="Print the versioned JSON shape.")
 def status_cmd(as_json: bool) -> int:
     """Is the control plane running, and where?"""
@@ -74,10 +81,25 @@ def status_cmd(as_json: bool) -> int:
     return 0 if info else 1
 
 
-@click.command("spawn", context_settings={"ignore_unknown_options": False})
+@click.command(
+    "spawn",
+    context_settings={"ignore_unknown_options": False},
+    epilog=examples(
+        "fracta spawn fix-login -- python scripts/fix_login.py     # any command",
+        'fracta spawn login-api --runtime claude --prompt "add POST /login with tests"',
+        "fracta spawn docs --runtime codex --prompt-file tasks/docs.md --base v1.2",
+    ),
+)
 @click.argument("task")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-@click.option("--runtime", "-r", default="command", show_default=True, help="command, or an AI CLI adapter.")
+@click.option(
+    "--runtime",
+    "-r",
+    type=click.Choice(runtimes_registry.names()),
+    default="command",
+    show_default=True,
+    help="The AI CLI to run, or command for the command given after --.",
+)
 @click.option("--prompt", default=None, help="The task for the agent.")
 @click.option(
     "--prompt-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Read the task from a file."
@@ -99,7 +121,11 @@ def spawn_cmd(
     workspace: Path | None,
     as_json: bool,
 ) -> None:
-    """Start agent TASK in its own worktree (feature/TASK). For --runtime command, give the command after --."""
+    """Start agent TASK in its own worktree (.fracta/worktrees/TASK, branch feature/TASK).
+
+    For --runtime command, give the command after --. The worktree starts from the last commit
+    (HEAD, or --base): uncommitted changes in your checkout are not in it (spawn warns about them).
+    """
     from ..control import client
 
     if prompt and prompt_file:
@@ -118,21 +144,45 @@ def spawn_cmd(
     data = client.call(r, info, "POST", "/v1/agents", {k: v for k, v in body.items() if v is not None})
     if as_json:
         render.emit_json(data)
-        return
-    agent = data["agent"]
-    where = f"{agent['workspace']}" + (f" on {agent['branch']}" if agent.get("branch") else "")
-    click.echo(f"spawned {agent['name']} ({agent['runtime']}, {agent['status']}) in {where}")
+    else:
+        agent = data["agent"]
+        where = f"{agent['workspace']}" + (f" on {agent['branch']}" if agent.get("branch") else "")
+        click.echo(f"spawned {agent['name']} ({agent['runtime']}, {agent['status']}) in {where}")
+    if workspace is None:
+        _warn_if_dirty(r, base)
 
 
-@click.command("peek")
-@click.argument("name")
+def _warn_if_dirty(r: repo.Repo, base: str | None) -> None:
+    """Say so when the main checkout has uncommitted changes: the new worktree does not have them."""
+    from .. import git
+
+    changed = git.uncommitted(r.root)
+    if changed:
+        shown = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
+        start = f"--base {base}" if base else "the last commit (HEAD)"
+        render.warn(
+            f"{r.root} has uncommitted changes ({shown}); the agent's worktree starts from {start} "
+            "without them: commit them first if the agent needs them"
+        )
+
+
+@click.command(
+    "peek",
+    epilog=examples(
+        "fracta peek login-api            # its last 20 events",
+        "fracta peek login-api -n 100 -f  # the last 100, then follow",
+        "fracta peek                      # in an agent's shell: its own output ($FRACTA_AGENT)",
+    ),
+)
+@agent_argument(own=True)
 @click.option("-n", "count", default=20, show_default=True, type=click.IntRange(0, 10_000), help="How many events.")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new output until the agent stops (Ctrl-C to leave).")
 @click.option("--json", "as_json", is_flag=True, help="Print the versioned JSON shape.")
-def peek_cmd(name: str, count: int, follow: bool, as_json: bool) -> None:
-    """Show NAME's recent output without disturbing it."""
+def peek_cmd(name: str | None, count: int, follow: bool, as_json: bool) -> None:
+    """Show NAME's recent output without disturbing it (NAME defaults to $FRACTA_AGENT)."""
     from .. import peek
 
+    name = need(name)
     r = _repo()
     seen = peek.peek(r, name, n=count)
     while True:
@@ -147,21 +197,29 @@ def peek_cmd(name: str, count: int, follow: bool, as_json: bool) -> None:
         seen = peek.peek(r, name, since=seen.offset)
 
 
-@click.command("kill")
-@click.argument("name")
+@click.command(
+    "kill",
+    epilog=examples(
+        "fracta kill docs           # refuses while docs holds unmerged or uncommitted work",
+        "fracta kill docs --force   # saves that work under refs/fracta/archive/docs/<time> first",
+    ),
+)
+@agent_argument()
 @click.option("--force", is_flag=True, help="Remove even with unmerged or uncommitted work (saved under a ref first).")
 @click.option("--json", "as_json", is_flag=True, help="Print the versioned JSON shape.")
 def kill_cmd(name: str, force: bool, as_json: bool) -> None:
     """Stop NAME's processes, remove its worktree and branch. Refuses to drop unsaved work."""
     from .. import lifecycle, results
 
-    result = lifecycle.kill(_repo(), name, force=force)
+    r = _repo()
+    with waiting.notice(f"stopping {name}: waiting for its processes to exit, then removing its worktree..."):
+        result = lifecycle.kill(r, name, force=force)
     if as_json:
         render.emit_json(results.killed(result))
         return
     click.echo(f"killed {name}" + (" (its processes were stopped)" if result.stopped else ""))
     if result.saved:
-        click.echo(f"its work is saved under {result.saved.ref}\nto restore it: {result.saved.restore_hint}")
+        click.echo(result.saved.restore_hint)  # says where the work is saved, and how to bring it back
 
 
 COMMANDS = [up_cmd, down_cmd, status_cmd, spawn_cmd, peek_cmd, kill_cmd]

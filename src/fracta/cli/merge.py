@@ -8,10 +8,18 @@ import click
 
 from .. import merge, repo, results
 from . import render
+from .params import agent_argument
+from .render import examples
 
 
-@click.command("merge")
-@click.argument("name")
+@click.command(
+    "merge",
+    epilog=examples(
+        "fracta merge login-api            # into your current branch",
+        "fracta merge login-api --notify   # and tell the other agents to merge it",
+    ),
+)
+@agent_argument()
 @click.option("--notify", is_flag=True, help="Tell the other live agents to merge the updated branch.")
 @click.option("--json", "as_json", is_flag=True, help="Print the versioned JSON shape.")
 def merge_cmd(name: str, notify: bool, as_json: bool) -> None:

@@ -3,28 +3,66 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
 
 if TYPE_CHECKING:  # annotations only: rendering must not import the core on the CLI's fast paths
     from .. import mailbox
+    from ..project import InitResult
     from ..runtimes.base import OutputEvent
+
+ELLIPSIS = "…"
 
 
 def emit_json(data: dict[str, Any]) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=True))
 
 
-def table(rows: list[list[str]], headers: list[str]) -> str:
+def table(
+    rows: list[list[str]], headers: list[str], width: int | None = None, shrink: Sequence[tuple[int, int]] = ()
+) -> str:
+    """Rows in aligned columns. Given a `width`, the `shrink` columns (index, narrowest) are cut, in
+    that order, until a row fits; a cut cell ends in an ellipsis."""
     widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
-    lines = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True))]
-    lines += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    over = sum(widths) + 2 * (len(widths) - 1) - width if width else 0
+    for column, narrowest in shrink:
+        cut = min(max(over, 0), max(widths[column] - narrowest, 0))
+        widths[column] -= cut
+        over -= cut
+    lines = ["  ".join(_fit(h.upper(), w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines += ["  ".join(_fit(str(c), w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     return "\n".join(lines)
 
 
-def agent_table(views: list[dict[str, Any]]) -> str:
-    """`fracta list`: one row an agent; a queued one says its place in the queue and what it waits for."""
+def _fit(text: str, width: int) -> str:
+    return text.ljust(width) if len(text) <= width else text[: width - 1] + ELLIPSIS
+
+
+def terminal_width() -> int | None:
+    """The width to fit tables to on a terminal: $COLUMNS, else the terminal's. None in a pipe: a
+    script or grep gets whole rows (and --json is there for programs)."""
+    try:
+        if not sys.stdout.isatty():
+            return None
+        columns = os.environ.get("COLUMNS", "")
+        return (
+            int(columns)
+            if columns.isdigit() and int(columns) > 0
+            else os.get_terminal_size(sys.stdout.fileno()).columns
+        )
+    except (OSError, ValueError):  # no terminal after all, or stdout replaced by something without a descriptor
+        return None
+
+
+def agent_table(views: list[dict[str, Any]], width: int | None = None) -> str:
+    """`fracta list`: one row an agent; a queued one says its place in the queue and what it waits for.
+
+    Fitted to `width`: the intent is cut first, then the branch, then the status; never the name.
+    """
     rows = [
         [
             a["name"],
@@ -37,9 +75,23 @@ def agent_table(views: list[dict[str, Any]]) -> str:
         ]
         for a in views
     ]
-    text = table(rows, ["name", "status", "runtime", "unread", "tokens", "branch", "intent"])
+    headers = ["name", "status", "runtime", "unread", "tokens", "branch", "intent"]
+    text = table(rows, headers, width, shrink=[(6, 8), (5, 10), (1, 10)])
     reasons = [f"  {a['name']} {a['status']}: {a['error']}" for a in views if a["error"]]
     return text + ("\nwhy:\n" + "\n".join(reasons) if reasons else "")
+
+
+def init_next_steps(result: InitResult) -> list[str]:
+    """After `fracta init`: which files to commit (and which not), and what to run next."""
+    shared = ["fracta.yaml", *(str(w.path.relative_to(result.root)) for w in result.wiring if w.error is None)]
+    return [
+        f"commit {', '.join(shared)}: they let everyone who clones this repository use fracta",
+        "  (not .fracta/: it holds tokens and this machine's agents; .git/info/exclude keeps it out of git)",
+        "next:",
+        "  fracta doctor                                        # check git, the AI CLIs and credentials",
+        '  fracta spawn NAME --runtime claude --prompt "..."    # an agent on a task, in its own worktree',
+        "  or start claude, codex or opencode here: they spawn and talk to agents through fracta's tools",
+    ]
 
 
 def message(msg: mailbox.Message) -> str:
@@ -53,7 +105,20 @@ def message(msg: mailbox.Message) -> str:
 
 
 def warn(text: str) -> None:
-    click.echo(f"warning: {text}", err=True)
+    click.echo(f"{style('warning:', fg='yellow', bold=True)} {text}", err=True)
+
+
+def style(text: str, **how: Any) -> str:
+    """`text` styled for a terminal, or plain when NO_COLOR is set (https://no-color.org).
+
+    click.echo strips the styles itself when the output is not a terminal.
+    """
+    return text if os.environ.get("NO_COLOR") else click.style(text, **how)
+
+
+def examples(*lines: str) -> str:
+    """A help page's epilog: the example lines as written (the \\b keeps click from rewrapping them)."""
+    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
 
 
 def output_event(event: OutputEvent) -> str:

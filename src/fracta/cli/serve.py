@@ -6,8 +6,16 @@ from pathlib import Path
 
 import click
 
+from .render import examples
 
-@click.command("serve")
+
+@click.command(
+    "serve",
+    epilog=examples(
+        "fracta serve                                      # what your AI CLI runs: fracta init wires it",
+        "fracta serve --config ../other-repo/fracta.yaml   # for another repository",
+    ),
+)
 @click.option(
     "--config",
     type=click.Path(dir_okay=False, path_type=Path),

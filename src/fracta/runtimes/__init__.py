@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
 from ..errors import InvalidInput
-from .base import Runtime
+
+if TYPE_CHECKING:  # the CLI reads REGISTRY's names for --runtime; the protocol's imports can wait
+    from .base import Runtime
 
 # name -> "module:Class"; adapters are imported lazily so the CLI's fast paths stay light.
 REGISTRY = {
