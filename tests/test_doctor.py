@@ -167,3 +167,15 @@ def test_a_variable_fracta_yaml_names_later_is_flagged_until_codex_forwards_it(
     config.write_text(config.read_text().replace("env_vars = [", 'env_vars = [\n  "MY_GATEWAY_KEY",'))
     _, _, checks = doctor(cli)
     assert checks["codex env_vars"]["status"] == "ok"
+
+
+def test_without_fracta_on_path_doctor_says_how_to_install_it_from_a_checkout(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from fracta import doctor as doctor_mod
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty folder: no fracta on it
+    check = doctor_mod.check_fracta_on_path()
+    assert check.status == "warn" and check.fix is not None
+    assert "uv tool install /path/to/fracta" in check.fix and "pipx install /path/to/fracta" in check.fix
+    assert "pipx install fracta" not in check.fix  # fracta is not published: that would fail

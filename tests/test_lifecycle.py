@@ -8,6 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 from conftest import CliRunner, git
 from lifecycle_helpers import (
@@ -261,14 +262,13 @@ def test_an_agent_printing_its_token_does_not_leak_it_through_peek(fr: repo_mod.
 
 def _spares(r: repo_mod.Repo) -> list[int]:
     found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if b"--spare" in cmdline and str(r.state).encode() in cmdline:
-                found.append(int(entry))
+    for proc in psutil.process_iter():
+        try:
+            cmdline = proc.cmdline()
+        except psutil.Error:
+            continue
+        if "--spare" in cmdline and str(r.state) in cmdline:
+            found.append(proc.pid)
     return found
 
 

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from conftest import CliRunner, git
 from lifecycle_helpers import output_lines, script, spawn, status, use_free_port, wait_for, wait_status
@@ -54,15 +55,15 @@ def configure(r: repo_mod.Repo, **values: str) -> None:
 def with_word(word: str) -> list[int]:
     """Live (non-zombie) processes whose command line holds `word`: found without fracta's help."""
     found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
+    for proc in psutil.process_iter():
+        if proc.pid == os.getpid():
             continue
         try:
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-        except OSError:
+            cmdline = proc.cmdline()
+        except psutil.Error:
             continue
-        if word.encode() in cmdline and processes.alive(int(entry), None):
-            found.append(int(entry))
+        if word in cmdline and processes.alive(proc.pid, None):
+            found.append(proc.pid)
     return found
 
 

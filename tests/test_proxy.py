@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from fracta import repo as repo_mod
@@ -47,17 +48,12 @@ def text_of(result: Any) -> str:
 def children_running(module: str) -> list[int]:
     """Our own child processes whose command line names `module` (xdist-safe: only this process's)."""
     found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+    for child in psutil.Process().children():
         try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-        except OSError:
+            if child.status() != psutil.STATUS_ZOMBIE and module in child.cmdline():
+                found.append(child.pid)
+        except psutil.Error:
             continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if int(fields[1]) == os.getpid() and fields[0] != "Z" and module.encode() in cmdline:
-            found.append(int(entry))
     return found
 
 

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import pytest
 from ai_clis import isolated_env, runtime_options
 from conftest import CliRunner, git
@@ -309,5 +310,5 @@ def test_agents_edit_test_commit_and_build_on_each_others_work_with_their_own_to
     assert not [c for c in calls if c.startswith("serve")], calls
     info = daemon.read_info(project)
     assert info is not None
-    environ = dict(v.split("=", 1) for v in Path(f"/proc/{info.pid}/environ").read_text().split("\0") if "=" in v)
+    environ = psutil.Process(info.pid).environ()
     assert environ["PATH"].split(os.pathsep)[0] == str(shim), environ["PATH"]

@@ -16,6 +16,7 @@ from typing import Any
 
 import anyio
 import mcp.types as types
+import psutil
 from conftest import CliRunner
 from lifecycle_helpers import cleanup, kill_control_plane_hard, use_free_port, wait_for
 from mcp import Client, ClientSession, StdioServerParameters, stdio_client
@@ -353,25 +354,15 @@ def test_serve_inside_an_agent_acts_as_that_agent_never_as_the_chessmaster(
 
 
 def descendants(pid: int) -> list[int]:
-    """Every process below `pid` in the process tree (from /proc), as OpenCode finds them at exit."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (FileNotFoundError, ProcessLookupError, IndexError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
+    """Every process below `pid` in the process tree, as OpenCode finds them at exit."""
+    try:
+        return [child.pid for child in psutil.Process(pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
 
 
 def session_of(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[3])
+    return os.getsid(pid)
 
 
 def test_the_control_plane_serve_starts_is_nobodys_child_and_survives_the_end_of_serves_tree(

@@ -227,7 +227,8 @@ def check_fracta_on_path() -> Check:
             WARN,
             "`fracta` is not on PATH: an AI CLI started from here cannot run `fracta serve` "
             "(.mcp.json, .codex/config.toml, opencode.json), and agents cannot run `fracta` commands",
-            "put fracta's bin folder on PATH (e.g. activate its virtualenv, or pipx install fracta)",
+            "install fracta as a tool from its checkout or wheel (uv tool install /path/to/fracta, or "
+            "pipx install /path/to/fracta; see the README's Install), or put its virtualenv's bin folder on PATH",
         )
     return Check("fracta", "fracta on PATH", OK, f"{found} (on this shell's PATH)")
 

@@ -2,7 +2,7 @@
 
 A record says `running` until its runner records the exit; a runner killed with SIGKILL records
 nothing. So listing checks each starting or running agent's runner by pid and start time (one
-small read of /proc), and settles one that is gone at once, as the reaper would: a dead agent is
+psutil look-up), and settles one that is gone at once, as the reaper would: a dead agent is
 never shown running and never holds a slot. Only then is anything heavier imported.
 """
 

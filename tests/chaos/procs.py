@@ -1,4 +1,4 @@
-"""The processes of one chaos run, found in /proc: never by a broad name, only by our markers.
+"""The processes of one chaos run, found through psutil: never by a broad name, only by our markers.
 
 Every agent program is started as `env CHAOS_RUN=<run> CHAOS_ID=<incarnation> sh agent.sh ...`,
 so it and every child it starts carry both variables in their initial environment. fracta's own
@@ -13,63 +13,43 @@ import signal
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
+from fracta import processes
+
 
 @dataclass(frozen=True)
 class Proc:
     pid: int
-    start: int  # clock ticks since boot: (pid, start) names one process even if pids are reused
+    start: int  # as fracta records it (processes.start_time): (pid, start) names one process
     cmdline: str
     environ: dict[str, str]
 
 
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    return raw[raw.rindex(")") + 2 :].split()  # the command name may hold spaces and parentheses
-
-
 def start_time(pid: int) -> int | None:
-    fields = _stat_fields(pid)
-    return int(fields[19]) if fields else None
+    return processes.start_time(pid)
 
 
 def alive(pid: int, start: int | None) -> bool:
     """`pid` runs, is not a zombie, and (if `start` is given) is the process we saw before."""
-    fields = _stat_fields(pid)
-    if fields is None or fields[0] == "Z":
-        return False
-    return start is None or int(fields[19]) == start
-
-
-def _read(path: str) -> bytes:
-    try:
-        with open(path, "rb") as fh:
-            return fh.read()
-    except OSError:  # gone, or not ours to read
-        return b""
+    return processes.alive(pid, start)
 
 
 def scan(*markers: str) -> list[Proc]:
     """Every live process with one of `markers` in its environment or on its command line."""
     found: list[Proc] = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
+    for proc in psutil.process_iter():
+        try:
+            cmdline = " ".join(proc.cmdline())
+            env = proc.environ()
+        except psutil.Error:  # gone, or not ours to read
             continue
-        cmdline = _read(f"/proc/{entry}/cmdline").replace(b"\0", b" ").decode(errors="replace").strip()
-        raw_env = _read(f"/proc/{entry}/environ")
-        if not any(m.encode() in raw_env or m in cmdline for m in markers):
+        if not any(m in cmdline or any(m in f"{k}={v}" for k, v in env.items()) for m in markers):
             continue
-        start = start_time(int(entry))
-        if start is None or not alive(int(entry), start):
+        start = start_time(proc.pid)
+        if start is None or not alive(proc.pid, start):
             continue
-        environ = {}
-        for item in raw_env.split(b"\0"):
-            key, _, value = item.decode(errors="replace").partition("=")
-            if key.startswith("CHAOS_"):
-                environ[key] = value
-        found.append(Proc(int(entry), start, cmdline, environ))
+        found.append(Proc(proc.pid, start, cmdline, {k: v for k, v in env.items() if k.startswith("CHAOS_")}))
     return found
 
 
