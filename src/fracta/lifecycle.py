@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,8 +27,6 @@ from . import (
 from .errors import AgentExists, AgentNotFound, FractaError, Refused
 from .repo import Repo
 from .runtimes.base import LaunchContext
-
-log = logging.getLogger("fracta.lifecycle")
 
 
 @dataclass(frozen=True)
@@ -66,8 +63,6 @@ def spawn(repo: Repo, req: SpawnRequest) -> agents.Agent:
             )
         record = _create(repo, req, prompt)
     events.record(repo, "agent.spawned", agent=req.name, runtime=req.runtime, workspace=record.workspace_kind)
-    extra = {"event": "agent.spawned", "agent": req.name, "runtime": req.runtime, "workspace": record.workspace_kind}
-    log.info("agent spawned", extra=extra)
     progress.record_action(repo, f"spawned {req.name} ({req.runtime})")
     return record
 
@@ -201,8 +196,6 @@ def kill(repo: Repo, name: str, *, force: bool = False, grace: float | None = No
         raise
     agents.remove(repo, name)
     events.record(repo, "agent.killed", agent=name, forced=force, archived=saved.ref if saved else None)
-    extra = {"event": "agent.killed", "agent": name, "forced": force, "archived": saved.ref if saved else None}
-    log.info("agent killed", extra=extra)
     progress.record_action(repo, f"killed {name}" + (f" (work saved under {saved.ref})" if saved else ""))
     missions.wake(repo)
     return KillResult(name=name, stopped=stopped, saved=saved)

@@ -36,6 +36,7 @@ COMMAND_MODULES = {
     "hook": "hooks",
     "serve": "serve",
     "gateway": "gateway",
+    "logs": "logs",
 }
 
 
