@@ -127,14 +127,16 @@ def test_every_log_call_in_fracta_names_a_dotted_documented_key() -> None:
             if isinstance(node, ast.Dict):  # {"event": "a.key", ...}: the extra of a log call
                 for key, value in zip(node.keys, node.values, strict=True):
                     if isinstance(key, ast.Constant) and key.value == "event" and isinstance(value, ast.Constant):
-                        keys.add(value.value)
+                        keys.add(str(value.value))
             if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
                 continue
             if isinstance(node.func.value, ast.Name) and node.func.value.id == "log" and node.func.attr in LEVELS:
                 assert any(k.arg == "extra" for k in node.keywords), f"{path.name}:{node.lineno} logs without a key"
         for node in ast.walk(tree):  # keys passed to the writers that take one as an argument
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in {"_note", "_log"}:
-                keys |= {a.value for a in node.args if isinstance(a, ast.Constant) and str(a.value).count(".") == 1}
+                keys |= {
+                    str(a.value) for a in node.args if isinstance(a, ast.Constant) and str(a.value).count(".") == 1
+                }
     keys -= {"..."}  # the docstring's example
     exits = {f"{c}.exited" for c in ("control", "gateway", "runner", "serve", "hook")}
     assert len(keys) > 50 and {"hook.failed", "serve.reconnecting"} <= keys
@@ -259,7 +261,12 @@ def test_fracta_logs_follow_prints_lines_appended_after_it_started_across_rotati
         text=True,
     )
     lines: queue.Queue[str] = queue.Queue()
-    reader = threading.Thread(target=lambda: [lines.put(t) for t in proc.stdout or []], daemon=True)
+
+    def read() -> None:
+        for text in proc.stdout or []:
+            lines.put(text)
+
+    reader = threading.Thread(target=read, daemon=True)
     reader.start()
     try:
         assert json.loads(lines.get(timeout=60))["message"] == "before 2"

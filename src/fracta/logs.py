@@ -39,6 +39,7 @@ MAX_BYTES = 10 * 1024 * 1024  # a log is rotated once it grows past this
 KEEP = 3  # rotated files kept: <log>.1 (newest) to <log>.3
 MAX_BYTES_VAR = "FRACTA_TEST_LOG_MAX_BYTES"  # tests only: a small threshold, to rotate often
 EVENT_KEY = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+")
+WHO = {"control": "the control plane", "gateway": "the gateway", "runner": "the runner", "serve": "fracta serve"}
 UNKEYED = "log.unkeyed"  # a call that named no key (a test keeps fracta's own calls from doing so)
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime", "event"}
@@ -174,6 +175,7 @@ def exit_logged(component: str, agent: str | None = None) -> Iterator[Ending]:
     with the shell's code for that signal (128 + its number); anything else is raised on."""
     log = logging.getLogger(f"fracta.{component}")
     base: dict[str, Any] = {"event": f"{component}.exited", "agent": agent}
+    who = WHO.get(component, component)
     ending = Ending()
     try:
         yield ending
@@ -182,19 +184,19 @@ def exit_logged(component: str, agent: str | None = None) -> Iterator[Ending]:
         ending.code = 128 + ending.signal
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        log.info("%s exited (SystemExit)", component, extra={**base, "exit_code": code, "how": "exit"})
+        log.info("%s exited (SystemExit)", who, extra={**base, "exit_code": code, "how": "exit"})
         raise
     except FractaError as exc:
         extra = {**base, "exit_code": exc.exit_code, "how": "error", "error": exc.message}
-        log.error("%s exited: %s", component, exc.message, extra=extra)
+        log.error("%s exited: %s", who, exc.message, extra=extra)
         raise
     except BaseException as exc:
         extra = {**base, "exit_code": 1, "how": "crash", "exception": type(exc).__name__}
-        log.critical("%s crashed: %s: %s", component, type(exc).__name__, exc, exc_info=True, extra=extra)
+        log.critical("%s crashed: %s: %s", who, type(exc).__name__, exc, exc_info=True, extra=extra)
         raise
     if ending.signal is not None:
         name = signal.Signals(ending.signal).name
         extra = {**base, "exit_code": ending.code, "how": "signal", "signal": name}
-        log.info("%s stopped by %s", component, name, extra=extra)
+        log.info("%s stopped by %s", who, name, extra=extra)
     else:
-        log.info("%s exited", component, extra={**base, "exit_code": ending.code, "how": "clean"})
+        log.info("%s exited", who, extra={**base, "exit_code": ending.code, "how": "clean"})

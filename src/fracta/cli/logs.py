@@ -29,6 +29,8 @@ def logs_cmd(name: str | None, count: int, follow: bool, as_json: bool) -> None:
         found, agents = logview.available(r)
         others = ", ".join(f for f in found if f != "control") or "none yet"
         click.echo(f"(the control plane's log; other logs: {others}; agents: {', '.join(agents) or 'none'})", err=True)
+    if not lines and not follow:
+        click.echo(f"(nothing logged in {shown.name} yet)", err=True)
     for line in itertools.chain(lines, logview.follow(shown, tails) if follow else ()):
         click.echo(line.text if as_json else logview.render(line))
 
