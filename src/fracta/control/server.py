@@ -213,6 +213,8 @@ def serve(repo: repo_mod.Repo, *, foreground: bool = False, log_format: str = "j
 
     repo.require_initialized()
     logs.setup(repo.logs_dir, "control", foreground=foreground, fmt=log_format)
+    if threading.current_thread() is threading.main_thread():
+        logs.raise_on_signals()  # until it serves (serve_all handles them then): a logged exit, not a silent one
     with logs.exit_logged("control") as ending:
         extra = {"event": "control.started", "pid": os.getpid(), "version": __version__}
         log.info("control plane starting", extra=extra)

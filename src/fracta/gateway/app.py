@@ -219,6 +219,8 @@ def serve(repo: Repo, host: str | None = None, port: int | None = None) -> int:
 
     from .. import logs, progress
 
+    if threading.current_thread() is threading.main_thread():
+        logs.raise_on_signals()  # until it serves (serve_all handles them then): a logged exit, not a silent one
     with logs.exit_logged("gateway") as ending:
         log.info("gateway starting", extra={"event": "gateway.started", "pid": os.getpid()})
         sink = progress.Coalescer()  # many agents' sends: coalesce progress.md regenerations
