@@ -75,8 +75,6 @@ def main() -> None:
         cfg = root / "fracta.yaml"
         cfg.write_text(
             cfg.read_text()
-            .replace("port: 9090", "port: 0")
-            .replace("port: 8080", "port: 0")
             .replace("max_agents: 4", f"max_agents: {args.agents}")
             .replace("ttl: 86400", "ttl: 0")
             .replace("sweep_interval: 60", "sweep_interval: 2")

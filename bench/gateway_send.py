@@ -117,8 +117,6 @@ def main() -> None:
         root.mkdir()
         subprocess.run(["git", "init", "-q", "-b", "main"], cwd=root, check=True)
         fracta(root, "init")
-        cfg = root / "fracta.yaml"
-        cfg.write_text(cfg.read_text().replace("port: 9090", "port: 0").replace("port: 8080", "port: 0"))
         names = [f"agent{i}" for i in range(max(args.clients, 2))]
         for name in names:
             fracta(root, "join", name)

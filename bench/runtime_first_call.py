@@ -146,8 +146,7 @@ def main() -> int:
             sh(root, str(BIN / "fracta"), "init", env=env)
             config = root / "fracta.yaml"
             table = json.dumps({r: runtime_options(r, model) for r in chosen})
-            text = config.read_text().replace("port: 9090", "port: 0").replace("port: 8080", "port: 0")
-            text = text.replace("max_agents: 4", "max_agents: 1000")  # joined by-hand agents count as running
+            text = config.read_text().replace("max_agents: 4", "max_agents: 1000")  # joined agents count as running
             config.write_text(text.replace("agent_runtimes: {}", f"agent_runtimes: {table}"))
             sh(root, str(BIN / "fracta"), "up", env=env)
             events = Events(root / ".fracta" / "events.jsonl")

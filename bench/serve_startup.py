@@ -75,8 +75,6 @@ def main() -> int:
             env = {**os.environ, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@x", "GIT_COMMITTER_NAME": "b"}
             subprocess.run(cmd, cwd=root, check=True, env={**env, "GIT_COMMITTER_EMAIL": "b@x"})
         subprocess.run([FRACTA, "init"], cwd=root, check=True, capture_output=True)
-        cfg = root / "fracta.yaml"
-        cfg.write_text(cfg.read_text().replace("port: 9090", "port: 0").replace("port: 8080", "port: 0"))
         subprocess.run([FRACTA, "up"], cwd=root, check=True, capture_output=True)
         try:
             serve_until_initialized(root)  # warm the page cache once, as any earlier launch would

@@ -85,7 +85,7 @@ def main() -> None:
         env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
         subprocess.run([str(BIN / "fracta"), "init"], cwd=root, check=True, capture_output=True, env=env)
         cfg = root / "fracta.yaml"
-        text = cfg.read_text().replace("port: 9090", "port: 0").replace("max_agents: 4", "max_agents: 100")
+        text = cfg.read_text().replace("max_agents: 4", "max_agents: 100")
         cfg.write_text(text.replace("spares: 1", f"spares: {args.spares}"))
         subprocess.run([str(BIN / "fracta"), "up"], cwd=root, check=True, capture_output=True)
         try:

@@ -1,8 +1,10 @@
 """The REST API fuzzed from its own OpenAPI document (schemathesis) against a real control plane.
 
-No input may cause a 5xx, every 4xx is a JSON error with a clear message, and schema-invalid
-input is refused with a 4xx. Bounded (a few examples per operation and mode) and deterministic
-(derandomized, no example database).
+No input may cause a 5xx, every 4xx is a JSON error with a clear message, schema-invalid input is
+refused with a 4xx, and every answer conforms to the document (status, media type, body schema):
+the document is generated from the same models (fracta/contracts) the routes validate with.
+Bounded (a few examples per operation and mode) and deterministic (derandomized, no example
+database).
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ def steer(case: schemathesis.Case) -> schemathesis.Case:
         return case
     if "name" in case.path_parameters:
         case.path_parameters["name"] = pick(case.path_parameters["name"]) or case.path_parameters["name"]
-    if body is not None and "body" in body:  # a message: between agents that exist
+    if body is not None and "message" in body:  # a message: between agents that exist
         body["to"] = pick(body.get("to"), (*KNOWN, "chessmaster")) or body["to"]
         body["from"] = "chessmaster" if pick(body.get("from")) else body.get("from", "chessmaster")
     if body is not None and "args" in body and pick(body["args"]):  # a spawn that can really start
@@ -108,7 +110,9 @@ def test_the_rest_api_survives_fuzzing_from_its_openapi_document(api: tuple[str,
         return steer(case)
 
     load_all_checks()
-    checks = [*CHECKS.get_by_names(["not_a_server_error", "negative_data_rejection"]), clear_error]
+    # Every answer must be what the generated document promises: its status, media type and body schema.
+    conformance = ["status_code_conformance", "content_type_conformance", "response_schema_conformance"]
+    checks = [*CHECKS.get_by_names(["not_a_server_error", "negative_data_rejection", *conformance]), clear_error]
     # Killing comes last, so that the agents the other operations aim at still exist.
     operations = sorted((result.ok() for result in schema.get_all_operations()), key=lambda op: op.method == "delete")
     assert len(operations) >= 12

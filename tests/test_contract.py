@@ -1,8 +1,13 @@
 """The --json contract (docs/json.md), pinned through the real CLI: exact key sets and exact types.
 
-Any change to a shape fails here on purpose. If the change is intended: update docs/json.md and
-the shapes below together, and bump fracta.results.VERSION if the change is incompatible
-(a field removed, renamed, or given another type or meaning).
+Each document is also validated against its model (fracta/contracts/shapes.py), the one the
+OpenAPI document and the MCP output schemas come from: the CLI builds plain dicts (no pydantic on
+its fast paths), so this is where the two are held together.
+
+Any change to a shape fails here on purpose. If the change is intended: update the model, the
+shapes below and docs/json.md (python -m fracta.contracts.docs docs/json.md) together, and bump
+fracta.results.VERSION if the change is incompatible (a field removed, renamed, or given another
+type or meaning).
 """
 
 from __future__ import annotations
@@ -17,6 +22,9 @@ from conftest import CliRunner
 
 from fracta import agents, clock, processes, results
 from fracta import repo as repo_mod
+from fracta.contracts import shapes
+from fracta.contracts.base import Contract
+from fracta.contracts.operations import keys
 from fracta.errors import EXIT_CORRUPT, AgentNotFound
 
 NULL = type(None)
@@ -104,9 +112,11 @@ def check(value: Any, spec: Spec, where: str = "$") -> None:
             assert STAMP.match(value), f"{where}: {value!r} is not a UTC timestamp like 2025-01-01T12:00:00.000Z"
 
 
-def run_json(cli: CliRunner, *args: str, code: int = 0) -> Any:
+def run_json(cli: CliRunner, *args: str, model: type[Contract], code: int = 0) -> Any:
+    """The command's --json document, validated against `model` (exact types, every key, no other key)."""
     result = cli(*args, "--json")
     assert result.returncode == code, f"fracta {' '.join(args)} --json exited {result.returncode}: {result.stderr}"
+    model.model_validate_json(result.stdout)
     data = json.loads(result.stdout)
     assert data["version"] == 1 == results.VERSION, "the version changed: update docs/json.md and this test"
     return data
@@ -117,7 +127,7 @@ def test_list_json_pins_every_agent_field_and_the_problems(initialized: repo_mod
     assert cli("join", "broken").returncode == 0
     assert cli("say", "api", "hello").returncode == 0
     (initialized.agent_dir("broken") / "agent.json").write_text("{")
-    data = run_json(cli, "list", code=EXIT_CORRUPT)
+    data = run_json(cli, "list", model=shapes.AgentList, code=EXIT_CORRUPT)
     check(data, LIST)
     [api] = data["agents"]
     assert (api["name"], api["status"], api["kind"], api["runtime"]) == ("api", "running", "joined", "manual")
@@ -127,7 +137,7 @@ def test_list_json_pins_every_agent_field_and_the_problems(initialized: repo_mod
 
 
 def test_list_json_with_no_agents_has_empty_lists(initialized: repo_mod.Repo, cli: CliRunner) -> None:
-    data = run_json(cli, "list")
+    data = run_json(cli, "list", model=shapes.AgentList)
     check(data, LIST)
     assert data["agents"] == data["problems"] == []
 
@@ -135,7 +145,7 @@ def test_list_json_with_no_agents_has_empty_lists(initialized: repo_mod.Repo, cl
 def test_say_json_has_one_message_per_recipient(initialized: repo_mod.Repo, cli: CliRunner) -> None:
     for name in ("api", "ui"):
         assert cli("join", name).returncode == 0
-    one = run_json(cli, "say", "api", "hi", "--subject", "a subject", "--reply-to", "an-id")
+    one = run_json(cli, "say", "api", "hi", "--subject", "a subject", "--reply-to", "an-id", model=shapes.Sent)
     check(one, SENT)
     [msg] = one["sent"]
     assert (msg["from"], msg["to"], msg["subject"], msg["reply_to"], msg["read"]) == (
@@ -145,7 +155,7 @@ def test_say_json_has_one_message_per_recipient(initialized: repo_mod.Repo, cli:
         "an-id",
         False,
     )
-    everyone = run_json(cli, "say", "*", "stand-up", "--from", "api")
+    everyone = run_json(cli, "say", "*", "stand-up", "--from", "api", model=shapes.Sent)
     check(everyone, SENT)
     assert [m["to"] for m in everyone["sent"]] == ["ui"]
     assert everyone["sent"][0]["subject"] is None
@@ -154,12 +164,12 @@ def test_say_json_has_one_message_per_recipient(initialized: repo_mod.Repo, cli:
 def test_inbox_json_pins_messages_and_problems(initialized: repo_mod.Repo, cli: CliRunner) -> None:
     assert cli("join", "api").returncode == 0
     assert cli("say", "api", "first").returncode == 0
-    unread = run_json(cli, "inbox", "api")
+    unread = run_json(cli, "inbox", "api", model=shapes.Inbox)
     check(unread, INBOX)
     assert [(m["body"], m["read"]) for m in unread["messages"]] == [("first", False)]
     assert cli("say", "api", "second").returncode == 0
     (initialized.inbox_dir("api") / "new" / "0-corrupt").write_text("no headers here")
-    everything = run_json(cli, "inbox", "api", "--all", code=EXIT_CORRUPT)
+    everything = run_json(cli, "inbox", "api", "--all", model=shapes.Inbox, code=EXIT_CORRUPT)
     check(everything, INBOX)
     assert [(m["body"], m["read"]) for m in everything["messages"]] == [("first", True), ("second", False)]
     [problem] = everything["problems"]
@@ -168,16 +178,16 @@ def test_inbox_json_pins_messages_and_problems(initialized: repo_mod.Repo, cli: 
 
 def test_intent_json_when_read_and_when_set(initialized: repo_mod.Repo, cli: CliRunner) -> None:
     assert cli("join", "api").returncode == 0
-    shown = run_json(cli, "intent", "api")
+    shown = run_json(cli, "intent", "api", model=shapes.Intent)
     check(shown, INTENT)
     assert shown == {"version": 1, "agent": "api", "intent": ""}
-    changed = run_json(cli, "intent", "api", "write the tests")
+    changed = run_json(cli, "intent", "api", "write the tests", model=shapes.Intent)
     check(changed, INTENT)
     assert changed["intent"] == "write the tests"
 
 
 def test_join_json_env_has_the_documented_variables(initialized: repo_mod.Repo, cli: CliRunner) -> None:
-    data = run_json(cli, "join", "api")
+    data = run_json(cli, "join", "api", model=shapes.Joined)
     check(data, JOINED)
     assert set(data["env"]) == ENV_ALWAYS
     assert all(type(v) is str for v in data["env"].values())
@@ -188,7 +198,7 @@ def test_join_json_env_has_the_documented_variables(initialized: repo_mod.Repo, 
     control = {"schema": 1, "pid": me, "pid_start": processes.start_time(me), "started_at": clock.now()}
     control |= {"url": "http://127.0.0.1:9", "gateway_url": "http://127.0.0.1:8/mcp"}
     initialized.control_path.write_text(json.dumps(control))
-    data = run_json(cli, "join", "ui")
+    data = run_json(cli, "join", "ui", model=shapes.Joined)
     check(data, JOINED)
     assert set(data["env"]) == ENV_ALWAYS | ENV_WITH_CONTROL_PLANE
 
@@ -213,3 +223,39 @@ def test_docs_describe_every_pinned_field() -> None:
     pinned |= set(JOINED) | set(ERROR) | set(ERROR["error"]) | ENV_ALWAYS | ENV_WITH_CONTROL_PLANE | STATUSES
     undocumented = sorted(key for key in pinned if f"`{key}`" not in text)
     assert not undocumented, f"docs/json.md does not mention {undocumented}"
+
+
+def test_peek_and_kill_json_validate_against_their_models(initialized: repo_mod.Repo, cli: CliRunner) -> None:
+    assert cli("join", "api").returncode == 0
+    peeked = run_json(cli, "peek", "api", model=shapes.Peek)
+    assert (peeked["agent"], peeked["status"], peeked["events"]) == ("api", "running", [])
+    killed = run_json(cli, "kill", "api", model=shapes.Killed)
+    assert (killed["agent"], killed["saved"]) == ("api", None)
+
+
+def test_doctor_json_validates_against_its_model(initialized: repo_mod.Repo, cli: CliRunner) -> None:
+    result = cli("doctor", "--json")
+    assert result.returncode in {0, 1}, result.stderr
+    report = shapes.Doctor.model_validate_json(result.stdout)
+    assert report.ok is (result.returncode == 0) and report.checks
+
+
+def test_a_model_refuses_a_document_with_a_missing_or_unknown_key_or_a_wrong_type() -> None:
+    good = {"version": 1, "agent": "api", "intent": ""}
+    shapes.Intent.model_validate_json(json.dumps(good))
+    for bad in ({"version": 1, "agent": "api"}, good | {"extra": 1}, good | {"intent": None}, good | {"version": 2}):
+        try:
+            shapes.Intent.model_validate_json(json.dumps(bad))
+        except ValueError:
+            continue
+        raise AssertionError(f"the Intent model accepted {bad}")
+
+
+def test_the_pinned_shapes_are_the_models_shapes() -> None:
+    pinned = {
+        shapes.Agent: AGENT, shapes.Message: MESSAGE, shapes.Problem: PROBLEM, shapes.AgentList: LIST,
+        shapes.Inbox: INBOX, shapes.Sent: SENT, shapes.Intent: INTENT, shapes.Joined: JOINED, shapes.Error: ERROR,
+        shapes.ErrorDetail: ERROR["error"],
+    }  # fmt: skip
+    for model, shape in pinned.items():
+        assert keys(model) == list(shape), f"{model.__name__} and this test's pinned shape differ"

@@ -222,8 +222,8 @@ def test_a_corrupt_message_already_read_is_reported_by_inbox_all(trio: repo_mod.
 @pytest.mark.parametrize(
     ("yaml_text", "says"),
     [
-        ("mailbox: [unclosed\n", "fracta.yaml is not valid YAML"),
-        ("- just\n- a list\n", "fracta.yaml must be a mapping at the top level"),
+        ("mailbox: [unclosed\n", "fracta.yaml:2:1: not valid YAML: expected ',' or ']'"),
+        ("- just\n- a list\n", "fracta.yaml:1: the top level must be a mapping of settings"),
         (
             "mailbox:\n  max_message_bytes: lots\n",
             "mailbox.max_message_bytes in fracta.yaml must be an integer, not 'lots'",

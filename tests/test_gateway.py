@@ -160,7 +160,8 @@ def test_every_tool_works_for_the_chessmaster(fr: repo_mod.Repo, cli: CliRunner,
     assert set(listed) == FRACTA_TOOLS | CHESSMASTER_TOOLS
     inbox_help = listed["fracta_inbox"].description or ""
     assert "start of every iteration" in inbox_help and "after every commit" in inbox_help
-    assert list(listed["fracta_send"].input_schema["required"]) == ["from", "to", "message"]
+    send = listed["fracta_send"].input_schema
+    assert (send["required"], "from" in send["properties"]) == (["to", "message"], True)  # from: default the caller
 
     job = "echo hello from $FRACTA_AGENT; echo w > w.txt; git add w.txt; git commit -qm 'worker: w.txt'"
     spawned = boss.data("fracta_spawn", {"name": "worker", "args": ["sh", "-c", job]})
@@ -489,12 +490,12 @@ def test_the_rest_api_stores_a_keyed_send_once_and_acknowledges_reads(fr: repo_m
     assert info is not None
     project.join(fr, "api")
     auth = {"Authorization": f"Bearer {fr.token_path.read_text().strip()}"}
-    body = json.dumps({"to": "api", "body": "ship it"}).encode()
+    body = json.dumps({"to": "api", "message": "ship it"}).encode()
     answers = [raw_post(info.url + "/v1/messages", body, auth | {"Idempotency-Key": "ship-1"}) for _ in range(2)]
     assert [status for status, _ in answers] == [201, 201]
     [first, again] = [json.loads(raw) for _, raw in answers]
     assert again["duplicates"] == [first["sent"][0]["id"]]
-    both = json.dumps({"to": "api", "body": "ship it", "idempotency_key": "other"}).encode()
+    both = json.dumps({"to": "api", "message": "ship it", "idempotency_key": "other"}).encode()
     status, raw = raw_post(info.url + "/v1/messages", both, auth | {"Idempotency-Key": "ship-1"})
     assert status == 422 and "differ" in json.loads(raw)["error"]["message"]
     api_auth = {"Authorization": f"Bearer {project.agent_token(fr, 'api')}"}

@@ -79,7 +79,8 @@ def free_port() -> int:
 def hub(initialized: repo_mod.Repo, monkeypatch: pytest.MonkeyPatch) -> repo_mod.Repo:
     """hub and the senders; fixed free ports, so a restarted control plane serves the same URL."""
     text = initialized.config_path.read_text()
-    text = text.replace("port: 9090", f"port: {free_port()}").replace("port: 8080", f"port: {free_port()}")
+    # control_plane.port, then gateway.port (both 0 in the template)
+    text = text.replace("port: 0", f"port: {free_port()}", 1).replace("port: 0", f"port: {free_port()}", 1)
     initialized.config_path.write_text(text)
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     for name in ["hub", *(f"sender{n}" for n in range(SENDERS))]:

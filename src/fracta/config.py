@@ -13,8 +13,8 @@ from typing import Any
 from .errors import ConfigError
 
 DEFAULTS: dict[str, Any] = {
-    "control_plane": {"host": "127.0.0.1", "port": 9090},
-    "gateway": {"host": "127.0.0.1", "port": 8080, "allowed_hosts": []},
+    "control_plane": {"host": "127.0.0.1", "port": 0},
+    "gateway": {"host": "127.0.0.1", "port": 0, "allowed_hosts": []},
     "agents": {"max_agents": 4, "default_runtime": "command", "wake": True, "agent_runtimes": {}},
     "workspaces": {"spares": 1},
     "mailbox": {"max_message_bytes": 65536, "redeliver_after": 300},
@@ -27,15 +27,16 @@ DEFAULTS: dict[str, Any] = {
 TEMPLATE = """\
 # fracta.yaml: configuration for fracta in this repository.
 # Values may use ${VAR} or ${VAR:-default}, taken from the environment.
+# Every key, its type and default: docs/config.md. `fracta doctor` checks this file.
 
 control_plane:
   host: 127.0.0.1        # loopback only; binding elsewhere needs an explicit setting
-  port: 9090
+  port: 0                # 0: a free port the OS picks; the URL is in .fracta/control.json
 
 gateway:
   host: 127.0.0.1        # loopback only; binding elsewhere needs an explicit setting
-  port: 8080             # MCP over streamable HTTP for agents (http://HOST:PORT/mcp)
-  allowed_hosts: []      # extra Host headers accepted (DNS-rebinding protection), e.g. ["gateway:8080"]
+  port: 0                # MCP over streamable HTTP for agents (http://HOST:PORT/mcp); 0: a free port
+  allowed_hosts: []      # extra Host headers accepted (DNS-rebinding protection), e.g. ["gateway:8765"]
 
 agents:
   max_agents: 4          # agents running at once; further spawns wait in the mission queue
@@ -203,16 +204,46 @@ class Config:
         return str(self.resolved(dotted))
 
 
-def load(path: Path) -> Config:
-    """Load fracta.yaml over the defaults; a missing file means all defaults."""
-    if not path.exists():
-        return Config(path=path, data=copy.deepcopy(DEFAULTS))
+def parse(path: Path) -> tuple[Any, Any]:
+    """(YAML node tree, data) of the file at `path`; a syntax error names the file and its line."""
     import yaml  # not needed on the fast paths that never read config
 
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        return node, (loader.construct_document(node) if node is not None else None)
+    except yaml.MarkedYAMLError as exc:
+        raise ConfigError(_syntax_error(path, exc), "fix the YAML syntax at that line") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}", "fix the syntax; fracta init writes a template") from None
+        raise ConfigError(f"{path}: not valid YAML: {exc}", "fix the YAML syntax") from None
+    finally:
+        loader.dispose()
+
+
+def _syntax_error(path: Path, exc: Any) -> str:
+    """One line: the file, the error's own line and column, what is wrong (and where it began)."""
+    mark = exc.problem_mark or exc.context_mark
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+    problem = exc.problem or exc.context or "not valid YAML"
+    context = ""
+    if exc.context and exc.problem and exc.context_mark is not None:
+        context = f" ({exc.context} at line {exc.context_mark.line + 1})"
+    return f"{where}: not valid YAML: {problem}{context}"
+
+
+def load(path: Path) -> Config:
+    """Load fracta.yaml over the defaults; a missing file means all defaults.
+
+    Only the syntax is checked here (the fast paths read a value or two); the whole file is
+    checked against the schema by `fracta.config_check.check` before anything starts.
+    """
+    if not path.exists():
+        return Config(path=path, data=copy.deepcopy(DEFAULTS))
+    raw = parse(path)[1] or {}
     if not isinstance(raw, Mapping):
-        raise ConfigError(f"{path} must be a mapping at the top level", "see the template written by fracta init")
+        raise ConfigError(f"{path}:1: the top level must be a mapping of settings", "see the template from fracta init")
     return Config(path=path, data=_merge(DEFAULTS, raw))

@@ -59,9 +59,6 @@ def steps(folder: Path) -> Iterator[tuple[str, str]]:
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     r = make_repo(folder)
     project.init(r)
-    cfg = r.config_path.read_text().replace("port: 9090", "port: 0").replace("port: 8080", "port: 0")
-    r.config_path.write_text(cfg)  # a free port, so the demo never clashes with a real control plane
-    r = repo_mod.find(folder, env={})
     yield "fracta init", f".fracta/ created in {r.root}; post-commit hook installed"
     info, _ = daemon.up(r)
     yield "fracta up", f"control plane at {info.url} (pid {info.pid})"

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 from . import atomic, config, credentials, environment, git
 from . import repo as repo_mod
-from .errors import CorruptRecord, FractaError
+from .errors import EXIT_ERROR, EXIT_USAGE, CorruptRecord, FractaError
 
 SCHEMA = 1
 GIT_MINIMUM = (2, 38)  # git merge-tree --write-tree: conflict checks without touching a worktree
@@ -58,6 +58,13 @@ class Report:
     def ok(self) -> bool:
         return all(c.status != FAIL for c in self.checks)
 
+    @property
+    def exit_code(self) -> int:
+        """0 when all is well; 2 (bad config, as `up` would exit) when fracta.yaml is invalid; else 1."""
+        if any(c.status == FAIL and c.area == "config" for c in self.checks):
+            return EXIT_USAGE
+        return 0 if self.ok else EXIT_ERROR
+
     def to_dict(self) -> dict[str, Any]:
         searched = None
         if self.searched is not None:
@@ -78,11 +85,10 @@ def run(start: Path | None = None) -> Report:
     if not repo.initialized:
         checks.append(Check("fracta", "initialized", FAIL, f"fracta is not initialized in {repo.root}", "fracta init"))
         return Report(checks)
-    try:
-        repo.config.get("agents")
-    except FractaError as exc:
-        return Report([*checks, Check("config", repo.config_path.name, FAIL, exc.message, exc.hint or None)])
-    checks.append(Check("config", repo.config_path.name, OK, f"{repo.config_path} loads"))
+    found = check_config(repo)
+    checks.extend(found)
+    if any(c.status == FAIL for c in found):
+        return Report(checks)  # the other checks read fracta.yaml: they would only repeat it
     env = spawn_environment(repo)
     checks.extend(check_environment(repo, env))
     checks.extend(check_codex_forwarding(repo))
@@ -93,6 +99,25 @@ def run(start: Path | None = None) -> Report:
         for found in pool.map(lambda job: job(), jobs):
             checks.extend(found)
     return Report(checks, env)
+
+
+def check_config(repo: repo_mod.Repo) -> list[Check]:
+    """fracta.yaml against its schema, as `up` checks it; unset variables a backend server needs."""
+    from . import config_check
+
+    name = repo.config_path.name
+    try:
+        checked = config_check.check(repo.config_path)
+    except FractaError as exc:
+        return [Check("config", name, FAIL, exc.message, exc.hint or None)]
+    shown = f"{repo.config_path} is valid" if repo.config_path.exists() else f"no {name}: every default applies"
+    checks = [Check("config", name, OK, shown)]
+    for key, names in checked.deferred.items():
+        if key.startswith("mcp_servers."):  # a runtime's variables are checked with its credentials
+            server = key.split(".")[1]
+            detail = f"{key} needs {', '.join(names)}, not set here: backend server {server} would be skipped"
+            checks.append(Check("config", f"mcp_servers.{server}", WARN, detail, environment.missing_hint(names)))
+    return checks
 
 
 # --- the environment a spawn uses --------------------------------------------------------------

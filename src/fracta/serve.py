@@ -377,8 +377,8 @@ class Bridge:
                 return
             except (UpstreamLost, FractaError) as exc:
                 problem = exc
-            if not is_request or time.monotonic() > deadline:
-                break
+            if not is_request or time.monotonic() > deadline or isinstance(problem, ConfigError):
+                break  # a bad fracta.yaml stays bad however often it is retried
             _note(f"{problem}; reconnecting (attempt {attempt})", "serve.reconnecting")
             if attempt > 1:  # the first retry is at once: a restarted control plane is usually there
                 time.sleep(min(0.25 * 2 ** (attempt - 1), 2.0))

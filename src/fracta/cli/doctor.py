@@ -15,7 +15,7 @@ def doctor_cmd(as_json: bool) -> int:
     """Check git, fracta on PATH, fracta.yaml, the AI CLIs, credential resolvers (secrets never shown),
     the control plane and the gateway. Binaries and variables are looked for where spawn looks: in
     the running control plane's environment (names only), else this shell's; each check says which.
-    Exits 1 when something is broken."""
+    Exits 1 when something is broken, 2 when fracta.yaml is invalid (as `up` would)."""
     from .. import doctor
 
     report = doctor.run()
@@ -27,7 +27,7 @@ def doctor_cmd(as_json: bool) -> int:
             if check.fix and check.status in {"fail", "warn"}:
                 click.echo(f"      fix: {check.fix}")
         click.echo("everything fracta needs is in order" if report.ok else "something needs fixing (see FAIL above)")
-    return 0 if report.ok else 1
+    return report.exit_code
 
 
 COMMANDS = [doctor_cmd]

@@ -19,10 +19,11 @@ def gateway_cmd(host: str | None, port: int | None, log_format: str) -> int:
     `fracta up` already serves the gateway beside the control plane; run this one alone where the
     control plane runs elsewhere. An address other than loopback is allowed but warned about.
     """
-    from .. import logs
+    from .. import config_check, logs
     from ..gateway import app
 
     r = repo.find().require_initialized()
+    config_check.check(r.config_path)  # the whole of fracta.yaml, before anything starts
     logs.setup(r.logs_dir, "gateway", foreground=True, fmt=log_format)
     return app.serve(r, host, port)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -14,15 +14,17 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.routing import Route
 
 from .. import agents, events, lifecycle, liveness, mailbox, messaging, peek, project, results
+from ..contracts import base as contracts
+from ..contracts import requests as rq
 from ..errors import EXIT_USAGE, FractaError, InvalidInput
 from ..identity import AuthMiddleware, Caller, caller_of
 from ..repo import Repo
 from . import openapi
 
+M = TypeVar("M", bound=contracts.Contract)
 MAX_BODY = 1024 * 1024
 POLL = 0.2  # seconds between looks at events.jsonl while a stream is idle
 KEEPALIVE = 15.0  # seconds of silence before a comment line, which also notices a gone client
-MAX_OFFSET = 2**40  # the largest event-log cursor accepted: past any real log, within every file system's seek
 
 
 class BodyTooLarge(FractaError):
@@ -69,6 +71,15 @@ class Api:
             raise InvalidInput("request body must be a JSON object")
         return data
 
+    async def args(self, request: Request, model: type[M], **query: Any) -> M:
+        """The operation's input: path parameters, the given query values and the JSON body, as `model`."""
+        data = await self.body(request) if request.method in {"POST", "PUT"} else {}
+        outside = {**request.path_params, **{k: v for k, v in query.items() if v is not None}}
+        clash = sorted(set(data) & set(outside))
+        if clash:
+            raise InvalidInput(f"the request body does not take {clash[0]!r}", f"{clash[0]} goes in the URL")
+        return contracts.parse(model, {**data, **outside}, where=f"{request.method} {request.url.path}")
+
     # --- routes -------------------------------------------------------------------------------
 
     def health(self, request: Request) -> Response:
@@ -78,20 +89,21 @@ class Api:
         found, problems = liveness.checked(self.repo)
         return JSONResponse(results.agent_list(self.repo, found, problems))
 
-    def get_agent(self, request: Request) -> Response:
-        agent = liveness.load(self.repo, request.path_params["name"])
+    async def get_agent(self, request: Request) -> Response:
+        args = await self.args(request, rq.AgentName)
+        agent = liveness.load(self.repo, args.name)
         return JSONResponse({"version": results.VERSION, "agent": results.agent_view(self.repo, agent)})
 
     async def spawn(self, request: Request) -> Response:
         self.caller(request).require_chessmaster("spawn agents")
-        data = await self.body(request)
+        args = await self.args(request, rq.Spawn)
         req = lifecycle.SpawnRequest(
-            name=_text(data, "name", required=True) or "",
-            runtime=_text(data, "runtime") or "command",
-            prompt=_text(data, "prompt"),
-            args=tuple(_strings(data, "args")),
-            base=_text(data, "base"),
-            workspace=Path(ws) if (ws := _text(data, "workspace")) else None,
+            name=args.name,
+            runtime=args.runtime,
+            prompt=args.prompt,
+            args=tuple(args.args),
+            base=args.base,
+            workspace=Path(args.workspace) if args.workspace else None,
         )
         agent = await _threaded(self._spawn, req)
         self.kick()
@@ -104,8 +116,8 @@ class Api:
 
     async def kill(self, request: Request) -> Response:
         self.caller(request).require_chessmaster("kill agents")
-        force = _query_flag(request, "force")
-        result = await _threaded(lifecycle.kill, self.repo, request.path_params["name"], force=force)
+        args = await self.args(request, rq.Kill, force=_query_flag(request, "force"))
+        result = await _threaded(lifecycle.kill, self.repo, args.name, force=args.force)
         self.kick()
         return JSONResponse(results.killed(result))
 
@@ -113,58 +125,53 @@ class Api:
         self.caller(request).require_chessmaster("merge")
         from .. import merge
 
-        data = await self.body(request)
-        notify = _flag(data, "notify")
-        result = await _threaded(merge.merge, self.repo, request.path_params["name"], notify=notify, cwd=self.repo.root)
+        args = await self.args(request, rq.Merge)
+        result = await _threaded(merge.merge, self.repo, args.name, notify=args.notify, cwd=self.repo.root)
         return JSONResponse(results.merged(result))
 
     async def say(self, request: Request) -> Response:
-        data = await self.body(request)
+        args = await self.args(request, rq.Send)
         caller = self.caller(request)
-        sender = _text(data, "from") or caller.name
+        sender = args.sender or caller.name
         caller.require_self(sender, "send messages")
         done = await _threaded(
             messaging.send,
             self.repo,
             sender,
-            _text(data, "to", required=True) or "",
-            _text(data, "body", required=True) or "",
-            subject=_text(data, "subject"),
-            reply_to=_text(data, "reply_to"),
-            key=_idempotency_key(request, data),
+            args.to,
+            args.message,
+            subject=args.subject,
+            reply_to=args.reply_to,
+            key=_idempotency_key(request, args.idempotency_key),
             kick=self.kick,
         )
         self.kick()
         return JSONResponse(results.sent(done.sent), 201)
 
     async def inbox(self, request: Request) -> Response:
-        name = request.path_params["name"]
-        self.caller(request).require_self(name, "read the inbox")
-        data = await self.body(request)
-        box = await _threaded(mailbox.read, self.repo, name, include_read=_flag(data, "all"), ack=_text(data, "ack"))
-        return JSONResponse(results.inbox(name, box))
+        args = await self.args(request, rq.ReadInbox)
+        self.caller(request).require_self(args.name, "read the inbox")
+        box = await _threaded(mailbox.read, self.repo, args.name, include_read=args.all, ack=args.ack)
+        return JSONResponse(results.inbox(args.name, box))
 
     async def ack(self, request: Request) -> Response:
-        name = request.path_params["name"]
-        self.caller(request).require_self(name, "acknowledge messages")
-        data = await self.body(request)
-        count = await _threaded(mailbox.acknowledge, self.repo, name, _text(data, "receipt", required=True) or "")
-        return JSONResponse({"version": results.VERSION, "agent": name, "acknowledged": count})
+        args = await self.args(request, rq.Acknowledge)
+        self.caller(request).require_self(args.name, "acknowledge messages")
+        count = await _threaded(mailbox.acknowledge, self.repo, args.name, args.receipt)
+        return JSONResponse({"version": results.VERSION, "agent": args.name, "acknowledged": count})
 
     async def intent(self, request: Request) -> Response:
-        name = request.path_params["name"]
         if request.method == "GET":
-            return JSONResponse(results.intent(agents.load(self.repo, name)))
-        self.caller(request).require_self(name, "set the intent")
-        data = await self.body(request)
-        agent = await _threaded(project.set_intent, self.repo, name, _text(data, "intent", required=True) or "")
+            shown = await self.args(request, rq.AgentName)
+            return JSONResponse(results.intent(agents.load(self.repo, shown.name)))
+        args = await self.args(request, rq.SetIntent)
+        self.caller(request).require_self(args.name, "set the intent")
+        agent = await _threaded(project.set_intent, self.repo, args.name, args.intent)
         return JSONResponse(results.intent(agent))
 
-    def peek(self, request: Request) -> Response:
-        n = _int_param(request, "n", 20, 0, 10_000)
-        since = request.query_params.get("since")
-        start = _int_param(request, "since", 0, 0, 2**62) if since is not None else None
-        return JSONResponse(peek.peek(self.repo, request.path_params["name"], n=n, since=start).to_dict())
+    async def peek(self, request: Request) -> Response:
+        args = await self.args(request, rq.ReadOutput, n=_int_param(request, "n"), since=_int_param(request, "since"))
+        return JSONResponse(peek.peek(self.repo, args.name, n=args.n, since=args.since).to_dict())
 
     def progress(self, request: Request) -> Response:
         from .. import progress
@@ -172,7 +179,7 @@ class Api:
         progress.refresh(self.repo)
         return PlainTextResponse(self.repo.progress_path.read_text(), media_type="text/markdown")
 
-    def events(self, request: Request) -> Response:
+    async def events(self, request: Request) -> Response:
         """The event log (.fracta/events.jsonl) from byte offset `since`, in one of two forms.
 
         JSON (the default, and whenever Accept does not ask for text/event-stream): one page,
@@ -184,16 +191,18 @@ class Api:
         the stream ends when the control plane shuts down.
         In both forms a Last-Event-ID header, when sent, is the cursor and wins over ?since=.
         """
-        since = _int_param(request, "since", 0, 0, MAX_OFFSET)
+        args = await self.args(
+            request, rq.ReadEvents, since=_int_param(request, "since"), limit=_int_param(request, "limit")
+        )
         last = request.headers.get("last-event-id")
-        if last is not None:
-            since = _int_value("header Last-Event-ID", last, 0, MAX_OFFSET)
+        if last is not None:  # the cursor, winning over ?since= (which must still be valid)
+            resume = {"since": _int_value("header Last-Event-ID", last), "limit": args.limit}
+            args = contracts.parse(rq.ReadEvents, resume, where="the header Last-Event-ID")
         if "text/event-stream" in request.headers.get("accept", ""):
             headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-            return StreamingResponse(self._follow(since), media_type="text/event-stream", headers=headers)
-        limit = _int_param(request, "limit", 1000, 1, 10_000)
-        found = list(events.read(self.repo, since=since, limit=limit))
-        nxt = found[-1].end if found else since
+            return StreamingResponse(self._follow(args.since), media_type="text/event-stream", headers=headers)
+        found = list(events.read(self.repo, since=args.since, limit=args.limit))
+        nxt = found[-1].end if found else args.since
         return JSONResponse(
             {"version": results.VERSION, "events": [e.data | {"offset": e.offset} for e in found], "next": nxt}
         )
@@ -230,32 +239,14 @@ async def _threaded(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     return await run_in_threadpool(fn, *args, **kwargs)
 
 
-def _text(data: dict[str, Any], key: str, *, required: bool = False) -> str | None:
-    value = data.get(key)
-    if value is None:
-        if required:
-            raise InvalidInput(f"missing field {key!r}", f"send {key} in the JSON body")
-        return None
-    if not isinstance(value, str):
-        raise InvalidInput(f"field {key!r} must be a string")
-    return value
-
-
-def _idempotency_key(request: Request, data: dict[str, Any]) -> str | None:
+def _idempotency_key(request: Request, field: str | None) -> str | None:
     """The Idempotency-Key header or the idempotency_key field (the same value if both are sent)."""
-    header, field = request.headers.get("idempotency-key"), _text(data, "idempotency_key")
+    header = request.headers.get("idempotency-key")
     if header is not None and field is not None and header != field:
         raise InvalidInput(
             "the Idempotency-Key header and the idempotency_key field differ", "send the key in one of them"
         )
     return header if header is not None else field
-
-
-def _flag(data: dict[str, Any], key: str) -> bool:
-    value = data.get(key, False)
-    if not isinstance(value, bool):
-        raise InvalidInput(f"field {key!r} must be true or false")
-    return value
 
 
 def _query_flag(request: Request, key: str) -> bool:
@@ -265,32 +256,21 @@ def _query_flag(request: Request, key: str) -> bool:
     return raw in {"1", "true", "yes"}
 
 
-def _strings(data: dict[str, Any], key: str) -> list[str]:
-    value = data.get(key) or []
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise InvalidInput(f"field {key!r} must be a list of strings")
-    return value
-
-
 def _page(repo: Repo, since: int) -> list[events.Event]:
     return list(events.read(repo, since=since, limit=500))
 
 
-def _int_param(request: Request, key: str, default: int, low: int, high: int) -> int:
+def _int_param(request: Request, key: str) -> int | None:
+    """An integer query parameter, or None if absent (its bounds are the operation's model's)."""
     raw = request.query_params.get(key)
-    if raw is None:
-        return default
-    return _int_value(f"query parameter {key!r}", raw, low, high)
+    return None if raw is None else _int_value(f"query parameter {key!r}", raw)
 
 
-def _int_value(what: str, raw: str, low: int, high: int) -> int:
+def _int_value(what: str, raw: str) -> int:
     try:
-        value = int(raw)
+        return int(raw)
     except ValueError:
         raise InvalidInput(f"{what} must be an integer, not {raw[:40]!r}") from None
-    if not low <= value <= high:
-        raise InvalidInput(f"{what} must be between {low} and {high}")
-    return value
 
 
 class BodyLimitMiddleware:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import atomic, processes
-from ..errors import ControlPlaneUnavailable, CorruptRecord
+from ..errors import EXIT_ERROR, EXIT_USAGE, ConfigError, ControlPlaneUnavailable, CorruptRecord, FractaError
 from ..repo import Repo
 
 
@@ -41,7 +41,8 @@ def up(repo: Repo, wait: float = 30.0) -> tuple[ControlInfo, bool]:
 
     It is started detached (see `detach`): nobody's child, in its own session, so nothing that
     ends its starter's process tree (an AI CLI ending its MCP servers' descendants) ends it or the
-    agents under it. A start that fails is reported with the error it printed.
+    agents under it. fracta.yaml is checked as a whole first (a ConfigError, exit 2, starts
+    nothing). A start that fails is reported with the error and hint it printed, and its exit code.
     """
     repo.require_initialized()
     info = read_info(repo)
@@ -49,7 +50,9 @@ def up(repo: Repo, wait: float = 30.0) -> tuple[ControlInfo, bool]:
         return info, False
     import subprocess  # only to start one: `fracta status` and every other command just read control.json
 
-    from .. import environment
+    from .. import config_check, environment
+
+    config_check.check(repo.config_path)
 
     out = repo.logs_dir / "control.out"
     offset = out.stat().st_size if out.exists() else 0
@@ -84,11 +87,7 @@ def _await_start(repo: Repo, pid: int, pid_start: int, out: Path, offset: int, w
         if not processes.alive(pid, pid_start):
             if (info := read_info(repo)) is not None:
                 return info, False
-            message, hint = _failure(out, offset)
-            raise ControlPlaneUnavailable(
-                f"the control plane exited at start: {message}",
-                (f"{hint}; " if hint else "") + f"see {out}; fracta up --foreground shows it live",
-            )
+            raise _failed(out, offset)
         time.sleep(0.02)
     raise ControlPlaneUnavailable(
         f"the control plane (pid {pid}) did not start within {wait:g}s", f"see {repo.logs_dir / 'control.log'}"
@@ -134,18 +133,51 @@ def down(repo: Repo, wait: float = 15.0) -> ControlInfo | None:
     return info
 
 
-def _failure(out: Path, offset: int) -> tuple[str, str]:
-    """The error and hint the control plane printed since `offset` of `out` (or its last line)."""
+@dataclass(frozen=True)
+class Failure:
+    """What a control plane that exited at start printed: its error, hint and exit code."""
+
+    message: str
+    hint: str = ""
+    exit_code: int | None = None
+
+
+def _failure(out: Path, offset: int) -> Failure:
+    """The last error (with its continuation lines), hint and exit code the control plane printed
+    since `offset` of `out`; without an `error:` line, its last line."""
     try:
         with out.open("rb") as f:
             f.seek(offset)
             lines = f.read().decode(errors="replace").strip().splitlines()
     except FileNotFoundError:
         lines = []
-    errors = [line.removeprefix("error: ") for line in lines if line.startswith("error:")]
-    hints = [line.removeprefix("hint: ") for line in lines if line.startswith("hint:")]
-    message = errors[-1] if errors else lines[-1] if lines else "it printed nothing"
-    return message, hints[-1] if errors and hints else ""
+    starts = [i for i, line in enumerate(lines) if line.startswith("error: ")]
+    if not starts:
+        return Failure(lines[-1] if lines else "it printed nothing")
+    message = [lines[starts[-1]].removeprefix("error: ")]
+    hint, code = "", None
+    for line in lines[starts[-1] + 1 :]:
+        if line.startswith("hint: "):
+            hint = line.removeprefix("hint: ")
+        elif line.startswith("exit: ") and line[6:].strip().isdigit():
+            code = int(line[6:])
+        elif not hint and code is None:
+            message.append(line)  # a message of several lines (each problem of fracta.yaml)
+    return Failure("\n".join(message), hint, code)
+
+
+def _failed(out: Path, offset: int) -> FractaError:
+    """The error to raise for a control plane that exited at start, with its exit code (README's)."""
+    found = _failure(out, offset)
+    see = f"see {out}; fracta up --foreground shows it live"
+    if found.exit_code == EXIT_USAGE:  # its config: the same error the CLI's own check gives
+        return ConfigError(found.message, found.hint or see)
+    error = ControlPlaneUnavailable(
+        f"the control plane exited at start: {found.message}", (f"{found.hint}; " if found.hint else "") + see
+    )
+    if found.exit_code not in (None, 0, EXIT_ERROR):  # a specific failure keeps its code; others are 8
+        error.exit_code = found.exit_code
+    return error
 
 
 def main(argv: list[str]) -> int:

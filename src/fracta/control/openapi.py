@@ -1,176 +1,158 @@
-"""The OpenAPI document of the REST API, served at /openapi.json (and fuzzed by the tests)."""
+"""The OpenAPI 3.1 document of the REST API, served at /openapi.json: generated from fracta/contracts.
+
+Nothing here describes a field: every schema comes from the request and result models, so the
+document, the routes' validation and the MCP tools' schemas cannot drift apart.
+"""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
+from pydantic.json_schema import models_json_schema
+
 from .. import __version__
+from ..contracts import requests as rq
+from ..contracts import shapes as sh
+from ..contracts.base import Contract
+from ..contracts.operations import COMMON_ERRORS, OPERATIONS, Operation, Schema, keys
 
-# An agent name (fracta/names.py; the server also refuses double dashes and reserved names).
-_NAME_SCHEMA = {"type": "string", "pattern": "^[a-z]([a-z0-9-]*[a-z0-9])?$", "maxLength": 40}
-_NAME = {"name": "name", "in": "path", "required": True, "schema": _NAME_SCHEMA}
-_ERROR = {
-    "description": "a clear error",
-    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-}
-_OBJ = {"application/json": {"schema": {"type": "object"}}}
-
-
-def _op(
-    summary: str,
-    *,
-    ok: str = "200",
-    params: list[dict[str, Any]] | None = None,
-    body: dict[str, Any] | None = None,
-    errors: tuple[str, ...] = ("400", "401", "404", "409", "422"),
-) -> dict[str, Any]:
-    op: dict[str, Any] = {
-        "summary": summary,
-        "parameters": params or [],
-        "responses": {ok: {"description": "success", "content": _OBJ}, **{code: _ERROR for code in errors}},
-    }
-    if body is not None:
-        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
-    return op
-
-
-def _obj(required: list[str], **props: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "object", "required": required, "properties": props}
-
-
-_STR = {"type": "string"}
-_BOOL = {"type": "boolean"}
-_RECEIPT = {"type": "string", "pattern": "^[0-9a-f]{16}-[0-9]{1,20}$", "description": "a receipt from an inbox result"}
-_KEY = {
-    "type": "string",
-    "minLength": 1,
-    "maxLength": 200,
-    "description": "stores the message once however often the request is retried (also: Idempotency-Key header)",
+REF = "#/components/schemas/{model}"
+_REASONS = {
+    400: "the request cannot be carried out",
+    401: "no valid bearer token",
+    403: "the caller may not do this",
+    404: "no such agent",
+    409: "it conflicts with the current state",
+    413: "the request body is too large",
+    422: "the input is invalid",
 }
 
 
-def q_int(name: str, low: int, high: int) -> dict[str, Any]:
+def document() -> dict[str, Any]:
+    schemas = _schemas()
+    paths: dict[str, dict[str, Any]] = {}
+    for op in OPERATIONS:
+        if op.path is not None and op.method is not None:
+            paths.setdefault(op.path, {})[op.method.lower()] = _operation(op, schemas)
+    _stream_events(paths["/v1/events"]["get"])
+    _send_headers(paths["/v1/messages"]["post"])
     return {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "schema": {"type": "integer", "minimum": low, "maximum": high},
+        "openapi": "3.1.0",
+        "info": {"title": "fracta control plane", "version": __version__},
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": schemas,
+            "responses": {str(code): _error(text) for code, text in _REASONS.items()},
+        },
+        "security": [{"bearer": []}],
+        "paths": paths,
     }
 
 
-def _events() -> dict[str, Any]:
-    """GET /v1/events: a JSON page by default, a live server-sent-event stream on request."""
-    last_event_id = {
-        "name": "Last-Event-ID",
-        "in": "header",
-        "required": False,
-        "description": "resume right after this event (its id, a byte offset); wins over since",
-        "schema": {"type": "integer", "minimum": 0, "maximum": 2**40},
+def _schemas() -> dict[str, Any]:
+    """Every model of a REST operation, plus Error, under components/schemas (nested models too)."""
+    models: set[type[Contract]] = {sh.Error}
+    for op in OPERATIONS:
+        if op.path is not None:
+            models |= {op.request} if op.result is None else {op.request, op.result}
+    ordered = sorted(models, key=lambda m: m.__name__)
+    _, defs = models_json_schema([(m, "validation") for m in ordered], ref_template=REF, schema_generator=Schema)
+    return dict(defs["$defs"])
+
+
+def _operation(op: Operation, schemas: dict[str, Any]) -> dict[str, Any]:
+    model = schemas[op.request.__name__]
+    required = set(model.get("required", []))
+    params = [_param(key, "path", model, required) for key in op.in_path]
+    params += [_param(key, "query", model, required) for key in op.query]
+    found: dict[str, Any] = {"operationId": op.id, "summary": op.summary, "parameters": params}
+    if op.in_body:
+        body = _body(op, model, schemas)
+        found["requestBody"] = {
+            "required": bool(body.get("required")),
+            "content": {"application/json": {"schema": {"$ref": REF.format(model=_body_name(op))}}},
+        }
+    ok: dict[str, Any] = {"description": "success"}
+    if op.result is not None:
+        ok["content"] = {"application/json": {"schema": {"$ref": REF.format(model=op.result.__name__)}}}
+    else:
+        ok["content"] = {"text/markdown": {"schema": {"type": "string"}}}
+    errors = {str(code): {"$ref": f"#/components/responses/{code}"} for code in sorted({*COMMON_ERRORS, *op.errors})}
+    found["responses"] = {str(op.status): ok, **errors, "default": _error("an unexpected error")}
+    return found
+
+
+def _body_name(op: Operation) -> str:
+    """The request model itself, or `<Model>Body` when part of it travels in the path or the query."""
+    name = op.request.__name__
+    return name if set(op.in_body) == set(keys(op.request)) else f"{name}Body"
+
+
+def _body(op: Operation, model: dict[str, Any], schemas: dict[str, Any]) -> dict[str, Any]:
+    name = _body_name(op)
+    if name not in schemas:
+        body = copy.deepcopy(model)
+        body["properties"] = {k: v for k, v in body["properties"].items() if k in op.in_body}
+        kept = [k for k in body.get("required", []) if k in op.in_body]
+        body.pop("required", None)
+        if kept:
+            body["required"] = kept
+        body["title"] = name
+        schemas[name] = body
+    result: dict[str, Any] = schemas[name]
+    return result
+
+
+def _param(key: str, where: str, model: dict[str, Any], required: set[str]) -> dict[str, Any]:
+    prop = copy.deepcopy(model["properties"][key])
+    description = prop.pop("description", None)
+    if prop.get("default", 0) is None:
+        del prop["default"]
+    branches = prop.pop("anyOf", None)
+    if branches:  # a parameter is absent rather than null: keep the non-null branch
+        prop.update(next(b for b in branches if b.get("type") != "null"))
+    param = {"name": key, "in": where, "required": where == "path" or key in required, "schema": prop}
+    if description:
+        param["description"] = description
+    return param
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": REF.format(model="Error")}}},
     }
-    op = _op(
-        "The event log: a JSON page, or a live stream with Accept: text/event-stream",
-        params=[q_int("since", 0, 2**40), q_int("limit", 1, 10000), last_event_id],
-        errors=("401", "422"),
-    )
+
+
+def _stream_events(op: dict[str, Any]) -> None:
+    """GET /v1/events also streams: server-sent events when asked for, resumable with Last-Event-ID."""
     op["description"] = (
         "JSON (default): {version, events: [record with offset], next}; ask again with since=next. "
         "With Accept: text/event-stream: server-sent events following .fracta/events.jsonl live; each "
         "event's id is the byte offset just past it, its event field the record's event name, its data "
         "the JSON record with offset. Reconnect with Last-Event-ID to resume."
     )
-    op["responses"]["200"]["content"] = {
-        "application/json": {"schema": {"type": "object"}},
-        "text/event-stream": {"schema": {"type": "string"}},
-    }
-    return op
+    op["parameters"].append(
+        {
+            "name": "Last-Event-ID",
+            "in": "header",
+            "required": False,
+            "description": "resume right after this event (its id, a byte offset); wins over since",
+            "schema": {"type": "integer", "minimum": 0, "maximum": rq.MAX_EVENT_OFFSET},
+        }
+    )
+    op["responses"]["200"]["content"]["text/event-stream"] = {"schema": {"type": "string"}}
 
 
-def document() -> dict[str, Any]:
-    return {
-        "openapi": "3.0.3",
-        "info": {"title": "fracta control plane", "version": __version__},
-        "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {
-                "Error": _obj(
-                    ["version", "error"],
-                    version={"type": "integer"},
-                    error=_obj(["type", "message", "hint"], type=_STR, message=_STR, hint=_STR),
-                ),
-            },
-        },
-        "security": [{"bearer": []}],
-        "paths": {
-            "/v1/health": {"get": _op("Is the control plane up?", errors=("401",))},
-            "/v1/agents": {
-                "get": _op("Every agent", errors=("401",)),
-                "post": _op(
-                    "Spawn an agent",
-                    ok="201",
-                    body=_obj(
-                        ["name"],
-                        name=_NAME_SCHEMA,
-                        runtime=_STR,
-                        prompt=_STR,
-                        base=_STR,
-                        workspace=_STR,
-                        args={"type": "array", "items": _STR},
-                    ),
-                ),
-            },
-            "/v1/agents/{name}": {
-                "get": _op("One agent", params=[_NAME]),
-                "delete": _op("Kill an agent", params=[_NAME, {"name": "force", "in": "query", "schema": _BOOL}]),
-            },
-            "/v1/agents/{name}/merge": {
-                "post": _op("Merge the agent's branch", params=[_NAME], body=_obj([], notify=_BOOL)),
-            },
-            "/v1/agents/{name}/inbox": {
-                "post": _op(
-                    "Hand out the agent's unread messages; `ack` (the receipt of the previous read) acknowledges "
-                    "what that read handed out",
-                    params=[_NAME],
-                    body=_obj([], all=_BOOL, ack=_RECEIPT),
-                ),
-            },
-            "/v1/agents/{name}/inbox/ack": {
-                "post": _op(
-                    "Acknowledge the messages a read handed out under `receipt`",
-                    params=[_NAME],
-                    body=_obj(["receipt"], receipt=_RECEIPT),
-                ),
-            },
-            "/v1/agents/{name}/intent": {
-                "get": _op("The agent's intent", params=[_NAME]),
-                "put": _op("Set the agent's intent", params=[_NAME], body=_obj(["intent"], intent=_STR)),
-            },
-            "/v1/agents/{name}/peek": {
-                "get": _op("Recent output", params=[_NAME, q_int("n", 0, 10000), q_int("since", 0, 2**62)]),
-            },
-            "/v1/messages": {
-                "post": _op(
-                    "Send a message",
-                    ok="201",
-                    body=_obj(
-                        ["to", "body"],
-                        to={"type": "string", "pattern": "^([*]|[a-z]([a-z0-9-]*[a-z0-9])?)$", "maxLength": 40},
-                        body=_STR,
-                        subject=_STR,
-                        reply_to=_STR,
-                        idempotency_key=_KEY,
-                        **{"from": _NAME_SCHEMA},
-                    ),
-                ),
-            },
-            "/v1/progress": {
-                "get": {
-                    "summary": "progress.md",
-                    "responses": {
-                        "200": {"description": "markdown", "content": {"text/markdown": {"schema": _STR}}},
-                        "401": _ERROR,
-                    },
-                }
-            },
-            "/v1/events": {"get": _events()},
-        },
-    }
+def _send_headers(op: dict[str, Any]) -> None:
+    key = rq.Say.model_fields["idempotency_key"]
+    op["parameters"].append(
+        {
+            "name": "Idempotency-Key",
+            "in": "header",
+            "required": False,
+            "description": f"the same as the idempotency_key field ({key.description})",
+            "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+        }
+    )

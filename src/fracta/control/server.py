@@ -209,9 +209,10 @@ def serve_all(servers: list[tuple[Any, socket.socket, bool]], closing: threading
 
 def serve(repo: repo_mod.Repo, *, foreground: bool = False, log_format: str = "json") -> int:
     """Run the control plane until SIGTERM/SIGINT; its start and its end are logged."""
-    from .. import __version__, logs
+    from .. import __version__, config_check, logs
 
     repo.require_initialized()
+    config_check.check(repo.config_path)  # the whole of fracta.yaml, before anything starts
     logs.setup(repo.logs_dir, "control", foreground=foreground, fmt=log_format)
     if threading.current_thread() is threading.main_thread():
         logs.raise_on_signals()  # until it serves (serve_all handles them then): a logged exit, not a silent one
@@ -308,9 +309,11 @@ def main(argv: list[str]) -> int:
     try:
         return serve(repo, foreground=args.foreground, log_format=args.log_format)
     except FractaError as exc:
+        # Read by whoever started it (daemon.up): the error, its hint and the exit code to give.
         print(f"error: {exc.message}", file=sys.stderr)
         if exc.hint:
             print(f"hint: {exc.hint}", file=sys.stderr)
+        print(f"exit: {exc.exit_code}", file=sys.stderr, flush=True)
         return exc.exit_code
 
 

@@ -132,6 +132,7 @@ def _describe(tool: tools.Tool, caller: Caller) -> types.Tool:
         name=tool.name,
         description=tool.describe(caller),
         input_schema=tool.input_schema(),
+        output_schema=tool.output_schema(),
         annotations=types.ToolAnnotations(
             read_only_hint=tool.read_only, destructive_hint=tool.destructive, open_world_hint=False
         ),

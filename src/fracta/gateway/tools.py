@@ -1,7 +1,9 @@
 """fracta's own MCP tools: each one checks the caller's identity, calls one core function, returns its JSON.
 
-The shapes are those of fracta/results.py, as for `--json` and the REST API. The descriptions are
-written for the AI agents that read them: they teach the inbox rhythm.
+Each tool is an operation of fracta/contracts: its input schema is the operation's request model
+(the same as the REST route's, whose path parameters are arguments here), its output schema the
+result model (the same as the REST response and `--json`). The descriptions are written for the
+AI agents that read them: they teach the inbox rhythm.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from .. import lifecycle, liveness, mailbox, messaging, names, peek, project, results
-from ..errors import InvalidInput
+from ..contracts import base as contracts
+from ..contracts import operations
+from ..contracts import requests as rq
 from ..identity import Caller
 from ..repo import Repo
 
@@ -34,49 +38,27 @@ class Call:
     backends: Sequence[Any] = ()  # the proxied backends' tools (mcp.types.Tool), for discovery
     kick: Callable[[], None] = field(default=lambda: None)  # wakes the spawner after a spawn
 
-    def text(self, key: str, default: str | None = None) -> str:
-        value = self.args.get(key, default)
-        if value is None:
-            raise InvalidInput(f"{self.tool} needs the argument {key!r}", f"pass {key} as a string")
-        if not isinstance(value, str):
-            raise InvalidInput(f"the argument {key!r} of {self.tool} must be a string, not {type(value).__name__}")
-        return value
-
-    def optional(self, key: str) -> str | None:
-        return self.text(key) if self.args.get(key) is not None else None
-
-    def flag(self, key: str) -> bool:
-        value = self.args.get(key, False)
-        if not isinstance(value, bool):
-            raise InvalidInput(f"the argument {key!r} of {self.tool} must be true or false")
-        return value
-
-    def strings(self, key: str) -> list[str]:
-        value = self.args.get(key) or []
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise InvalidInput(f"the argument {key!r} of {self.tool} must be a list of strings")
-        return value
-
 
 @dataclass(frozen=True)
 class Tool:
     name: str
     description: str
-    params: dict[str, dict[str, Any]]
-    required: tuple[str, ...]
-    run: Callable[[Call], dict[str, Any]]
+    run: Callable[[Call, Any], dict[str, Any]]  # given the call and its arguments as the request model
     chessmaster_only: bool = False
     read_only: bool = False
     destructive: bool = False
     speaks_as_self: bool = False  # takes the caller's own name: its description tells an agent its name
 
+    @property
+    def operation(self) -> operations.Operation:
+        return operations.by_tool(self.name)
+
     def input_schema(self) -> dict[str, Any]:
-        return {
-            "type": "object",
-            "properties": self.params,
-            "required": list(self.required),
-            "additionalProperties": False,
-        }
+        return operations.schema(self.operation.request)
+
+    def output_schema(self) -> dict[str, Any] | None:
+        result = self.operation.result
+        return None if result is None else operations.schema(result)
 
     def describe(self, caller: Caller) -> str:
         if self.speaks_as_self and not caller.is_chessmaster:
@@ -87,11 +69,8 @@ class Tool:
         """Check identity and arguments, then run; every refusal is a FractaError with a hint."""
         if self.chessmaster_only:
             call.caller.require_chessmaster(f"use {self.name}")
-        unknown = sorted(set(call.args) - set(self.params))
-        if unknown:
-            takes = ", ".join(self.params) or "no arguments"
-            raise InvalidInput(f"{self.name} does not take {', '.join(map(repr, unknown))}", f"it takes: {takes}")
-        return self.run(call)
+        args = contracts.parse(self.operation.request, call.args, where=self.name, noun="argument")
+        return self.run(call, args)
 
 
 def visible(caller: Caller) -> list[Tool]:
@@ -106,82 +85,77 @@ def get(name: str) -> Tool | None:
 # --- the faces ------------------------------------------------------------------------------------
 
 
-def _send(call: Call) -> dict[str, Any]:
-    sender = call.text("from")
+def _send(call: Call, args: rq.Send) -> dict[str, Any]:
+    sender = args.sender or call.caller.name
     call.caller.require_self(sender, "send messages")
-    done = messaging.send(call.repo, sender, call.text("to"), call.text("message"), kick=call.kick, **_once(call))
+    return _sent(call, sender, args)
+
+
+def _say(call: Call, args: rq.Say) -> dict[str, Any]:
+    return _sent(call, names.CHESSMASTER, args)
+
+
+def _sent(call: Call, sender: str, args: rq.Say) -> dict[str, Any]:
+    # A retried send is stored once: by its idempotency_key, else as an identical call (RETRIES).
+    once: dict[str, Any] = {"key": args.idempotency_key}
+    if args.idempotency_key is None:
+        once = {"same_call_within": mailbox.SAME_CALL_WINDOW}
+    done = messaging.send(
+        call.repo, sender, args.to, args.message, subject=args.subject, reply_to=args.reply_to, kick=call.kick, **once
+    )
     return results.sent(done.sent)
 
 
-def _once(call: Call) -> dict[str, Any]:
-    """How a retried send is stored once: by its idempotency_key, else as an identical call (RETRIES)."""
-    key = call.optional("idempotency_key")
-    return {"key": key} if key is not None else {"same_call_within": mailbox.SAME_CALL_WINDOW}
+def _inbox(call: Call, args: rq.ReadInbox) -> dict[str, Any]:
+    call.caller.require_self(args.name, "read the inbox")
+    return results.inbox(args.name, mailbox.read(call.repo, args.name, include_read=args.all, ack=args.ack))
 
 
-def _inbox(call: Call) -> dict[str, Any]:
-    name = call.text("name")
-    call.caller.require_self(name, "read the inbox")
-    return results.inbox(name, mailbox.read(call.repo, name, ack=call.optional("ack")))
+def _set_intent(call: Call, args: rq.SetIntent) -> dict[str, Any]:
+    call.caller.require_self(args.name, "set the intent")
+    return results.intent(project.set_intent(call.repo, args.name, args.intent))
 
 
-def _set_intent(call: Call) -> dict[str, Any]:
-    name = call.text("name")
-    call.caller.require_self(name, "set the intent")
-    return results.intent(project.set_intent(call.repo, name, call.text("intent")))
-
-
-def _list(call: Call) -> dict[str, Any]:
+def _list(call: Call, args: rq.NoInput) -> dict[str, Any]:
     found, problems = liveness.checked(call.repo)
     return results.agent_list(call.repo, found, problems)
 
 
-def _peek(call: Call) -> dict[str, Any]:
-    return peek.peek(call.repo, call.text("name")).to_dict()
+def _peek(call: Call, args: rq.ReadOutput) -> dict[str, Any]:
+    return peek.peek(call.repo, args.name, n=args.n, since=args.since).to_dict()
 
 
-def _spawn(call: Call) -> dict[str, Any]:
-    workspace = call.optional("workspace")
+def _spawn(call: Call, args: rq.Spawn) -> dict[str, Any]:
     req = lifecycle.SpawnRequest(
-        name=call.text("name"),
-        runtime=call.text("runtime", "command"),
-        prompt=call.optional("prompt"),
-        args=tuple(call.strings("args")),
-        base=call.optional("base"),
-        workspace=Path(workspace) if workspace else None,
+        name=args.name,
+        runtime=args.runtime,
+        prompt=args.prompt,
+        args=tuple(args.args),
+        base=args.base,
+        workspace=Path(args.workspace) if args.workspace else None,
     )
     agent = lifecycle.spawn(call.repo, req)
     call.kick()
     return {"version": results.VERSION, "agent": results.agent_view(call.repo, agent)}
 
 
-def _merge(call: Call) -> dict[str, Any]:
+def _merge(call: Call, args: rq.Merge) -> dict[str, Any]:
     from .. import merge
 
-    return results.merged(merge.merge(call.repo, call.text("name"), notify=call.flag("notify"), cwd=call.repo.root))
+    return results.merged(merge.merge(call.repo, args.name, notify=args.notify, cwd=call.repo.root))
 
 
-def _kill(call: Call) -> dict[str, Any]:
-    return results.killed(lifecycle.kill(call.repo, call.text("name"), force=call.flag("force")))
+def _kill(call: Call, args: rq.Kill) -> dict[str, Any]:
+    return results.killed(lifecycle.kill(call.repo, args.name, force=args.force))
 
 
-def _say(call: Call) -> dict[str, Any]:
-    done = messaging.send(
-        call.repo, names.CHESSMASTER, call.text("to"), call.text("message"), kick=call.kick, **_once(call)
-    )
-    return results.sent(done.sent)
-
-
-def _tools(call: Call) -> dict[str, Any]:
+def _tools(call: Call, args: rq.FindTools) -> dict[str, Any]:
     from . import discovery
 
-    query = call.text("query", "")
     mine = [(t.name, t.describe(call.caller), t.input_schema()) for t in visible(call.caller)]
-    return discovery.found(query, discovery.search(discovery.catalog(mine, call.backends), query))
+    return discovery.found(args.query, discovery.search(discovery.catalog(mine, call.backends), args.query))
 
 
-_STR = {"type": "string"}
-_NAME = {"type": "string", "description": "an agent name (or 'chessmaster')"}
 RETRIES = (
     "If a call fails without a result (a network error, fracta restarting), make the identical call again: "
     "the message is stored once. A call is taken as a retry when it has the same idempotency_key as an "
@@ -190,10 +164,6 @@ RETRIES = (
     "earlier message under `duplicates`. So to send the very same text to the same recipient again on "
     "purpose within 10 minutes, give each send its own idempotency_key."
 )
-_KEY = {
-    "type": "string",
-    "description": "optional: any string unique to this message (e.g. a UUID); repeat it only to retry this send",
-}
 
 TOOLS: tuple[Tool, ...] = (
     Tool(
@@ -204,27 +174,15 @@ TOOLS: tuple[Tool, ...] = (
         "got those messages (on your first call, pass no ack). If a call fails without a result, call again "
         "with the same `ack` as that call: you get the messages it would have returned. So you see each "
         "message once. Messages never acknowledged are handed out again after a timeout (5 minutes by default).",
-        {
-            "name": {"type": "string", "description": "your own agent name"},
-            "ack": {"type": "string", "description": "the `receipt` of your previous fracta_inbox result"},
-        },
-        ("name",),
         _inbox,
         speaks_as_self=True,
     ),
     Tool(
         "fracta_send",
         "Send a message to another agent's inbox, to 'chessmaster', or to '*' (every other agent). "
-        "`from` must be your own name. The message is stored durably before this returns. Use it for "
+        "`from`, when given, must be your own name. The message is stored durably before this returns. Use it for "
         "handoffs: when you finish a piece another agent waits on, commit it and tell that agent; when "
         "your task is done, commit and tell the chessmaster what you did and on which branch. " + RETRIES,
-        {
-            "from": {"type": "string", "description": "your own agent name"},
-            "to": {"type": "string", "description": "an agent name, 'chessmaster', or '*' for every agent"},
-            "message": {"type": "string", "description": "the message text (at most 64 KiB)"},
-            "idempotency_key": _KEY,
-        },
-        ("from", "to", "message"),
         _send,
         speaks_as_self=True,
     ),
@@ -233,8 +191,6 @@ TOOLS: tuple[Tool, ...] = (
         "Set your intent: one line saying what you are working on right now (at most 200 characters). "
         "Set it when you start and whenever your focus changes, so the chessmaster and your peers see "
         "who is doing what (fracta_list). You may set only your own intent.",
-        {"name": {"type": "string", "description": "your own agent name"}, "intent": _STR},
-        ("name", "intent"),
         _set_intent,
         speaks_as_self=True,
     ),
@@ -242,8 +198,6 @@ TOOLS: tuple[Tool, ...] = (
         "fracta_list",
         "Every agent at a glance: status, intent, branch, unread messages and last activity. Read-only; "
         "use it to see who works on what before you message or peek at someone.",
-        {},
-        (),
         _list,
         read_only=True,
     ),
@@ -251,8 +205,6 @@ TOOLS: tuple[Tool, ...] = (
         "fracta_peek",
         "Read an agent's recent output without disturbing it: no message is delivered, no session is "
         "interrupted. Use it to check whether a dependency is done or what a peer found.",
-        {"name": _NAME},
-        ("name",),
         _peek,
         read_only=True,
     ),
@@ -261,15 +213,6 @@ TOOLS: tuple[Tool, ...] = (
         "Chessmaster only. Start a new agent on a task in its own git worktree (branch feature/<name>), "
         "or in `workspace` (a folder) if given. runtime: 'command' (args is the command line) or an AI "
         "CLI adapter such as 'claude' (prompt is its task). Queued if max_agents are already running.",
-        {
-            "name": {"type": "string", "description": "the task name: lowercase letters, digits, dashes"},
-            "runtime": {"type": "string", "description": "'command' (default) or an AI CLI adapter"},
-            "prompt": {"type": "string", "description": "the task for an AI CLI agent"},
-            "args": {"type": "array", "items": _STR, "description": "the command line for runtime 'command'"},
-            "base": {"type": "string", "description": "start the branch from this ref (default: HEAD)"},
-            "workspace": {"type": "string", "description": "a folder to work in instead of a git worktree"},
-        },
-        ("name",),
         _spawn,
         chessmaster_only=True,
     ),
@@ -278,8 +221,6 @@ TOOLS: tuple[Tool, ...] = (
         "Chessmaster only. Merge an agent's branch (feature/<name>) into the current branch of the main "
         "worktree; on a conflict nothing changes and the conflicting files are listed. notify=true tells "
         "every other live agent 'main updated to <sha>; run git merge main'.",
-        {"name": _NAME, "notify": {"type": "boolean", "default": False}},
-        ("name",),
         _merge,
         chessmaster_only=True,
     ),
@@ -288,8 +229,6 @@ TOOLS: tuple[Tool, ...] = (
         "Chessmaster only. Stop an agent and remove its worktree and branch. Refused while it has "
         "unmerged commits or uncommitted changes, unless force=true (then the work is first saved under "
         "refs/fracta/archive/<name>/).",
-        {"name": _NAME, "force": {"type": "boolean", "default": False}},
-        ("name",),
         _kill,
         chessmaster_only=True,
         destructive=True,
@@ -298,8 +237,6 @@ TOOLS: tuple[Tool, ...] = (
         "fracta_say",
         "Chessmaster only. Send a message as the chessmaster to an agent, or to '*' for every agent. "
         "A running agent reads it at its next fracta_inbox. " + RETRIES,
-        {"to": {"type": "string", "description": "an agent name, or '*'"}, "message": _STR, "idempotency_key": _KEY},
-        ("to", "message"),
         _say,
         chessmaster_only=True,
     ),
@@ -308,8 +245,6 @@ TOOLS: tuple[Tool, ...] = (
         "List or search every tool you can use here, with its description and input schema: fracta's own "
         "and those proxied from backend MCP servers (named <server>__<tool>). `query` keeps the tools "
         "whose name or description contains all of its words; empty lists them all.",
-        {"query": {"type": "string", "default": "", "description": "words to look for (optional)"}},
-        (),
         _tools,
         read_only=True,
     ),

@@ -1,0 +1,304 @@
+"""The one declared schema of fracta.yaml: every key, its type, range, default and meaning.
+
+fracta/config_check.py checks a whole file against it; docs/config.md is generated from it
+(fracta/config_reference.py); `config.DEFAULTS` and `config.TEMPLATE` are kept equal to it by
+tests/test_config_schema.py. Each mapping forbids unknown keys, so a typo is never ignored.
+
+pydantic is imported here and nowhere on the CLI's fast paths (`list`, `inbox`, ...): this module
+is imported only by the commands that start something and by `doctor`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+RUNTIMES = ("claude", "codex", "command", "opencode")  # fracta/runtimes REGISTRY (a test keeps them equal)
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SERVER_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]|_(?!_))*$")  # as fracta/gateway/proxy.py
+
+
+def _none_is_empty(empty: type) -> BeforeValidator:
+    """`key:` with nothing after it (YAML null) means an empty mapping or list."""
+    return BeforeValidator(lambda v: empty() if v is None else v)
+
+
+def _env_name(value: str) -> str:
+    if not _ENV_NAME.match(value):
+        raise ValueError(f"{value!r} is not an environment variable name")
+    if value.startswith("FRACTA_"):
+        raise ValueError(f"{value}: FRACTA_* variables are fracta's own")
+    return value
+
+
+def _text(value: Any) -> Any:
+    """A scalar written as a string: numbers and booleans become their text, as the env takes them."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+Scalar = Annotated[str, BeforeValidator(_text)]
+Port = Annotated[int, Field(ge=0, le=65535)]
+Seconds = Annotated[int, Field(ge=0)]
+Strings = Annotated[list[Scalar], _none_is_empty(list)]
+EnvTable = Annotated[dict[str, Scalar], _none_is_empty(dict)]
+Table = Annotated[dict[str, Any], _none_is_empty(dict)]
+
+
+class Section(BaseModel):
+    """A mapping of fracta.yaml: unknown keys are errors; `key:` alone means all defaults."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty(cls, data: Any) -> Any:
+        return {} if data is None else data
+
+
+# --- the control plane and the gateway ---------------------------------------------------------
+
+
+class ControlPlane(Section):
+    host: str = Field(default="127.0.0.1", description="Address of the REST API; loopback unless you choose otherwise.")
+    port: Port = Field(default=0, description="Port of the REST API; 0: a free one the OS picks (see control.json).")
+
+
+class Gateway(Section):
+    host: str = Field(default="127.0.0.1", description="Address of the MCP gateway; loopback unless chosen.")
+    port: Port = Field(default=0, description="Port of the MCP gateway (path /mcp); 0 lets the OS pick a free one.")
+    allowed_hosts: Strings = Field(
+        default_factory=list, description="Extra Host headers accepted (DNS-rebinding protection)."
+    )
+
+
+# --- agents and their runtimes ------------------------------------------------------------------
+
+
+class RuntimeOptions(Section):
+    """What every runtime takes: the variables and credentials an agent gets."""
+
+    env: EnvTable = Field(default_factory=dict, description="Extra environment variables for the agent.")
+    auth_profile: str | list[str] | None = Field(default=None, description="Auth profile(s) resolved at spawn.")
+
+    @field_validator("env")
+    @classmethod
+    def _env_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            _env_name(key)
+        return value
+
+    @field_validator("auth_profile")
+    @classmethod
+    def _profiles(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if value is not None and (value == "" or (isinstance(value, list) and not all(value))):
+            raise ValueError("must be a profile name or a list of names")
+        return value
+
+    def profile_names(self) -> list[str]:
+        if self.auth_profile is None:
+            return []
+        return [self.auth_profile] if isinstance(self.auth_profile, str) else self.auth_profile
+
+
+class CliOptions(RuntimeOptions):
+    """What every AI CLI runtime takes (fracta/runtimes/options.py: COMMON)."""
+
+    binary: str | None = Field(default=None, description="The executable: a name on PATH or a path.")
+    model: str | None = Field(default=None, description="The model to ask for.")
+    args: Strings = Field(default_factory=list, description="Extra CLI arguments, put before the prompt.")
+
+
+class ClaudeOptions(CliOptions):
+    allowed_tools: list[str] | None = Field(default=None, description="Rules allowed besides fracta's tools.")
+    test_commands: list[str] | None = Field(default=None, description="Test commands the agent may run.")
+    permission_mode: str | None = Field(default=None, description="Passed as --permission-mode (default acceptEdits).")
+    settings: Table = Field(default_factory=dict, description="A per-agent --settings file's content.")
+
+
+class CodexOptions(CliOptions):
+    config: Table = Field(default_factory=dict, description="Merged into the agent's CODEX_HOME/config.toml.")
+    inherit_user_config: bool = Field(default=True, description="Start from your own ~/.codex/config.toml.")
+    native: bool = Field(default=True, description="Run an npm-installed codex's native binary directly.")
+
+
+class OpencodeOptions(CliOptions):
+    config: Table = Field(default_factory=dict, description="Merged into the agent's OpenCode config.")
+    test_commands: list[str] | None = Field(default=None, description="Test commands the agent may run.")
+
+
+class RuntimeTable(Section):
+    claude: ClaudeOptions | None = None
+    codex: CodexOptions | None = None
+    command: RuntimeOptions | None = None
+    opencode: OpencodeOptions | None = None
+
+    def items(self) -> Iterator[tuple[str, RuntimeOptions]]:
+        for name in RUNTIMES:
+            options = getattr(self, name)
+            if options is not None:
+                yield name, options
+
+
+class Agents(Section):
+    max_agents: int = Field(default=4, ge=1, description="Agents running at once; further spawns wait in the queue.")
+    default_runtime: Literal["claude", "codex", "command", "opencode"] = Field(
+        default="command", description="The runtime of a spawn that names none."
+    )
+    wake: bool = Field(default=True, description="A message to an idle agent resumes its session to read the inbox.")
+    agent_runtimes: Annotated[RuntimeTable, _none_is_empty(dict)] = Field(
+        default_factory=RuntimeTable, description="Per runtime: options, env, auth_profile."
+    )
+
+
+# --- the rest of the control plane ---------------------------------------------------------------
+
+
+class Workspaces(Section):
+    spares: int = Field(default=1, ge=0, description="Checkouts kept ready so a spawn need not wait for one; 0: none.")
+
+
+class Mailbox(Section):
+    max_message_bytes: int = Field(default=65536, ge=1, description="The largest message accepted.")
+    redeliver_after: int = Field(default=300, ge=1, description="Seconds before unacknowledged messages go out again.")
+
+
+class Reaper(Section):
+    ttl: Seconds = Field(default=86400, description="Seconds after an agent finished before it may be removed.")
+    sweep_interval: int = Field(default=60, ge=1, description="Seconds between slow sweeps; exits are noticed at once.")
+    kill_grace: Seconds = Field(default=5, description="Seconds between SIGTERM and SIGKILL.")
+
+
+class Hooks(Section):
+    notify_chessmaster: bool = Field(default=True, description="An agent's commit sends the chessmaster a message.")
+    subscribers: Annotated[dict[str, str | list[str]], _none_is_empty(dict)] = Field(
+        default_factory=dict, description="Agent -> the agents whose commits it hears of ('*': everyone)."
+    )
+
+
+# --- backend MCP servers -------------------------------------------------------------------------
+
+
+class McpServer(Section):
+    """One backend MCP server: `command` (stdio) or `url` (streamable HTTP), never both."""
+
+    command: str | None = Field(default=None, description="stdio: the program to run.")
+    args: Strings = Field(default_factory=list, description="stdio: its arguments.")
+    env: EnvTable = Field(default_factory=dict, description="stdio: extra environment variables.")
+    cwd: str | None = Field(default=None, description="stdio: its working folder (default: the repository).")
+    url: str | None = Field(default=None, description="HTTP: the server's URL.")
+    headers: EnvTable = Field(default_factory=dict, description="HTTP: headers sent with each request.")
+    timeout: float = Field(default=300.0, gt=0, description="Seconds one proxied tool call may take.")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> McpServer:
+        if (self.command is None) == (self.url is None):
+            raise ValueError("give exactly one of `command` (stdio) or `url` (HTTP)")
+        wrong = {"args", "env", "cwd"} if self.url is not None else {"headers"}
+        if given := sorted(wrong & self.model_fields_set):
+            kind = "an HTTP server (url)" if self.url is not None else "a stdio server (command)"
+            raise ValueError(f"{', '.join(given)} do(es) not apply to {kind}")
+        return self
+
+
+# --- credentials ---------------------------------------------------------------------------------
+
+
+class Resolver(Section):
+    command: str | list[Scalar] | None = Field(default=None, description="A command that prints the secret.")
+    env: str | None = Field(default=None, description="An environment variable holding it.")
+    file: str | None = Field(default=None, description="A file holding it.")
+    timeout: float = Field(default=30.0, gt=0, description="Seconds the command may take.")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Resolver:
+        given = [k for k in ("command", "env", "file") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("needs exactly one of command, env or file")
+        if self.command is not None and not self.command:
+            raise ValueError("command must be a non-empty list of arguments")
+        if self.env is not None and not _ENV_NAME.match(self.env):
+            raise ValueError("env must be an environment variable name")
+        if self.file == "":
+            raise ValueError("file must be a path")
+        return self
+
+
+class Binding(Section):
+    env: str | None = Field(default=None, description="Set the secret as this variable.")
+    file: str | None = Field(default=None, description="Write it to this file under the agent's credentials folder.")
+    path_env: str | None = Field(default=None, description="With file: the variable telling the agent its path.")
+    claude_api_key_helper: Literal[True] | None = Field(default=None, description="Claude runs the resolver itself.")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Binding:
+        given = [k for k in ("env", "file", "claude_api_key_helper") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("needs exactly one of: env, file, claude_api_key_helper")
+        for name in (self.env, self.path_env):
+            if name is not None:
+                _env_name(name)
+        if self.file is not None and (not self.file or Path(self.file).is_absolute() or ".." in Path(self.file).parts):
+            raise ValueError("file must be a plain relative name (written under the agent's credentials folder)")
+        return self
+
+
+class Profile(Section):
+    resolver: Resolver = Field(description="Where the secret comes from.")
+    bindings: Annotated[list[Binding], BeforeValidator(lambda v: [v] if isinstance(v, Mapping) else v)] = Field(
+        min_length=1, description="How the secret reaches the agent."
+    )
+
+
+class Credentials(Section):
+    profiles: Annotated[dict[str, Profile], _none_is_empty(dict)] = Field(
+        default_factory=dict, description="Auth profiles by name."
+    )
+
+
+class Auth(Section):
+    credentials: Annotated[Credentials, _none_is_empty(dict)] = Field(default_factory=Credentials)
+
+
+# --- the whole file ------------------------------------------------------------------------------
+
+
+class Settings(Section):
+    """fracta.yaml."""
+
+    control_plane: ControlPlane = ControlPlane()
+    gateway: Gateway = Gateway()
+    agents: Agents = Agents()
+    workspaces: Workspaces = Workspaces()
+    mailbox: Mailbox = Mailbox()
+    reaper: Reaper = Reaper()
+    hooks: Hooks = Hooks()
+    mcp_servers: Annotated[dict[str, McpServer], _none_is_empty(dict)] = Field(
+        default_factory=dict, description="Backend MCP servers proxied to agents as <server>__<tool>."
+    )
+    auth: Auth = Auth()
+
+
+def cross_checks(settings: Settings) -> Iterator[tuple[tuple[Any, ...], str]]:
+    """What one section cannot check alone: names that must exist elsewhere, names used as prefixes."""
+    for name in settings.mcp_servers:
+        if not _SERVER_NAME.match(name):
+            why = "a server name may use letters, digits, '-' and single '_' (it prefixes tool names)"
+            yield ("mcp_servers", name), why
+    profiles = settings.auth.credentials.profiles
+    for runtime, options in settings.agents.agent_runtimes.items():
+        at = ("agents", "agent_runtimes", runtime, "auth_profile")
+        for name in options.profile_names():
+            if name not in profiles:
+                defined = ", ".join(sorted(profiles)) or "none"
+                yield at, f"names profile {name!r}, not defined under auth.credentials.profiles (defined: {defined})"
+            elif runtime != "claude" and any(b.claude_api_key_helper for b in profiles[name].bindings):
+                yield at, f"profile {name!r} binds claude_api_key_helper, but the {runtime} runtime is not Claude"
