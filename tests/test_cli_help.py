@@ -41,6 +41,7 @@ Start and stop:
   up      Start the control plane for this repository.
   down    Stop the control plane (agents keep running).
   status  Is the control plane running, and where?
+  logs    Show fracta's logs, or an agent's timeline.
 
 Integration:
   serve    The stdio MCP server your AI CLI launches.

@@ -54,13 +54,15 @@ def recover(repo: Repo) -> Recovery:
     try:
         registered = _registered_here(repo)
     except FractaError as exc:  # git could not list the worktrees: the next sweep looks again
-        log.warning("could not look for leftover worktrees", extra={"error": exc.message})
+        log.warning("could not look for leftover worktrees", extra={"event": "adopt.scan_failed", "error": exc.message})
         return result
     for name in _candidates(repo, registered):
         try:
             names.validate(name)
         except InvalidName:
-            log.warning("a leftover worktree has a name fracta cannot use", extra={"folder": name})
+            log.warning(
+                "a leftover worktree has a name fracta cannot use", extra={"event": "adopt.bad_name", "folder": name}
+            )
             continue
         held = journal.try_holding(repo, name)
         if held is None:
@@ -70,7 +72,8 @@ def recover(repo: Repo) -> Recovery:
             try:
                 _recover_one(repo, name, registered.get(name), result)
             except (FractaError, OSError) as exc:  # one bad leftover must not stop the others
-                log.warning("could not adopt a leftover", extra={"agent": name, "error": str(exc)})
+                extra = {"event": "adopt.failed", "agent": name, "error": str(exc)}
+                log.warning("could not adopt a leftover", extra=extra)
     if result.adopted or result.annotated:
         progress.refresh(repo)
     return result
@@ -119,7 +122,9 @@ def _recover_one(repo: Repo, name: str, registered: workspaces.Registered | None
     try:
         entry = journal.read(repo, name)
     except CorruptRecord as exc:  # a torn journal names nothing reliably: treat it as absent
-        log.warning("unreadable spawn journal", extra={"agent": name, "error": exc.message})
+        log.warning(
+            "unreadable spawn journal", extra={"event": "adopt.journal_unreadable", "agent": name, "error": exc.message}
+        )
         entry = None
         journal.remove(repo, name)
     try:
@@ -205,7 +210,7 @@ def _adopt(
     except AgentExists:  # joined meanwhile under that name: it is an agent now
         return agents.load(repo, name)
     events.record(repo, "agent.adopted", agent=name, reason=why)
-    log.warning("adopted a leftover as an agent", extra={"agent": name, "reason": why})
+    log.warning("adopted a leftover as an agent", extra={"event": "adopt.adopted", "agent": name, "reason": why})
     return record
 
 

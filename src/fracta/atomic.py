@@ -177,9 +177,15 @@ def read_json(path: Path) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def lock(
-    path: Path, timeout: float = DEFAULT_LOCK_TIMEOUT, *, unless: Callable[[], bool] | None = None
+    path: Path,
+    timeout: float = DEFAULT_LOCK_TIMEOUT,
+    *,
+    unless: Callable[[], bool] | None = None,
+    shared: bool = False,
+    make_folder: bool = True,
 ) -> Iterator[bool]:
-    """Hold an exclusive lock on `path` (a lock file). The OS releases it if the holder dies.
+    """Hold an exclusive (or, with `shared`, a shared) lock on `path` (a lock file). The OS
+    releases it if the holder dies. Without `make_folder`, a missing folder raises FileNotFoundError.
 
     While waiting, `unless()` is checked between tries: once it is true, stop waiting and yield
     False without the lock (the work the lock guards was done by someone else). Otherwise yield
@@ -191,17 +197,19 @@ def lock(
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except FileNotFoundError:  # as filelock did: create the folder of the lock file
+        if not make_folder:
+            raise
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        yield _flock(fd, path, timeout, unless)
+        yield _flock(fd, path, timeout, unless, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
     finally:
         os.close(fd)  # closing releases the flock
 
 
-def _flock(fd: int, path: Path, timeout: float, unless: Callable[[], bool] | None) -> bool:
+def _flock(fd: int, path: Path, timeout: float, unless: Callable[[], bool] | None, mode: int = fcntl.LOCK_EX) -> bool:
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, mode | fcntl.LOCK_NB)
         return True
     except BlockingIOError:
         if timeout <= 0:
@@ -215,7 +223,7 @@ def _flock(fd: int, path: Path, timeout: float, unless: Callable[[], bool] | Non
             return False
         time.sleep(delay)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
             return True
         except BlockingIOError:
             if time.monotonic() >= deadline:
@@ -250,6 +258,19 @@ def append_line(path: Path, line: str) -> None:
         _write_all(fd, data)
     finally:
         os.close(fd)  # closing releases the flock
+
+
+def rotate(path: Path, keep: int) -> None:
+    """Shift `path` to `path`.1 (and .1 to .2, ...), dropping the oldest beyond `keep`; the caller
+    holds the lock that its writers take. Each step is one rename, oldest first: a crash midway
+    leaves every line in some file (a number may be missing until the next rotation)."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(f"{path}.{keep}")
+    for n in range(keep - 1, 0, -1):
+        with contextlib.suppress(FileNotFoundError):
+            os.rename(f"{path}.{n}", f"{path}.{n + 1}")
+    os.rename(path, f"{path}.1")
+    fsync_dir(path.parent)
 
 
 def ensure_dirs(*folders: Path, mode: int = 0o755) -> None:

@@ -43,7 +43,10 @@ class Watcher:
         try:
             self.observer = self._observe(str(common))
         except OSError as exc:  # no inotify: the sweeps still find every commit, only later
-            log.warning("cannot watch git for commits; checking on every sweep only", extra={"error": str(exc)})
+            log.warning(
+                "cannot watch git for commits; checking on every sweep only",
+                extra={"event": "commits.unwatched", "error": str(exc)},
+            )
         self.thread = threading.Thread(target=self._loop, name="commit-watch", daemon=True)
         self.thread.start()
         self.poke()
@@ -86,7 +89,8 @@ class Watcher:
                 if os.path.isdir(folder):
                     observer.schedule(Handler(), folder, recursive=recursive)
             except OSError as exc:  # e.g. out of inotify watches: the sweeps still find every commit
-                log.warning("cannot watch a git folder for commits", extra={"folder": folder, "error": str(exc)})
+                extra = {"event": "commits.folder_unwatched", "folder": folder, "error": str(exc)}
+                log.warning("cannot watch a git folder for commits", extra=extra)
         observer.daemon = True
         observer.start()
         return observer
@@ -102,22 +106,26 @@ class Watcher:
                     log.info(
                         "commits recorded",
                         extra={
+                            "event": "commits.recorded",
                             "agent": noticed.agent,
                             "commits": len(noticed.commits),
                             "foreign": len(noticed.foreign),
                         },
                     )
             except FractaError as exc:
-                log.warning("checking agents' commits failed", extra={"error": exc.message})
+                log.warning(
+                    "checking agents' commits failed", extra={"event": "commits.check_failed", "error": exc.message}
+                )
             except Exception:  # the watcher must outlive any one bad pass
-                log.exception("checking agents' commits crashed")
+                log.exception("checking agents' commits crashed", extra={"event": "commits.check_crashed"})
 
     def _refresh_hook(self) -> None:
         """Rewrite fracta's post-commit hook when it runs another Python than this one (or an older script)."""
         try:
             refreshed = hooks.refresh(self.repo)
         except (FractaError, OSError) as exc:
-            log.warning("the post-commit hook could not be refreshed", extra={"error": str(exc)})
+            extra = {"event": "hook.refresh_failed", "error": str(exc)}
+            log.warning("the post-commit hook could not be refreshed", extra=extra)
             return
         if refreshed is not None:
-            log.info("post-commit hook refreshed", extra={"hook": str(refreshed.hook)})
+            log.info("post-commit hook refreshed", extra={"event": "hook.refreshed", "hook": str(refreshed.hook)})

@@ -351,7 +351,8 @@ def _announce(repo: Repo, noticed: Noticed, by: str) -> tuple[str, ...]:
     for c in commits:
         events.record(repo, "agent.commit", agent=name, commit=c.sha, branch=noticed.branch, notified=told, by=by)
     if by != "hook":
-        log.info("recorded commits the hook had not", extra={"agent": name, "commits": [c.sha for c in commits]})
+        extra = {"event": "commits.caught_up", "agent": name, "commits": [c.sha for c in commits]}
+        log.info("recorded commits the hook had not", extra=extra)
     return tuple(told)
 
 
@@ -372,7 +373,8 @@ def _alarm(repo: Repo, name: str, own: str | None, found: tuple[Foreign, ...] | 
             place=str(f.place), by=by,
         )  # fmt: skip
     alerts.add(repo, lines)
-    log.warning("agent committed outside its branch", extra={"agent": name, "commits": [f.commit.sha for f in found]})
+    extra = {"event": "commits.foreign", "agent": name, "commits": [f.commit.sha for f in found]}
+    log.warning("agent committed outside its branch", extra=extra)
 
 
 def _place(repo: Repo, place: Path) -> str:
@@ -464,7 +466,8 @@ def check_all(repo: Repo, *, by: str = "watcher", stats: dict[str, tuple[int, in
         except (FractaError, OSError) as exc:
             if stats is not None:
                 stats.pop(agent.name, None)  # look again at the next pass
-            log.warning("could not check an agent's commits", extra={"agent": agent.name, "error": str(exc)})
+            extra = {"event": "commits.agent_check_failed", "agent": agent.name, "error": str(exc)}
+            log.warning("could not check an agent's commits", extra=extra)
             continue
         if stats is not None and _settling(repo, agent):
             stats.pop(agent.name, None)  # a commit left to settle: look again at the next pass

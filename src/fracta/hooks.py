@@ -36,17 +36,18 @@ watcher (commit_watch.py) records the commit instead: the hook is a fast path, n
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import sys
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from traceback import format_exc
 from types import FrameType
 from typing import Any
 
-from . import agents, atomic, clock, commits, git, names
+from . import agents, atomic, commits, git, names
 from . import repo as repo_mod
 from .errors import FractaError, InvalidName, NotARepository, Refused
 
@@ -78,8 +79,9 @@ say() {{
     [ -d "$logs" ] || return 0
     text=$(printf '%s' "$1" | tr -d '\000-\037' | sed 's/\\/\\\\/g; s/"/\\"/g')
     who=$(printf '%s' "${{FRACTA_AGENT:-}}" | tr -cd 'a-z0-9-')
-    printf '{{"time":"%s","level":"warning","component":"hooks","event":"hook.failed","agent":"%s","error":"%s"}}\n' \
-        "$(date -u +%Y-%m-%dT%H:%M:%S.000Z)" "$who" "$text" >>"$logs/hooks.log" 2>/dev/null || true
+    fields='"level":"warning","component":"hooks","event":"hook.failed","message":"%s","agent":"%s","error":"%s"'
+    printf "{{\"time\":\"%s\",$fields}}\n" \
+        "$(date -u +%Y-%m-%dT%H:%M:%S.000Z)" "$text" "$who" "$text" >>"$logs/hooks.log" 2>/dev/null || true
 }}
 if [ -x "$python" ]; then
     set -- "$python" -P -m fracta
@@ -318,23 +320,40 @@ def handle_post_commit(cwd: Path, env: Mapping[str, str] | None = None, timeout:
     """The hook's path: record the commit within `timeout` seconds. Returns one line describing
     a problem, or None; expected failures are logged, never raised, so a commit is never failed."""
     env = os.environ if env is None else env
-    found: repo_mod.Repo | None = None
+    found: list[repo_mod.Repo] = []  # once found: where to log
+    began = time.monotonic()
+    how, code = "clean", 0
+    try:
+        return _post_commit(cwd, env, timeout, found)
+    except Exception as exc:  # a bug: logged with its traceback, then the CLI reports it (exit code 1)
+        how, code = "crash", 1
+        _log(found[0] if found else None, "hook.crashed", None, f"the hook crashed: {exc!r}", traceback=format_exc())
+        raise
+    finally:
+        ms = round((time.monotonic() - began) * 1000)
+        _log(found[0] if found else None, "hook.exited", None, "hook exited", exit_code=code, how=how, duration_ms=ms)
+
+
+def _post_commit(cwd: Path, env: Mapping[str, str], timeout: float, found: list[repo_mod.Repo]) -> str | None:
+    repo: repo_mod.Repo | None = None
     try:
         with _deadline(timeout):
-            found = repo_mod.find(cwd, dict(env))
-            if not found.initialized:
+            repo = repo_mod.find(cwd, dict(env))
+            if not repo.initialized:
                 return None  # a repo (or a shared hooks folder) where fracta is not set up
-            notice = on_post_commit(found, cwd, env)
+            found.append(repo)
+            notice = on_post_commit(repo, cwd, env)
     except (FractaError, OSError) as exc:
         message = exc.message if isinstance(exc, FractaError) else f"{type(exc).__name__}: {exc}"
         first = message.splitlines()[0] if message else type(exc).__name__
-        _log(found, "hook.failed", None, error=message)
+        _log(repo, "hook.failed", None, f"this commit was not recorded by the hook: {first}", error=message)
         return f"fracta: this commit was not recorded by the hook: {first} (the control plane records it when it runs)"
     if notice.agent is not None:
         _log(
-            found,
+            repo,
             "hook.recorded",
             notice.agent,
+            f"recorded commit {notice.commit[:12]}",
             commit=notice.commit,
             recorded=notice.recorded,
             foreign=notice.foreign,
@@ -359,12 +378,14 @@ def _deadline(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-def _log(repo: repo_mod.Repo | None, event: str, agent: str | None, **data: Any) -> None:
-    """One JSON line in .fracta/logs/hooks.log (the fields of fracta's structured logs), appended
-    whole so concurrent hooks never interleave; logging must never be what breaks the hook."""
+def _log(repo: repo_mod.Repo | None, event: str, agent: str | None, message: str, **data: Any) -> None:
+    """One line in .fracta/logs/hooks.log (fracta.logs' fields, without the cost of a logging
+    setup), appended whole so concurrent hooks never interleave, rotated as every log is; logging
+    must never be what breaks the hook."""
+    from . import logs
+
     if repo is None or not repo.logs_dir.is_dir():
         return
-    level = "warning" if event.endswith("failed") else "info"
-    line = {"time": clock.now(), "level": level, "component": "hooks", "event": event, "agent": agent, **data}
-    with contextlib.suppress(OSError):
-        atomic.append_line(repo.logs_dir / "hooks.log", json.dumps(line, default=str))
+    level = "error" if event == "hook.crashed" else "warning" if event.endswith("failed") else "info"
+    with contextlib.suppress(OSError, FractaError):
+        logs.append(repo.logs_dir / "hooks.log", logs.line(level, "hooks", event, message, agent, **data))

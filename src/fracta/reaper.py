@@ -57,7 +57,8 @@ def sweep(repo: Repo, *, full: bool = True) -> SweepResult:
         except (AgentNotFound, FileNotFoundError):
             continue  # removed while we looked
         except FractaError as exc:
-            log.warning("reaper could not handle agent", extra={"agent": agent.name, "error": exc.message})
+            extra = {"event": "reaper.failed", "agent": agent.name, "error": exc.message}
+            log.warning("the reaper could not handle an agent", extra=extra)
     if full:
         result.cleared = _clear_leftovers(repo)
         adopt.recover(repo)  # before the prune: a registered worktree whose folder is gone is adopted too
@@ -77,7 +78,7 @@ def _reconcile(repo: Repo, agent: agents.Agent, result: SweepResult) -> None:
             return  # a joined agent (no process of its own), or a runner about to record its pid
     status = settle(repo, agent)
     if status == agents.Status.LOST:
-        log.warning("agent runner vanished without an exit record", extra={"agent": agent.name})
+        log.warning("agent runner vanished without an exit record", extra={"event": "agent.lost", "agent": agent.name})
         result.lost.append(agent.name)
     elif status is not None:
         result.finished.append(agent.name)
@@ -137,7 +138,7 @@ def _expire(repo: Repo, agent: agents.Agent, result: SweepResult) -> None:
         if unsaved.any:
             if agent.name not in result.kept:
                 result.kept.append(agent.name)
-            log.info("keeping expired agent with unsaved work", extra={"agent": agent.name})
+            log.info("keeping expired agent with unsaved work", extra={"event": "reaper.kept", "agent": agent.name})
             return
     # A process it left behind would write into a folder that is gone, or into a new agent's.
     runner.stop(repo, agent.name, float(repo.config.integer("reaper.kill_grace")))
@@ -145,7 +146,7 @@ def _expire(repo: Repo, agent: agents.Agent, result: SweepResult) -> None:
         workspaces.remove(repo, ws)
     agents.remove(repo, agent.name)
     events.record(repo, "agent.reaped", agent=agent.name)
-    log.info("removed expired agent", extra={"agent": agent.name})
+    log.info("removed expired agent", extra={"event": "reaper.removed", "agent": agent.name})
     result.removed.append(agent.name)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -30,24 +31,27 @@ OUTPUT_FILE = "output.jsonl"
 KILL_MARK = "kill-requested"
 RUN_EVENT = "run"  # the `event` of the record that opens each run in output.jsonl
 GROUP_FILE = "group.json"  # the runner's process group and run marker (see processes.Group)
+LOG_FILE = "runner.log"  # the runner's own log (fracta.logs lines, and any raw output of its own)
+
+log = logging.getLogger("fracta.runner")
 
 
 def spawn_detached(repo: repo_mod.Repo, name: str, launch_id: str) -> tuple[int, int | None]:
     """Start the runner for `name`'s launch `launch_id` in a new session; returns (pid, start time)."""
-    log = open(repo.agent_dir(name) / "runner.log", "ab")  # noqa: SIM115 - handed to the child
+    out = open(repo.agent_dir(name) / LOG_FILE, "ab")  # noqa: SIM115 - handed to the child
     try:
         proc = subprocess.Popen(
             [sys.executable, "-m", "fracta.runner", str(repo.state), name, launch_id],
             cwd=repo.root,
             env=_runner_env(),
             stdin=subprocess.DEVNULL,
-            stdout=log,
+            stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
             close_fds=True,
         )
     finally:
-        log.close()
+        out.close()
     # Reap it when it exits so it never lingers as a zombie of the control plane.
     threading.Thread(target=proc.wait, daemon=True, name=f"reap-{name}").start()
     return proc.pid, processes.start_time(proc.pid)
@@ -166,14 +170,24 @@ def _failure(code: int, recorder: Recorder) -> str | None:
     return f"exit code {code}: {said}" if said else f"exit code {code}"
 
 
-def run(repo: repo_mod.Repo, name: str, launch_id: str | None = None) -> int:
+def run(repo: repo_mod.Repo, name: str, launch_id: str | None = None, signalled: list[int] | None = None) -> int:
+    """Run agent `name`'s launch to its end; a SIGTERM received meanwhile is added to `signalled`."""
+    from .logs import Stopped
+
     folder = repo.agent_dir(name)
     launch = atomic.read_json(folder / LAUNCH_FILE)
     out = folder / OUTPUT_FILE
     # SIGTERM reaches the whole group: let the runtime exit first so we record its status. Before
-    # there is a runtime, there is nothing to wait for.
+    # there is a runtime, there is nothing to wait for: stop now (through the runner's exit log).
     started: list[subprocess.Popen[bytes]] = []
-    signal.signal(signal.SIGTERM, lambda *_: None if started else os._exit(0))
+    seen = signalled if signalled is not None else []
+
+    def on_term(signum: int, frame: Any) -> None:
+        seen.append(signum)
+        if not started:
+            raise Stopped(signum)
+
+    signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         proc = _start_program(repo, name, launch, launch_id)
@@ -204,8 +218,20 @@ def run(repo: repo_mod.Repo, name: str, launch_id: str | None = None) -> int:
         pump.join()
     # A signal death is reported shell-style: 128 + signal number.
     code = code if code >= 0 else 128 - code
+    _log_agent_exit(name, code)
     _finish(repo, name, code, _failure(code, recorder), started_ns)
     return 0
+
+
+def _log_agent_exit(name: str, code: int) -> None:
+    """The runner's line for its agent's exit: the code, and the signal that ended it, if one did."""
+    signum = code - 128 if code > 128 else None
+    try:
+        sig = signal.Signals(signum).name if signum else None
+    except ValueError:  # 128 + n for an n that is no signal: a plain exit code
+        sig = None
+    extra = {"event": "agent.exited", "agent": name, "exit_code": code, "signal": sig}
+    log.info("the agent exited" + (f" on {sig}" if sig else f" with code {code}"), extra=extra)
 
 
 def _start_program(
@@ -349,12 +375,12 @@ def _await_agent(repo: repo_mod.Repo) -> tuple[str, str] | None:
     if not name:
         return None
     # From now on this is the agent's runner: its output goes where a cold start's would.
-    log = os.open(repo.agent_dir(name) / "runner.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    out = os.open(repo.agent_dir(name) / LOG_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
     os.dup2(null, 0)
-    os.close(log)
+    os.close(out)
     os.close(null)
     return name, launch_id
 
@@ -366,15 +392,27 @@ def main(argv: list[str]) -> int:
     if name == "--spare":
         waited = _await_agent(repo)
         if waited is None:
-            return 0
+            return 0  # no agent: nothing to log to (the control plane that kept it warm ended)
         name, launch_id = waited
-    try:
-        return run(repo, name, launch_id)
-    except FileNotFoundError:
+    from . import logs
+
+    if not repo.agent_dir(name).is_dir():
         return 0  # the agent was killed and removed before this runner got to it
+    logs.setup(repo.agent_dir(name), "runner", foreground=False)
+    signalled: list[int] = []
+    try:
+        with logs.exit_logged("runner", agent=name) as ending:
+            extra = {"event": "runner.started", "agent": name, "pid": os.getpid(), "launch_id": launch_id}
+            log.info("runner started", extra=extra)
+            try:
+                ending.code = run(repo, name, launch_id, signalled)
+            except FileNotFoundError:
+                ending.code = 0  # the agent was killed and removed while this runner got to it
+            ending.signal = signalled[0] if signalled else None
     except FractaError as exc:
         print(f"fracta runner: {exc.message}", file=sys.stderr)
-        return 1
+        return exc.exit_code
+    return ending.code
 
 
 if __name__ == "__main__":

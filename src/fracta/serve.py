@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import sys
@@ -48,6 +49,8 @@ PROTOCOL_VERSION_META = "io.modelcontextprotocol/protocolVersion"
 NAME_BEARING = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
 _HEADER_SAFE = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?")
 UNAVAILABLE = -32000  # JSON-RPC "server error" range: the bridge could not reach fracta
+
+log = logging.getLogger("fracta.serve")
 
 
 class UpstreamLost(Exception):
@@ -133,7 +136,9 @@ class Upstream:
         if info is None:
             info, started = daemon.up(self.repo)
             if started:
-                _note(f"started the control plane at {info.url} (pid {info.pid})")
+                _note(
+                    f"started the control plane at {info.url} (pid {info.pid})", "serve.control_started", logging.INFO
+                )
         if not info.gateway_url:
             raise ControlPlaneUnavailable(
                 f"the control plane at {info.url} serves no MCP gateway",
@@ -294,8 +299,10 @@ def _error_reply(request_id: Any, status: int, body: bytes) -> Message:
     return {"jsonrpc": "2.0", "id": request_id, "error": {"code": UNAVAILABLE, "message": f"HTTP {status}: {text}"}}
 
 
-def _note(text: str) -> None:
+def _note(text: str, event: str, level: int = logging.WARNING) -> None:
+    """Tell the AI CLI (on stderr, which it logs) and serve.log."""
     print(f"fracta serve: {text}", file=sys.stderr, flush=True)
+    log.log(level, text, extra={"event": event})
 
 
 class Bridge:
@@ -372,7 +379,7 @@ class Bridge:
                 problem = exc
             if not is_request or time.monotonic() > deadline or isinstance(problem, ConfigError):
                 break  # a bad fracta.yaml stays bad however often it is retried
-            _note(f"{problem}; reconnecting (attempt {attempt})")
+            _note(f"{problem}; reconnecting (attempt {attempt})", "serve.reconnecting")
             if attempt > 1:  # the first retry is at once: a restarted control plane is usually there
                 time.sleep(min(0.25 * 2 ** (attempt - 1), 2.0))
         if is_request:
@@ -380,11 +387,20 @@ class Bridge:
             text = f"fracta is unavailable: {problem} ({hint})"
             self.emit({"jsonrpc": "2.0", "id": message["id"], "error": {"code": UNAVAILABLE, "message": text}})
         else:
-            _note(f"dropped a {message.get('method', 'reply')} message: {problem}")
+            _note(f"dropped a {message.get('method', 'reply')} message: {problem}", "serve.dropped")
 
 
 def run(config: Path | None = None, stdin: IO[bytes] | None = None, stdout: IO[bytes] | None = None) -> int:
-    """Bridge stdin/stdout to the gateway of the repo that `config` belongs to, until stdin closes."""
+    """Bridge stdin/stdout to the gateway of the repo that `config` belongs to, until stdin closes
+    (or SIGTERM/SIGINT); its start and its end are logged in serve.log."""
+    from . import logs
+
     repo = find_repo(config)
-    bridge = Bridge(Upstream(repo), stdout or sys.stdout.buffer)
-    return bridge.run(stdin or sys.stdin.buffer)
+    logs.setup(repo.logs_dir, "serve", foreground=False)
+    if threading.current_thread() is threading.main_thread():
+        logs.raise_on_signals()  # a signal ends the bridge through its exit line
+    with logs.exit_logged("serve") as ending:
+        log.info("bridge started", extra={"event": "serve.started", "pid": os.getpid()})
+        bridge = Bridge(Upstream(repo), stdout or sys.stdout.buffer)
+        ending.code = bridge.run(stdin or sys.stdin.buffer)
+    return ending.code

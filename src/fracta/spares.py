@@ -100,13 +100,16 @@ def take(repo: Repo, start: str, path: Path, branch: str) -> bool:
                 git.run(spare, "checkout", "--quiet", "--detach", start)
             git.run(repo.root, "worktree", "move", str(spare), str(path))
         except (FractaError, OSError) as exc:
-            log.warning("a spare worktree was unusable; checking out instead", extra={"error": str(exc)})
+            log.warning(
+                "a spare worktree was unusable; checking out instead",
+                extra={"event": "spares.unusable", "error": str(exc)},
+            )
             discard(repo, spare)
             return False
         # Create the branch only if it does not exist (the empty old value), then point HEAD at it.
         git.run(repo.root, "update-ref", "-m", f"branch: Created from {start}", f"refs/heads/{branch}", start, "")
         git.run(path, "symbolic-ref", "-m", f"checkout: moving to {branch}", "HEAD", f"refs/heads/{branch}")
-        log.info("took a spare worktree", extra={"path": str(path)})
+        log.info("took a spare worktree", extra={"event": "spares.taken", "path": str(path)})
         return True
     return False
 
@@ -121,7 +124,10 @@ def make(repo: Repo) -> Path | None:
     # A post-checkout hook must run in the agent's own worktree, at its spawn: no spares then.
     hook = Path(repo.root, git.out(repo.root, "rev-parse", "--git-path", "hooks/post-checkout"))
     if hook.exists():
-        log.debug("not making spare worktrees: the repository has a post-checkout hook", extra={"hook": str(hook)})
+        log.debug(
+            "not making spare worktrees: the repository has a post-checkout hook",
+            extra={"event": "spares.disabled", "hook": str(hook)},
+        )
         return None
     atomic.ensure_dirs(repo.worktrees_dir)
     spare = repo.worktrees_dir / f"{PREFIX}{secrets.token_hex(4)}"
@@ -185,13 +191,18 @@ class Pool:
         try:
             discard_all(self.repo, ready_too=True)
         except (FractaError, OSError) as exc:
-            log.warning("could not remove the spare worktrees", extra={"error": str(exc)})
+            log.warning(
+                "could not remove the spare worktrees", extra={"event": "spares.remove_failed", "error": str(exc)}
+            )
 
     def _loop(self) -> None:
         try:
             discard_all(self.repo, ready_too=False)  # half-made by a control plane that died
         except (FractaError, OSError) as exc:
-            log.warning("could not remove unfinished spare worktrees", extra={"error": str(exc)})
+            log.warning(
+                "could not remove unfinished spare worktrees",
+                extra={"event": "spares.cleanup_failed", "error": str(exc)},
+            )
         retry: float | None = None  # after a failure (a transient git error, say), try again later
         while not self._stopping.is_set():
             self._wake.wait(retry)
@@ -205,5 +216,5 @@ class Pool:
                     if make(self.repo) is None:
                         break  # none wanted now: the next spawn looks again
             except (FractaError, OSError) as exc:  # a git failure or a bad config: try again soon
-                log.warning("could not make a spare worktree", extra={"error": str(exc)})
+                log.warning("could not make a spare worktree", extra={"event": "spares.make_failed", "error": str(exc)})
                 retry = RETRY

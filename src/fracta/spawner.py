@@ -74,7 +74,7 @@ def schedule(repo: Repo, urls: Urls, launch: LaunchRunner = runner.spawn_detache
             except AgentNotFound:
                 pass  # killed while we started it: kill has stopped whatever had started
             except Exception as exc:  # a bug must fail this agent, not wedge the queue behind it
-                log.exception("starting an agent crashed", extra={"agent": agent.name})
+                log.exception("starting an agent crashed", extra={"event": "mission.crashed", "agent": agent.name})
                 with contextlib.suppress(AgentNotFound):
                     agents.update(
                         repo,

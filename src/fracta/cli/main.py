@@ -43,6 +43,7 @@ COMMAND_MODULES = {
     "serve": "serve",
     "gateway": "gateway",
     "completion": "completion",
+    "logs": "logs",
 }
 
 
@@ -74,6 +75,7 @@ SECTIONS: dict[str, dict[str, str]] = {
         "up": "Start the control plane for this repository.",
         "down": "Stop the control plane (agents keep running).",
         "status": "Is the control plane running, and where?",
+        "logs": "Show fracta's logs, or an agent's timeline.",
     },
     "Integration": {
         "serve": "The stdio MCP server your AI CLI launches.",

@@ -48,9 +48,9 @@ class Supervisor:
         """Start queued missions now, in the calling thread (the spawn request's)."""
         try:
             for name in spawner.schedule(self.repo, self.urls, self.launcher.launch):
-                log.info("agent started", extra={"agent": name})
+                log.info("started a queued agent", extra={"event": "mission.started", "agent": name})
         except FractaError as exc:  # the spawner's own pass retries
-            log.warning("starting queued agents failed", extra={"error": exc.message})
+            log.warning("starting queued agents failed", extra={"event": "mission.start_failed", "error": exc.message})
 
     def start(self) -> None:
         from watchdog.events import FileSystemEvent, FileSystemEventHandler
@@ -97,15 +97,16 @@ class Supervisor:
                 started = spawner.schedule(self.repo, self.urls, self.launcher.launch)
                 swept = reaper.sweep(self.repo, full=full)
                 if swept.lost or swept.removed:
-                    log.info("reaper", extra={"lost": swept.lost, "removed": swept.removed})
+                    extra = {"event": "reaper.swept", "lost": swept.lost, "removed": swept.removed}
+                    log.info("the reaper settled lost or expired agents", extra=extra)
                 if swept.finished or swept.lost or swept.removed:
                     started += spawner.schedule(self.repo, self.urls, self.launcher.launch)
                 for name in started:
-                    log.info("agent started", extra={"agent": name})
+                    log.info("started a queued agent", extra={"event": "mission.started", "agent": name})
             except FractaError as exc:
-                log.warning("supervisor pass failed", extra={"error": exc.message})
+                log.warning("supervisor pass failed", extra={"event": "supervisor.failed", "error": exc.message})
             except Exception:  # the supervisor must outlive any one bad pass
-                log.exception("supervisor pass crashed")
+                log.exception("supervisor pass crashed", extra={"event": "supervisor.crashed"})
             if full:
                 self.commits.poke()  # an event the OS dropped delays a commit by one sweep at most
                 next_full = time.monotonic() + interval
@@ -125,7 +126,10 @@ def is_loopback(host: str) -> bool:
 def listen(host: str, port: int, setting: str = "control_plane") -> socket.socket:
     """A listening socket on host:port; a host that is not loopback is logged as a warning."""
     if not is_loopback(host):
-        log.warning(f"{setting} bound to a non-loopback address: reachable from other machines", extra={"host": host})
+        log.warning(
+            f"{setting} bound to a non-loopback address: reachable from other machines",
+            extra={"event": "listen.not_loopback", "setting": setting, "host": host},
+        )
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
@@ -146,8 +150,9 @@ def url_of(sock: socket.socket, host: str) -> str:
     return f"http://{shown}:{sock.getsockname()[1]}"
 
 
-def serve_all(servers: list[tuple[Any, socket.socket, bool]], closing: threading.Event) -> None:
+def serve_all(servers: list[tuple[Any, socket.socket, bool]], closing: threading.Event) -> int | None:
     """Serve each (ASGI app, socket, run its lifespan?) with uvicorn in this thread until SIGTERM/SIGINT.
+    Returns the signal that stopped them (None if they ended by themselves).
 
     One signal handler stops them all (uvicorn's own would stop only one and re-raise the
     signal); `closing` is set first so that long-lived responses (event streams) end.
@@ -178,7 +183,11 @@ def serve_all(servers: list[tuple[Any, socket.socket, bool]], closing: threading
         for app, sock, lifespan in servers
     ]
 
-    def stop() -> None:
+    stopped_by: list[int] = []
+
+    def stop(signum: int | None = None) -> None:
+        if signum is not None:
+            stopped_by.append(signum)
         closing.set()
         for server, _ in running:
             server.should_exit = True
@@ -186,7 +195,7 @@ def serve_all(servers: list[tuple[Any, socket.socket, bool]], closing: threading
     async def main() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop)
+            loop.add_signal_handler(sig, stop, sig)
         tasks = [asyncio.ensure_future(server.serve(sockets=[sock])) for server, sock in running]
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         stop()  # one server ending (say, a failed start) ends the others
@@ -195,17 +204,30 @@ def serve_all(servers: list[tuple[Any, socket.socket, bool]], closing: threading
     asyncio.run(main())
     if not all(server.started for server, _ in running):
         raise FractaError("a server failed to start", "see the log above (or in .fracta/logs/) for why")
+    return stopped_by[0] if stopped_by else None
 
 
 def serve(repo: repo_mod.Repo, *, foreground: bool = False, log_format: str = "json") -> int:
-    """Run the control plane until SIGTERM/SIGINT."""
-    from .. import config_check, logs
-    from ..gateway import app as gateway_app
-    from . import app as app_mod
+    """Run the control plane until SIGTERM/SIGINT; its start and its end are logged."""
+    from .. import __version__, config_check, logs
 
     repo.require_initialized()
     config_check.check(repo.config_path)  # the whole of fracta.yaml, before anything starts
     logs.setup(repo.logs_dir, "control", foreground=foreground, fmt=log_format)
+    if threading.current_thread() is threading.main_thread():
+        logs.raise_on_signals()  # until it serves (serve_all handles them then): a logged exit, not a silent one
+    with logs.exit_logged("control") as ending:
+        extra = {"event": "control.started", "pid": os.getpid(), "version": __version__}
+        log.info("control plane starting", extra=extra)
+        ending.signal = _serve(repo)
+    return ending.code
+
+
+def _serve(repo: repo_mod.Repo) -> int | None:
+    """Serve until a signal (returned) or a failure (raised)."""
+    from ..gateway import app as gateway_app
+    from . import app as app_mod
+
     # Many agents' messages and intents arrive here: coalesce progress.md regenerations.
     sink = progress.Coalescer()
     repo = dataclasses.replace(repo, progress_sink=sink)
@@ -239,21 +261,20 @@ def serve(repo: repo_mod.Repo, *, foreground: bool = False, log_format: str = "j
             app = app_mod.build(repo, supervisor.kick, closing.is_set, supervisor.start_queued)
             gateway = gateway_app.build(repo, endpoint.host, kick=supervisor.kick)
             supervisor.start()
-            log.info("control plane listening", extra={"url": url, "gateway_url": endpoint.url, "pid": me})
+            extra = {"event": "control.listening", "url": url, "gateway_url": endpoint.url, "pid": me}
+            log.info("control plane listening", extra=extra)
             try:
-                serve_all([(app, sock, False), (gateway, endpoint.sock, True)], closing)
+                return serve_all([(app, sock, False), (gateway, endpoint.sock, True)], closing)
             finally:
                 supervisor.stop()
                 sink.flush()
                 _forget(repo, me)
-                log.info("control plane stopped", extra={"pid": me})
     except LockTimeout:
         info = daemon.read_info(repo)
         where = f" at {info.url} (pid {info.pid})" if info else ""
         raise FractaError(
             f"a control plane is already running for {repo.root}{where}", "fracta down stops it"
         ) from None
-    return 0
 
 
 def _adopt_leftovers(repo: repo_mod.Repo) -> None:
@@ -263,10 +284,11 @@ def _adopt_leftovers(repo: repo_mod.Repo) -> None:
     try:
         found = adopt.recover(repo)
     except FractaError as exc:  # the reaper's full sweep tries again
-        log.warning("could not look for leftovers", extra={"error": exc.message})
+        log.warning("could not look for leftovers", extra={"event": "adopt.scan_failed", "error": exc.message})
         return
     if found.adopted or found.annotated:
-        log.warning("adopted leftovers", extra={"adopted": found.adopted, "annotated": found.annotated})
+        extra = {"event": "adopt.recovered", "adopted": found.adopted, "annotated": found.annotated}
+        log.warning("adopted leftovers", extra=extra)
 
 
 def _forget(repo: repo_mod.Repo, pid: int) -> None:

@@ -108,7 +108,7 @@ class Gateway:
         except FractaError as exc:
             return _failed(exc)
         except Exception:  # a bug must not take the gateway down; the traceback goes to the log
-            log.exception("tool call crashed", extra={"tool": params.name})
+            log.exception("tool call crashed", extra={"event": "gateway.tool_crashed", "tool": params.name})
             return _failed(FractaError(f"{params.name} failed unexpectedly", "this is a bug in fracta; see its log"))
 
     def server(self) -> Server[Any]:
@@ -161,7 +161,7 @@ def transport_security(repo: Repo, host: str) -> TransportSecuritySettings:
     else:
         log.warning(
             "gateway on a non-loopback address without gateway.allowed_hosts: DNS-rebinding protection is off",
-            extra={"host": host},
+            extra={"event": "gateway.unprotected", "host": host},
         )
         return TransportSecuritySettings(enable_dns_rebinding_protection=False)
     origins = [f"http://{h}" for h in hosts] + [f"https://{h}" for h in extra]
@@ -202,26 +202,35 @@ async def _start(gateway: Gateway) -> None:
     try:
         await gateway.pool.start()
     except Exception:
-        log.exception("the backend MCP servers failed to start; serving fracta's own tools only")
+        log.exception(
+            "the backend MCP servers failed to start; serving fracta's own tools only",
+            extra={"event": "backends.start_failed"},
+        )
         with contextlib.suppress(Exception):
             await gateway.pool.stop()
         gateway.pool = None
 
 
 def serve(repo: Repo, host: str | None = None, port: int | None = None) -> int:
-    """Run the gateway alone in the foreground (Compose, Kubernetes) until SIGTERM/SIGINT."""
+    """Run the gateway alone in the foreground (Compose, Kubernetes) until SIGTERM/SIGINT; its
+    start and its end are logged."""
     import dataclasses
+    import os
     import threading
 
-    from .. import progress
+    from .. import logs, progress
 
-    sink = progress.Coalescer()  # many agents' sends: coalesce progress.md regenerations
-    repo = dataclasses.replace(repo, progress_sink=sink)
-    endpoint = listen(repo, host, port)
-    log.info("gateway listening", extra={"url": endpoint.url})
-    try:
-        control_server.serve_all([(build(repo, endpoint.host), endpoint.sock, True)], threading.Event())
-    finally:
-        sink.flush()
-    log.info("gateway stopped")
-    return 0
+    if threading.current_thread() is threading.main_thread():
+        logs.raise_on_signals()  # until it serves (serve_all handles them then): a logged exit, not a silent one
+    with logs.exit_logged("gateway") as ending:
+        log.info("gateway starting", extra={"event": "gateway.started", "pid": os.getpid()})
+        sink = progress.Coalescer()  # many agents' sends: coalesce progress.md regenerations
+        repo = dataclasses.replace(repo, progress_sink=sink)
+        endpoint = listen(repo, host, port)
+        log.info("gateway listening", extra={"event": "gateway.listening", "url": endpoint.url})
+        try:
+            app = build(repo, endpoint.host)
+            ending.signal = control_server.serve_all([(app, endpoint.sock, True)], threading.Event())
+        finally:
+            sink.flush()
+    return ending.code

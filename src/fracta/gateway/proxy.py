@@ -259,7 +259,11 @@ class Backend:
                 self.failures = 1 if stable else self.failures + 1
                 if self.failures >= self.policy.max_attempts:
                     log.error(
-                        "MCP server %r is down after %d failed attempts: %s", self.spec.name, self.failures, reason
+                        "MCP server %r is down after %d failed attempts: %s",
+                        self.spec.name,
+                        self.failures,
+                        reason,
+                        extra={"event": "backend.down", "backend": self.spec.name},
                     )
                     self._set("down", reason)
                     await self._kick.wait()
@@ -269,7 +273,14 @@ class Backend:
                 else:
                     delay = self.policy.delay(self.failures)
                     what = "died" if self._ready_at is not None else "failed to start"
-                    log.warning("MCP server %r %s: %s; restarting in %.2gs", self.spec.name, what, reason, delay)
+                    log.warning(
+                        "MCP server %r %s: %s; restarting in %.2gs",
+                        self.spec.name,
+                        what,
+                        reason,
+                        delay,
+                        extra={"event": "backend.restarting", "backend": self.spec.name},
+                    )
                     self._set("restarting", reason)
                     await anyio.sleep(delay)
                 self.restarts += 1
@@ -299,7 +310,8 @@ class Backend:
             self._ready_at = time.monotonic()
             self._set("ready")
             self._settled.set()
-            log.info("MCP server %r ready with %d tool(s)", self.spec.name, len(self.tools))
+            extra = {"event": "backend.ready", "backend": self.spec.name, "tools": len(self.tools)}
+            log.info("MCP server %r ready with %d tool(s)", self.spec.name, len(self.tools), extra=extra)
             tg.start_soon(self._relister, session, relist)
             await ended.wait()
             tg.cancel_scope.cancel()
@@ -334,7 +346,12 @@ class Backend:
             try:
                 self.tools = self._usable(await _list_tools(session))
             except Exception as exc:  # keep the old list; a dead session is noticed by the pump
-                log.warning("MCP server %r: re-listing its tools failed: %s", self.spec.name, _describe(exc))
+                log.warning(
+                    "MCP server %r: re-listing its tools failed: %s",
+                    self.spec.name,
+                    _describe(exc),
+                    extra={"event": "backend.relist_failed", "backend": self.spec.name},
+                )
 
     def _usable(self, tools: list[types.Tool]) -> list[types.Tool]:
         """The tools whose namespaced name is a valid MCP tool name (the others are logged and left out)."""
@@ -344,7 +361,10 @@ class Backend:
                 kept.append(tool)
             else:
                 log.warning(
-                    "MCP server %r: tool %r left out: its namespaced name is not valid", self.spec.name, tool.name
+                    "MCP server %r: tool %r left out: its namespaced name is not valid",
+                    self.spec.name,
+                    tool.name,
+                    extra={"event": "backend.tool_left_out", "backend": self.spec.name, "tool": tool.name},
                 )
         return kept
 
@@ -471,7 +491,7 @@ class BackendPool:
                 "MCP server %r skipped: %s",
                 skip.name,
                 skip.reason,
-                extra={"server": skip.name, "missing": list(skip.missing)},
+                extra={"event": "backend.skipped", "server": skip.name, "missing": list(skip.missing)},
             )
         return cls(specs, skipped, repo.logs_dir, policy)
 
