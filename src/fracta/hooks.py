@@ -321,20 +321,24 @@ def handle_post_commit(cwd: Path, env: Mapping[str, str] | None = None, timeout:
     a problem, or None; expected failures are logged, never raised, so a commit is never failed."""
     env = os.environ if env is None else env
     found: list[repo_mod.Repo] = []  # once found: where to log
+    named: list[str] = []  # once known: the agent whose commit this is (its exit line names it)
     began = time.monotonic()
     how, code = "clean", 0
     try:
-        return _post_commit(cwd, env, timeout, found)
+        return _post_commit(cwd, env, timeout, found, named)
     except Exception as exc:  # a bug: logged with its traceback, then the CLI reports it (exit code 1)
         how, code = "crash", 1
         _log(found[0] if found else None, "hook.crashed", None, f"the hook crashed: {exc!r}", traceback=format_exc())
         raise
     finally:
         ms = round((time.monotonic() - began) * 1000)
-        _log(found[0] if found else None, "hook.exited", None, "hook exited", exit_code=code, how=how, duration_ms=ms)
+        where, who = (found[0] if found else None), (named[0] if named else None)
+        _log(where, "hook.exited", who, "hook exited", exit_code=code, how=how, duration_ms=ms)
 
 
-def _post_commit(cwd: Path, env: Mapping[str, str], timeout: float, found: list[repo_mod.Repo]) -> str | None:
+def _post_commit(
+    cwd: Path, env: Mapping[str, str], timeout: float, found: list[repo_mod.Repo], named: list[str]
+) -> str | None:
     repo: repo_mod.Repo | None = None
     try:
         with _deadline(timeout):
@@ -349,6 +353,7 @@ def _post_commit(cwd: Path, env: Mapping[str, str], timeout: float, found: list[
         _log(repo, "hook.failed", None, f"this commit was not recorded by the hook: {first}", error=message)
         return f"fracta: this commit was not recorded by the hook: {first} (the control plane records it when it runs)"
     if notice.agent is not None:
+        named.append(notice.agent)
         _log(
             repo,
             "hook.recorded",
