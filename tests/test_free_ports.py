@@ -4,6 +4,7 @@ and everything that talks to one finds it through the URLs recorded in .fracta/c
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -64,3 +65,24 @@ def test_two_repositories_control_planes_run_at_once_on_the_default_config(tmp_p
 PRINT_URLS = (
     "import json, os; print(json.dumps({'url': os.environ['FRACTA_URL'], 'gateway': os.environ['FRACTA_GATEWAY_URL']}))"
 )
+
+
+def test_a_fracta_yaml_changed_after_the_control_plane_started_is_pointed_out(tmp_path: Path, cli: CliRunner) -> None:
+    r = make_initialized(tmp_path / "repo", cli)
+    with cleanup(r):
+        assert cli("up", cwd=r.root).returncode == 0
+        again = cli("up", cwd=r.root)
+        assert again.returncode == 0 and "warning" not in again.stderr  # nothing changed since it started
+
+        r.config_path.write_text(r.config_path.read_text().replace("max_agents: 4", "max_agents: 2"))
+        started = r.control_path.stat().st_mtime
+        os.utime(r.config_path, (started + 5, started + 5))  # edited after the start, whatever the clock's grain
+        for args in (("up",), ("spawn", "task", "--", sys.executable, "-c", "pass")):
+            result = cli(*args, cwd=r.root)
+            assert result.returncode == 0, result.stderr
+            assert "fracta.yaml changed after the control plane started" in result.stderr
+            assert "fracta down && fracta up" in result.stderr
+
+        assert cli("down", cwd=r.root).returncode == 0
+        restarted = cli("up", cwd=r.root)  # started again: it reads the file as it is now
+        assert restarted.returncode == 0 and "warning" not in restarted.stderr

@@ -17,15 +17,22 @@ from fracta import processes
 
 # A leader that starts one child in its own group without the run marker, and one that leaves the
 # group (a new session) but keeps the marker, then prints both pids and waits for stdin to close.
+# Each child says it runs before the leader prints: Popen returns once exec has closed its error
+# pipe, which is not yet the new program running with its environment in place.
 LEADER = """
 import os, subprocess, sys
 unmarked = {k: v for k, v in os.environ.items() if k != "FRACTA_RUN"}
-stay = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE, env=unmarked)
-leave = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE,
-                         start_new_session=True)
+child = [sys.executable, "-c", "import sys; print(flush=True); sys.stdin.read()"]
+stay = subprocess.Popen(child, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=unmarked)
+leave = subprocess.Popen(child, stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True)
+stay.stdout.readline(), leave.stdout.readline()
 print(stay.pid, leave.pid, flush=True)
 sys.stdin.read()
 """
+
+
+# The marker's repository, one per test process: tests run at once in other workers mark theirs.
+HOME = f"/repo-of-worker-{os.getpid()}/.fracta"
 
 
 def proc_stat_start(pid: int) -> int:
@@ -44,7 +51,7 @@ def sleeper() -> Iterator[subprocess.Popen[bytes]]:
 @pytest.fixture
 def leader() -> Iterator[tuple[subprocess.Popen[str], int, int]]:
     """A group leader in its own session, with a child in its group and one that left it, all marked."""
-    env = {**os.environ, processes.RUN_VAR: "alpha/1", processes.HOME_VAR: "/repo/.fracta"}
+    env = {**os.environ, processes.RUN_VAR: "alpha/1", processes.HOME_VAR: HOME}
     argv = [sys.executable, "-c", LEADER]
     with subprocess.Popen(
         argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, start_new_session=True
@@ -120,10 +127,10 @@ def test_members_are_the_leaders_group_and_every_marked_process(
     leader: tuple[subprocess.Popen[str], int, int],
 ) -> None:
     proc, stay, leave = leader
-    group = processes.Group(proc.pid, processes.start_time(proc.pid), "/repo/.fracta", "alpha/1")
+    group = processes.Group(proc.pid, processes.start_time(proc.pid), HOME, "alpha/1")
     assert sorted(processes.members(group)) == sorted([proc.pid, stay, leave])
-    assert sorted(processes.named("/repo/.fracta", "alpha")) == sorted([proc.pid, leave])
-    assert processes.named("/repo/.fracta", "beta") == []
+    assert sorted(processes.named(HOME, "alpha")) == sorted([proc.pid, leave])
+    assert processes.named(HOME, "beta") == []
     assert processes.named("/other/.fracta", "alpha") == []
 
 
@@ -143,7 +150,7 @@ def test_stop_ends_the_group_and_the_marked_process_that_left_it(
     leader: tuple[subprocess.Popen[str], int, int],
 ) -> None:
     proc, stay, leave = leader
-    group = processes.Group(proc.pid, processes.start_time(proc.pid), "/repo/.fracta", "alpha/1")
+    group = processes.Group(proc.pid, processes.start_time(proc.pid), HOME, "alpha/1")
     assert processes.stop(group, grace=5.0)
     proc.wait()
     assert processes.members(group) == []

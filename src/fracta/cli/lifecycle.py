@@ -20,6 +20,10 @@ from .render import examples
 if TYPE_CHECKING:
     from ..control.daemon import ControlInfo
 
+CONFIG_CHANGED = (
+    "fracta.yaml changed after the control plane started, and it keeps the settings it read then: "
+    "run `fracta down && fracta up` to apply the change (agents keep running)"
+)
 UP_WAIT = "waiting for the control plane to start (up to 30 s; its output goes to .fracta/logs/control.out)..."
 
 
@@ -35,6 +39,8 @@ def _control(r: repo.Repo) -> ControlInfo:
         info, started = daemon.up(r)
     if started:
         click.echo(f"started the control plane at {info.url} (pid {info.pid})", err=True)
+    elif daemon.config_changed(r):
+        render.warn(CONFIG_CHANGED)
     return info
 
 
@@ -53,6 +59,8 @@ def up_cmd(foreground: bool, log_format: str) -> int:
     with waiting.notice(UP_WAIT):
         info, started = daemon.up(r)
     click.echo(f"{'started' if started else 'already running:'} control plane at {info.url} (pid {info.pid})")
+    if not started and daemon.config_changed(r):
+        render.warn(CONFIG_CHANGED)
     return 0
 
 

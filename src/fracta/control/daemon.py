@@ -36,6 +36,15 @@ def read_info(repo: Repo) -> ControlInfo | None:
     )
 
 
+def config_changed(repo: Repo) -> bool:
+    """fracta.yaml was changed after the running control plane read it (control.json is written
+    once it has): it keeps the settings it read until `fracta down && fracta up`."""
+    try:
+        return repo.config_path.stat().st_mtime_ns > repo.control_path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return False
+
+
 def up(repo: Repo, wait: float = 30.0) -> tuple[ControlInfo, bool]:
     """Start the control plane in the background unless one runs; returns (info, started_now).
 
