@@ -33,8 +33,8 @@ TIME_PLACEHOLDER = "2025-01-01T12:00:00.000Z"
 MESSAGE_ID = re.compile(r"\b\d{19}\.\d+\.\d+\.[0-9a-f]{6}\b")  # <time_ns>.<pid>.<seq>.<random>
 PENDING = re.compile(r"\+[0-9a-f]{16}\+\d{19}\b")  # pending/<id>+<holder>+<ns since the epoch>
 PENDING_PLACEHOLDER = "+0123456789abcdef+1735732800000000000"
-ACKED = re.compile(r"/acked/[0-9a-f]{16}$")  # inbox/acked/<holder> (a file name, so at the end of a key)
-ACKED_PLACEHOLDER = "/acked/0123456789abcdef"
+ACKED = re.compile(r"^[0-9a-f]{16}$", re.MULTILINE)  # inbox/acked: one acknowledged holder a line
+ACKED_PLACEHOLDER = "0123456789abcdef"
 RECEIPT = re.compile(r'"receipt":"[0-9a-f]{16}-\d{19}"')  # in events.jsonl: <holder>-<ns>
 RECEIPT_PLACEHOLDER = '"receipt":"0123456789abcdef-1735732800000000000"'
 TOKEN = re.compile(r"[A-Za-z0-9_-]{43}\n")  # secrets.token_urlsafe(32)
@@ -116,7 +116,9 @@ def normalize(raw: Snapshot, root: Path | None) -> Snapshot:
     for key, text in raw.items():
         if text is not None and key.rsplit("/", 1)[-1] == "token" and TOKEN.fullmatch(text):
             text = TOKEN_PLACEHOLDER
-        out[ACKED.sub(ACKED_PLACEHOLDER, clean(key))] = None if text is None else clean(text)
+        if text is not None and key.endswith("/inbox/acked"):
+            text = ACKED.sub(ACKED_PLACEHOLDER, text)
+        out[clean(key)] = None if text is None else clean(text)
     return dict(sorted(out.items()))
 
 

@@ -212,3 +212,20 @@ def test_a_late_copy_of_a_read_whose_result_was_already_acknowledged_claims_noth
     # A read repeated before its result is acknowledged is still a retry (the receipts are untouched).
     again = mailbox.read(duo, "api", ack=following.receipt)
     assert [m.body for m in again.messages] == ["sent meanwhile"]
+
+
+def test_the_acknowledged_holders_are_kept_bounded_and_the_latest_always_recognised(
+    duo: repo_mod.Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(mailbox, "ACKED_MAX_BYTES", 17 * 8)  # eight holders' lines before a trim
+    acked = duo.inbox_dir("api") / "acked"
+    receipts = [mailbox.read(duo, "api").receipt]
+    for _ in range(30):
+        receipts.append(mailbox.read(duo, "api", ack=receipts[-1]).receipt)
+    lines = acked.read_text().splitlines()
+    assert 4 <= len(lines) <= 9 and all(len(line) == 16 for line in lines)  # trimmed at line boundaries
+    # The read whose result the last read acknowledged is still known: a late copy of it is refused.
+    with pytest.raises(IdempotencyConflict):
+        mailbox.read(duo, "api", ack=receipts[-3])
+    # One that long forgotten is not: it is served as a retry (what it claims waits for redelivery).
+    mailbox.read(duo, "api", ack=receipts[0])
