@@ -157,3 +157,31 @@ def test_stop_ends_the_group_and_the_marked_process_that_left_it(
     for pid in (stay, leave):  # reaped by init or by the leader as it died: gone or a zombie
         assert not processes.alive(pid, None)
     assert not processes.stop(group, grace=5.0)
+
+
+def test_one_pids_checks_agree_through_proc_and_through_psutil(
+    sleeper: subprocess.Popen[bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])
+    os.waitid(os.P_PID, zombie.pid, os.WEXITED | os.WNOWAIT)  # exited, not reaped yet
+
+    def look() -> list[object]:
+        started = processes.start_time(sleeper.pid)
+        assert started is not None
+        return [
+            started,
+            processes.alive(sleeper.pid, started),
+            processes.alive(sleeper.pid, started + 1),
+            processes.start_time(gone.pid),
+            processes.alive(gone.pid, None),
+            processes.alive(zombie.pid, None),
+            processes.start_time(-1),
+        ]
+
+    direct = look()
+    monkeypatch.setattr(processes, "_PROC_STAT", [False])  # as where /proc is missing (macOS)
+    assert look() == direct
+    assert direct[1:] == [True, False, None, False, False, None]
+    zombie.wait()

@@ -19,7 +19,8 @@ than reporting the agent stopped.
 
 Processes are read through psutil, so this works on Linux and macOS alike; process groups and
 signals are POSIX's, so not on Windows. psutil costs 12-20 ms to import, so it is imported only
-where a pid is checked: `fracta list` without running agents never loads it (bench/list_cold.py,
+where processes are scanned (one pid's checks read /proc/PID/stat where it exists, see
+_proc_stat): `fracta list` without running agents never loads it (bench/list_cold.py,
 whose agents are joined ones, stays at 4.8-5.0x `python -c pass`). Measured cold with 100 running
 agents whose runner is alive (2 shared cores, medians of 30): `fracta list` took 66-77 ms reading
 /proc and 85 ms through psutil, against 12-14 ms for `python -c pass` (5.3x -> 6.2x); one alive()
@@ -53,6 +54,9 @@ def start_time(pid: int) -> int | None:
     psutil, so records written then still name the same processes. On macOS, the start time the
     kernel recorded for the process, in clock ticks (hundredths of a second) since the epoch.
     """
+    if _proc_stat_readable():
+        stat = _proc_stat(pid)
+        return stat[1] if stat is not None else None
     proc = _process(pid)
     return _started(proc) if proc is not None else None
 
@@ -61,10 +65,40 @@ def alive(pid: int | None, started: int | None) -> bool:
     """True if `pid` runs and is the same process we recorded (not a reused pid) and not a zombie."""
     if not pid:
         return False
+    if _proc_stat_readable():
+        stat = _proc_stat(pid)
+        return stat is not None and (started is None or stat[1] == started) and stat[0] not in "ZXx"
     proc = _process(pid)
     if proc is None or (started is not None and _started(proc) != started):
         return False
     return not _zombie(proc)
+
+
+# The one-pid checks (start_time, alive) read /proc/PID/stat where Linux has it, as psutil itself
+# does there, without importing psutil: every `fracta spawn` (it checks the control plane's pid)
+# and every runner (it records its program's start) paid psutil's 12-20 ms import on the path to
+# an agent's first call, which took Codex's from 1.10-1.19x to 1.24x the CLI run by hand
+# (bench/runtime_first_call.py, 11 rounds). Scans of every process (members, named) use psutil.
+_PROC_STAT: list[bool] = []
+
+
+def _proc_stat_readable() -> bool:
+    if not _PROC_STAT:
+        _PROC_STAT.append(os.path.exists(f"/proc/{os.getpid()}/stat"))
+    return _PROC_STAT[0]
+
+
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state letter, start time in clock ticks since boot) of `pid`, or None if there is none."""
+    if pid <= 0:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            raw = fh.read()
+    except OSError:  # gone (FileNotFoundError, or ESRCH while it is being reaped)
+        return None
+    fields = raw[raw.rindex(b")") + 2 :].split()  # the command name, in parentheses, may hold spaces
+    return fields[0].decode(), int(fields[19])
 
 
 def _process(pid: int) -> psutil.Process | None:
