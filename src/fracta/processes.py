@@ -78,7 +78,8 @@ def alive(pid: int | None, started: int | None) -> bool:
 # does there, without importing psutil: every `fracta spawn` (it checks the control plane's pid)
 # and every runner (it records its program's start) paid psutil's 12-20 ms import on the path to
 # an agent's first call, which took Codex's from 1.10-1.19x to 1.24x the CLI run by hand
-# (bench/runtime_first_call.py, 11 rounds). Scans of every process (members, named) use psutil.
+# (bench/runtime_first_call.py, 11 rounds); reading /proc, 1.12x and 1.19x. Scans of every
+# process (members, named) use psutil.
 _PROC_STAT: list[bool] = []
 
 
