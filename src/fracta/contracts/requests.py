@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pydantic import Field
 
 from .base import RECEIPT_PATTERN, Contract, name_field
+
+if TYPE_CHECKING:
+    from ..lifecycle import SpawnRequest
 
 MAX_EVENT_OFFSET = 2**40  # the largest event-log cursor accepted: past any real log, within every file system's seek
 MAX_OUTPUT_OFFSET = 2**62
@@ -25,6 +30,22 @@ class Spawn(Contract):
     args: list[str] = Field(default_factory=list, description="the command line for runtime 'command'")
     base: str | None = Field(None, description="start the branch from this ref (default: HEAD)")
     workspace: str | None = Field(None, description="a folder to work in instead of a git worktree")
+
+    def request(self) -> SpawnRequest:
+        """The core's spawn request (the same for the REST route and the MCP tool)."""
+        from pathlib import Path
+
+        from ..lifecycle import SpawnRequest
+
+        workspace = Path(self.workspace) if self.workspace else None
+        return SpawnRequest(
+            name=self.name,
+            runtime=self.runtime,
+            prompt=self.prompt,
+            args=tuple(self.args),
+            base=self.base,
+            workspace=workspace,
+        )
 
 
 class Merge(Contract):

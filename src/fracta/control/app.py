@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 from starlette.applications import Starlette
@@ -97,15 +96,7 @@ class Api:
     async def spawn(self, request: Request) -> Response:
         self.caller(request).require_chessmaster("spawn agents")
         args = await self.args(request, rq.Spawn)
-        req = lifecycle.SpawnRequest(
-            name=args.name,
-            runtime=args.runtime,
-            prompt=args.prompt,
-            args=tuple(args.args),
-            base=args.base,
-            workspace=Path(args.workspace) if args.workspace else None,
-        )
-        agent = await _threaded(self._spawn, req)
+        agent = await _threaded(self._spawn, args.request())
         self.kick()
         return JSONResponse({"version": results.VERSION, "agent": results.agent_view(self.repo, agent)}, 201)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from .. import lifecycle, liveness, mailbox, messaging, names, peek, project, results
@@ -126,15 +125,7 @@ def _peek(call: Call, args: rq.ReadOutput) -> dict[str, Any]:
 
 
 def _spawn(call: Call, args: rq.Spawn) -> dict[str, Any]:
-    req = lifecycle.SpawnRequest(
-        name=args.name,
-        runtime=args.runtime,
-        prompt=args.prompt,
-        args=tuple(args.args),
-        base=args.base,
-        workspace=Path(args.workspace) if args.workspace else None,
-    )
-    agent = lifecycle.spawn(call.repo, req)
+    agent = lifecycle.spawn(call.repo, args.request())
     call.kick()
     return {"version": results.VERSION, "agent": results.agent_view(call.repo, agent)}
 
