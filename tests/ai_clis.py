@@ -374,25 +374,3 @@ def scripted_model() -> Iterator[ScriptedModel]:
     """A scripted model server on a free loopback port, for one test."""
     with ScriptedModel() as model:
         yield model
-
-
-def opencode_database(env: dict[str, str]) -> None:
-    """Create OpenCode's database under env's HOME, as any earlier use of OpenCode there has.
-
-    OpenCode 1.18 creates and migrates its SQLite database on its first start; two first starts at
-    once race, and one fails ("Failed query: CREATE TABLE `workspace`", 1 in 18 for three at once
-    on a fresh HOME). fracta does not serialise that first start yet (see the closing note of the
-    stop that added this), so tests that spawn OpenCode agents side by side start from a HOME
-    where OpenCode has run, as its users' have.
-    """
-    result = subprocess.run(
-        [str(require_cli("opencode")), "session", "list"],
-        env={**env, **OPENCODE_OFFLINE},
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    data = Path(env.get("XDG_DATA_HOME") or Path(env["HOME"]) / ".local" / "share") / "opencode"
-    assert (data / "opencode.db").exists(), f"opencode session list made no database: {result.stderr[-2000:]}"

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from ai_clis import isolated_env, opencode_database, runtime_options
+from ai_clis import isolated_env, runtime_options
 from conftest import CliRunner, git
 from lifecycle_helpers import cleanup, use_free_port, wait_for
 from scripted_model import Agent, ScriptedModel, Step, call, say
@@ -211,8 +211,6 @@ def test_agents_edit_test_commit_and_build_on_each_others_work_with_their_own_to
     project: repo_mod.Repo, llm: ScriptedModel, cli: CliRunner, runtime: str, tmp_path: Path
 ) -> None:
     root, tools = project.root, TOOLS[runtime]
-    if runtime == "opencode":
-        opencode_database(dict(os.environ))  # a and b start at once (see opencode_database)
     escape = root / "escaped.txt"  # in the user's checkout
     a = llm.agent("a", script_a(tools, project.worktrees_dir / "a", escape))
     b = llm.agent("b", script_b(tools, project.worktrees_dir / "b"))

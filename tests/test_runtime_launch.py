@@ -219,3 +219,12 @@ def test_the_default_prompt_teaches_the_inbox_rhythm(tmp_path: Path) -> None:
         assert needle in text
     assert "chessmaster" in text and str(tmp_path / "ws") in text
     assert os.sep in text
+
+
+def test_opencode_sets_up_its_database_before_a_first_run_only(tmp_path: Path, fake_bin: Path) -> None:
+    adapter = runtimes.get("opencode")
+    first = adapter.launch(ctx(tmp_path, {"binary": str(fake_bin)})).first_start
+    assert first is not None and first.argv == [str(fake_bin), "session", "list"]
+    assert first.creates == "opencode/opencode.db"
+    woken = adapter.launch(ctx(tmp_path, {"binary": str(fake_bin)}, session_id="ses_1"))
+    assert woken.first_start is None  # a wake resumes a session: OpenCode has run there before

@@ -190,6 +190,7 @@ def run(repo: repo_mod.Repo, name: str, launch_id: str | None = None, signalled:
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
+        first_start(launch)
         proc = _start_program(repo, name, launch, launch_id)
         started.extend([proc] if proc else [])
     except OSError as exc:
@@ -221,6 +222,41 @@ def run(repo: repo_mod.Repo, name: str, launch_id: str | None = None, signalled:
     _log_agent_exit(name, code)
     _finish(repo, name, code, _failure(code, recorder), started_ns)
     return 0
+
+
+FIRST_START_TIMEOUT = 120.0  # seconds a runtime's one-time set-up may take (OpenCode's: 1.6 s here)
+
+
+def first_start(launch: dict[str, Any]) -> None:
+    """Run the runtime's one-time set-up (Launch.first_start) unless the file it leaves exists:
+    once per data folder, under a lock there, so agents that start at once do not race it. Its
+    failure is not the agent's: the program then starts as it would have, and says what is wrong.
+    It runs in the runner's process group, so a kill meanwhile stops it too.
+    """
+    spec = launch.get("first_start")
+    if not spec:
+        return
+    env = {**os.environ, **launch["env"]}
+    data = Path(env.get("XDG_DATA_HOME") or Path(env.get("HOME") or Path.home()) / ".local" / "share")
+    creates = data / spec["creates"]
+    if creates.exists():
+        return
+    try:
+        lock = creates.parent / ".fracta-first-start.lock"
+        with atomic.lock(lock, FIRST_START_TIMEOUT, unless=creates.exists) as mine:
+            if mine and not creates.exists():
+                subprocess.run(
+                    spec["argv"],
+                    cwd=launch["cwd"],
+                    env={**env, "PWD": str(launch["cwd"])},
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    timeout=FIRST_START_TIMEOUT,
+                    check=False,
+                )
+    except (OSError, subprocess.SubprocessError, FractaError) as exc:
+        log.warning(f"the runtime's first start did not finish: {exc}", extra={"event": "runner.first_start_failed"})
 
 
 def _log_agent_exit(name: str, code: int) -> None:

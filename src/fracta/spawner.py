@@ -122,6 +122,7 @@ def start(
                 "argv": launch.argv,
                 "env": env,
                 "cwd": str(launch.cwd),
+                "first_start": dataclasses.asdict(launch.first_start) if launch.first_start else None,
                 # The runner masks these in the recorded output: peers can peek at it, and an agent
                 # that prints its environment must not hand them its token or its credentials.
                 # Only values already stored here: an apiKeyHelper secret stays in no file at all.

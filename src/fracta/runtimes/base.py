@@ -35,6 +35,15 @@ class Launch:
     argv: list[str]
     env: dict[str, str]  # added to the inherited environment
     cwd: Path
+    # A one-time set-up the runner runs first, unless done (see runner.first_start): the command,
+    # and the file it leaves under the XDG data folder ($XDG_DATA_HOME, else ~/.local/share).
+    first_start: FirstStart | None = None
+
+
+@dataclass(frozen=True)
+class FirstStart:
+    argv: list[str]
+    creates: str  # relative to the XDG data folder of the agent's environment
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ import json
 from typing import Any
 
 from . import options, permissions, prompt, stream
-from .base import Launch, LaunchContext, OutputEvent
+from .base import FirstStart, Launch, LaunchContext, OutputEvent
 
 OWN = frozenset({"config", "test_commands"})
 CONFIG_FILE = "opencode.json"
@@ -69,7 +69,10 @@ class OpenCodeRuntime:
             "OPENCODE_DISABLE_AUTOUPDATE": "1",
             "TMPDIR": str(tmp),
         }
-        return Launch(argv=argv, env=env, cwd=ctx.workspace)
+        # OpenCode creates and migrates its database on its first start, and two first starts at
+        # once race (one fails: "Failed query: CREATE TABLE ..."; 1 in 18 for three at once).
+        first = None if ctx.session_id else FirstStart([binary, "session", "list"], "opencode/opencode.db")
+        return Launch(argv=argv, env=env, cwd=ctx.workspace, first_start=first)
 
     def config(self, ctx: LaunchContext, opts: options.Options) -> dict[str, Any]:
         """The agent's whole OpenCode config: fracta's defaults, the `config` option, the gateway."""
