@@ -20,11 +20,11 @@ than reporting the agent stopped.
 Processes are read through psutil, so this works on Linux and macOS alike; process groups and
 signals are POSIX's, so not on Windows. psutil costs 12-20 ms to import, so it is imported only
 where processes are scanned (one pid's checks read /proc/PID/stat where it exists, see
-_proc_stat): `fracta list` without running agents never loads it (bench/list_cold.py,
-whose agents are joined ones, stays at 4.8-5.0x `python -c pass`). Measured cold with 100 running
-agents whose runner is alive (2 shared cores, medians of 30): `fracta list` took 66-77 ms reading
-/proc and 85 ms through psutil, against 12-14 ms for `python -c pass` (5.3x -> 6.2x); one alive()
-check went from 19 to 34 us, finding a group's members among 130 processes stayed at 3.2 ms.
+_proc_stat): `fracta list` never loads it while every agent's runner lives. Measured cold with
+100 running agents whose runner is alive (2 shared cores, medians of 30): `fracta list` took 66-77
+ms reading /proc and 85 ms with every check through psutil, against 12-14 ms for `python -c pass`
+(5.3x -> 6.2x, over the 6x target); one alive() check went from 19 to 34 us; finding a group's
+members among 130 processes took 3.2 ms either way.
 """
 
 from __future__ import annotations
