@@ -7,83 +7,17 @@ import dataclasses
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from . import atomic, clock, names
 from .errors import AgentExists, AgentNotFound, CorruptRecord, InvalidInput
+from .records import FINISHED, LIVE, SCHEMA, Agent, Status
 from .repo import Repo
 
-SCHEMA = 1
+__all__ = ["FINISHED", "LIVE", "SCHEMA", "Agent", "Status"]
+
 MAX_INTENT = 200
-
-
-class Status(StrEnum):
-    QUEUED = "queued"
-    STARTING = "starting"
-    RUNNING = "running"
-    IDLE = "idle"
-    DONE = "done"
-    FAILED = "failed"
-    KILLED = "killed"
-    LOST = "lost"
-
-
-LIVE = frozenset({Status.QUEUED, Status.STARTING, Status.RUNNING, Status.IDLE})
-FINISHED = frozenset({Status.DONE, Status.FAILED, Status.KILLED, Status.LOST})
-
-
-@dataclass(frozen=True)
-class Agent:
-    """An agent's record as stored in agents/<name>/agent.json."""
-
-    name: str
-    runtime: str
-    status: Status
-    created_at: str
-    updated_at: str
-    intent: str = ""
-    kind: str = "spawned"  # "spawned" by fracta, or "joined" (run by hand)
-    workspace: str | None = None
-    workspace_kind: str | None = None  # "git" or "directory"
-    branch: str | None = None
-    base: str | None = None
-    command: list[str] = field(default_factory=list)
-    pid: int | None = None
-    pid_start: int | None = None  # process start time in clock ticks since boot, to detect pid reuse
-    session_id: str | None = None
-    exit_code: int | None = None
-    started_at: str | None = None
-    finished_at: str | None = None
-    last_commit: str | None = None
-    last_commit_subject: str | None = None
-    tokens_used: int | None = None
-    error: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["status"] = self.status.value
-        data["schema"] = SCHEMA
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], path: Path) -> Agent:
-        schema = data.get("schema")
-        if schema != SCHEMA:
-            raise CorruptRecord(path, f"schema version {schema!r}, this fracta reads version {SCHEMA}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        try:
-            values = {k: v for k, v in data.items() if k in known}
-            values["status"] = Status(values["status"])
-            return cls(**values)
-        except (KeyError, ValueError, TypeError) as exc:
-            raise CorruptRecord(path, f"missing or invalid field ({exc})") from None
-
-    @property
-    def live(self) -> bool:
-        return self.status in LIVE
 
 
 def record_path(repo: Repo, name: str) -> Path:

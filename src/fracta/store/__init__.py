@@ -1,0 +1,1 @@
+"""The state store: one protocol (base.py), two backends (files/, postgres/)."""
