@@ -16,26 +16,37 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from .. import atomic, clock, commit_watch, environment, processes, progress, reaper, runner, spares, spawner
 from .. import repo as repo_mod
+from .. import store as store_mod
 from ..errors import FractaError, LockTimeout
+from ..store import base as store_base
 from . import daemon
+from .changes import Changes
 
 log = logging.getLogger("fracta.control")
 
 
 class Supervisor:
-    """Wakes on changes in missions/ (watchdog) and on a slow timer; sleeps otherwise."""
+    """Wakes when the queue changes (watchdog on missions/, or the store's notifications) and on a
+    slow timer; sleeps otherwise. Claims missions and supervises agents as `owner`, for leases
+    it renews while it lives (store.lease_seconds): another control plane on the same store takes
+    over what it held once they run out."""
 
-    def __init__(self, repo: repo_mod.Repo, urls: spawner.Urls) -> None:
+    def __init__(self, repo: repo_mod.Repo, urls: spawner.Urls, changes: Changes | None = None) -> None:
         self.repo = repo
         self.urls = urls
+        me = os.getpid()  # host, pid and start time: unique to this process, and checkable on this host
+        self.owner = f"{socket.gethostname()}:{me}:{processes.start_time(me) or 0}"
+        self.lease = store_mod.lease_of(repo)
+        self.changes = changes or Changes()
         self.wake = threading.Event()
         self.stopping = threading.Event()
         self.observer: Any = None
+        self.unsubscribe: Callable[[], None] | None = None
         self.launcher = runner.Launcher(repo)  # keeps a warm runner for the next spawn
         self.spares = spares.Pool(repo)  # keeps a checkout ready for the next spawn's worktree
         self.commits = commit_watch.Watcher(repo)  # records agents' commits the hook could not
@@ -47,12 +58,43 @@ class Supervisor:
     def start_queued(self) -> None:
         """Start queued missions now, in the calling thread (the spawn request's)."""
         try:
-            for name in spawner.schedule(self.repo, self.urls, self.launcher.launch):
+            for name in self.schedule():
                 log.info("started a queued agent", extra={"event": "mission.started", "agent": name})
         except FractaError as exc:  # the spawner's own pass retries
             log.warning("starting queued agents failed", extra={"event": "mission.start_failed", "error": exc.message})
 
+    def schedule(self) -> list[str]:
+        return spawner.schedule(self.repo, self.urls, self.launcher.launch, owner=self.owner, lease=self.lease)
+
+    def heard(self, topic: str) -> None:
+        """A change the store told us about (from any process or control plane)."""
+        self.changes.bump()
+        if topic in (store_base.MISSIONS, store_base.RESYNC):
+            self.wake.set()
+
     def start(self) -> None:
+        self.unsubscribe = self.repo.store.subscribe(self.heard)
+        self.changes.pushed = self.unsubscribe is not None
+        if self.unsubscribe is None:  # the files backend: watch missions/ ourselves
+            self.watch_missions()
+        self.launcher.refill()
+        self.spares.start()
+        self.commits.start()
+        threading.Thread(target=self.loop, name="supervisor", daemon=True).start()
+        threading.Thread(target=self.renew, name="leases", daemon=True).start()
+
+    def renew(self) -> None:
+        """Keep this control plane's claims and supervision alive: a third of a lease apart."""
+        while not self.stopping.wait(self.lease / 3):
+            try:
+                self.repo.store.missions.renew(self.owner, self.lease)
+                self.repo.store.supervise(self.owner, self.lease)
+                if self.repo.store.missions.pending()[0]:  # a claim another control plane let run out
+                    self.wake.set()
+            except FractaError as exc:  # the store away for a moment: the next renewal retries
+                log.warning("renewing leases failed", extra={"event": "lease.renew_failed", "error": exc.message})
+
+    def watch_missions(self) -> None:
         from watchdog.events import FileSystemEvent, FileSystemEventHandler
         from watchdog.observers import Observer
 
@@ -72,16 +114,14 @@ class Supervisor:
         self.observer.schedule(Handler(), str(self.repo.missions_dir), recursive=False)
         self.observer.daemon = True
         self.observer.start()
-        self.launcher.refill()
-        self.spares.start()
-        self.commits.start()
-        threading.Thread(target=self.loop, name="supervisor", daemon=True).start()
 
     def stop(self) -> None:
         self.stopping.set()
         self.wake.set()
         if self.observer is not None:
             self.observer.stop()
+        if self.unsubscribe is not None:
+            self.unsubscribe()
         self.launcher.stop()
         self.spares.stop()
         self.commits.stop()
@@ -94,13 +134,14 @@ class Supervisor:
             try:
                 # Start queued agents first (a spawn waits on this), then reconcile; start again
                 # if the reaper freed slots.
-                started = spawner.schedule(self.repo, self.urls, self.launcher.launch)
-                swept = reaper.sweep(self.repo, full=full)
+                started = self.schedule()
+                supervised = self.repo.store.supervise(self.owner, self.lease)
+                swept = reaper.sweep(self.repo, full=full, only=supervised)
                 if swept.lost or swept.removed:
                     extra = {"event": "reaper.swept", "lost": swept.lost, "removed": swept.removed}
                     log.info("the reaper settled lost or expired agents", extra=extra)
                 if swept.finished or swept.lost or swept.removed:
-                    started += spawner.schedule(self.repo, self.urls, self.launcher.launch)
+                    started += self.schedule()
                 for name in started:
                     log.info("started a queued agent", extra={"event": "mission.started", "agent": name})
             except FractaError as exc:
@@ -256,9 +297,10 @@ def _serve(repo: repo_mod.Repo) -> int | None:
                     "environment": environment.summary(os.environ),
                 },
             )
-            supervisor = Supervisor(repo, spawner.Urls(control=url, gateway=endpoint.url))
+            changes = Changes()
+            supervisor = Supervisor(repo, spawner.Urls(control=url, gateway=endpoint.url), changes)
             closing = threading.Event()
-            app = app_mod.build(repo, supervisor.kick, closing.is_set, supervisor.start_queued)
+            app = app_mod.build(repo, supervisor.kick, closing.is_set, supervisor.start_queued, changes)
             gateway = gateway_app.build(repo, endpoint.host, kick=supervisor.kick)
             supervisor.start()
             extra = {"event": "control.listening", "url": url, "gateway_url": endpoint.url, "pid": me}
