@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from .. import atomic, clock, commit_watch, environment, processes, progress, reaper, runner, spares, spawner
@@ -71,6 +72,8 @@ class Supervisor:
         self.changes.bump()
         if topic in (store_base.MISSIONS, store_base.RESYNC):
             self.wake.set()
+        if topic != store_base.MISSIONS:  # progress.md mirrors the store: changes made elsewhere too
+            progress.refresh(self.repo)
 
     def start(self) -> None:
         self.unsubscribe = self.repo.store.subscribe(self.heard)
@@ -248,23 +251,31 @@ def serve_all(servers: list[tuple[Any, socket.socket, bool]], closing: threading
     return stopped_by[0] if stopped_by else None
 
 
-def serve(repo: repo_mod.Repo, *, foreground: bool = False, log_format: str = "json") -> int:
-    """Run the control plane until SIGTERM/SIGINT; its start and its end are logged."""
-    from .. import __version__, config_check, logs
+def serve(
+    repo: repo_mod.Repo, *, foreground: bool = False, log_format: str = "json", instance: str | None = None
+) -> int:
+    """Run the control plane until SIGTERM/SIGINT; its start and its end are logged.
+
+    `instance` names one of several control planes sharing one store (postgres backend): its
+    files are control-<instance>.json, .lock and .log. With the files backend, only one runs.
+    """
+    from .. import __version__, config_check, logs, names
 
     repo.require_initialized()
     config_check.check(repo.config_path)  # the whole of fracta.yaml, before anything starts
-    logs.setup(repo.logs_dir, "control", foreground=foreground, fmt=log_format)
+    if instance is not None:
+        names.validate(instance)
+    logs.setup(repo.logs_dir, f"control-{instance}" if instance else "control", foreground=foreground, fmt=log_format)
     if threading.current_thread() is threading.main_thread():
         logs.raise_on_signals()  # until it serves (serve_all handles them then): a logged exit, not a silent one
     with logs.exit_logged("control") as ending:
         extra = {"event": "control.started", "pid": os.getpid(), "version": __version__}
         log.info("control plane starting", extra=extra)
-        ending.signal = _serve(repo)
+        ending.signal = _serve(repo, instance)
     return ending.code
 
 
-def _serve(repo: repo_mod.Repo) -> int | None:
+def _serve(repo: repo_mod.Repo, instance: str | None) -> int | None:
     """Serve until a signal (returned) or a failure (raised)."""
     from ..gateway import app as gateway_app
     from . import app as app_mod
@@ -273,7 +284,10 @@ def _serve(repo: repo_mod.Repo) -> int | None:
     sink = progress.Coalescer()
     repo = dataclasses.replace(repo, progress_sink=sink)
     try:
-        with atomic.lock(repo.state / "control.lock", timeout=0):
+        shared = instance is not None and store_mod.backend_of(repo) != "files"
+        lock = repo.state / (f"control-{instance}.lock" if shared else "control.lock")
+        info_path = daemon.instance_path(repo, instance)
+        with atomic.lock(lock, timeout=0):
             _adopt_leftovers(repo)
             host = repo.config.text("control_plane.host")
             sock = listen(host, repo.config.integer("control_plane.port"))
@@ -285,7 +299,7 @@ def _serve(repo: repo_mod.Repo) -> int | None:
                 raise
             me = os.getpid()
             atomic.write_json(
-                repo.control_path,
+                info_path,
                 {
                     "schema": 1,
                     "pid": me,
@@ -310,13 +324,14 @@ def _serve(repo: repo_mod.Repo) -> int | None:
             finally:
                 supervisor.stop()
                 sink.flush()
-                _forget(repo, me)
+                _forget(info_path, me)
     except LockTimeout:
-        info = daemon.read_info(repo)
+        info = daemon.read_info(repo, instance if shared else None)
         where = f" at {info.url} (pid {info.pid})" if info else ""
-        raise FractaError(
-            f"a control plane is already running for {repo.root}{where}", "fracta down stops it"
-        ) from None
+        hint = "fracta down stops it"
+        if instance is not None and not shared:
+            hint += "; several control planes side by side need the postgres backend (state.backend in fracta.yaml)"
+        raise FractaError(f"a control plane is already running for {repo.root}{where}", hint) from None
 
 
 def _adopt_leftovers(repo: repo_mod.Repo) -> None:
@@ -333,10 +348,10 @@ def _adopt_leftovers(repo: repo_mod.Repo) -> None:
         log.warning("adopted leftovers", extra=extra)
 
 
-def _forget(repo: repo_mod.Repo, pid: int) -> None:
+def _forget(path: Path, pid: int) -> None:
     with contextlib.suppress(FileNotFoundError, FractaError):
-        if atomic.read_json(repo.control_path).get("pid") == pid:
-            os.unlink(repo.control_path)
+        if atomic.read_json(path).get("pid") == pid:
+            os.unlink(path)
 
 
 def main(argv: list[str]) -> int:
@@ -346,10 +361,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("state")
     parser.add_argument("--foreground", action="store_true")
     parser.add_argument("--log-format", choices=["json", "text"], default="json")
+    parser.add_argument("--instance", default=None)
     args = parser.parse_args(argv)
     repo = repo_mod.find(env={"FRACTA_HOME": args.state})
     try:
-        return serve(repo, foreground=args.foreground, log_format=args.log_format)
+        return serve(repo, foreground=args.foreground, log_format=args.log_format, instance=args.instance)
     except FractaError as exc:
         # Read by whoever started it (daemon.up): the error, its hint and the exit code to give.
         print(f"error: {exc.message}", file=sys.stderr)
