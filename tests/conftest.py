@@ -115,5 +115,5 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_sep("!", f"{len(skipped)} PostgreSQL test(s) SKIPPED", red=True, bold=True)
         terminalreporter.write_line(reason.removeprefix("Skipped: "), red=True, bold=True)
         terminalreporter.write_line(
-            "Install it with scripts/setup-postgres; FRACTA_REQUIRE_POSTGRES=1 makes this fail."
+            "Install it: scripts/setup-postgres. FRACTA_REQUIRE_POSTGRES=1 makes this a failure."
         )
