@@ -1,0 +1,1 @@
+"""The state store: one protocol (base.py), a backend per store (files, postgres)."""
