@@ -87,9 +87,7 @@ def initialized(repo_dir: Path, cli: CliRunner) -> repo_mod.Repo:
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[pg.PgServer]:
     """This test process's own PostgreSQL server (each xdist worker starts one when it needs it)."""
-    reason = pg.unavailable_reason()
-    if reason is not None:
-        pg.skip_or_fail(reason)
+    pg.require()
     bindir = pg.find_bindir()
     assert bindir is not None
     server = pg.start(bindir)
@@ -115,5 +113,5 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_sep("!", f"{len(skipped)} PostgreSQL test(s) SKIPPED", red=True, bold=True)
         terminalreporter.write_line(reason.removeprefix("Skipped: "), red=True, bold=True)
         terminalreporter.write_line(
-            "Install it: scripts/setup-postgres. FRACTA_REQUIRE_POSTGRES=1 makes this a failure."
+            "scripts/test installs what it needs. FRACTA_REQUIRE_POSTGRES=1 makes this a failure."
         )

@@ -18,7 +18,9 @@ import pg
 import pytest
 from conftest import CliRunner
 
-psycopg = pytest.importorskip("psycopg")  # the fixtures skip (loudly) or fail first when it is missing
+pg.require()  # no PostgreSQL to be had: skip loudly (or fail with FRACTA_REQUIRE_POSTGRES=1)
+
+import psycopg  # noqa: E402
 
 from fracta import config, config_check  # noqa: E402
 from fracta import repo as repo_mod  # noqa: E402
