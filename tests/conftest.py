@@ -1,13 +1,15 @@
-"""Shared fixtures: real git repos in temporary folders and the real `fracta` CLI as a subprocess."""
+"""Shared fixtures: real git repos in temporary folders, the real `fracta` CLI as a subprocess, and
+a real PostgreSQL server (tests/pg.py)."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pg
 import pytest
 
 from fracta import repo as repo_mod
@@ -77,3 +79,41 @@ def initialized(repo_dir: Path, cli: CliRunner) -> repo_mod.Repo:
     result = cli("init")
     assert result.returncode == 0, result.stderr
     return repo_mod.find(repo_dir, env={})
+
+
+# --- a real PostgreSQL ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[pg.PgServer]:
+    """This test process's own PostgreSQL server (each xdist worker starts one when it needs it)."""
+    reason = pg.unavailable_reason()
+    if reason is not None:
+        pg.skip_or_fail(reason)
+    bindir = pg.find_bindir()
+    assert bindir is not None
+    server = pg.start(bindir)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server: pg.PgServer) -> Iterator[str]:
+    """A fresh empty database for this test: postgresql://postgres:PASSWORD@127.0.0.1:PORT/NAME."""
+    name = pg_server.create_database()
+    yield pg_server.url(name)
+    pg_server.drop_database(name)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """PostgreSQL tests that skipped are said once more, where nobody can miss it."""
+    skipped = [r for r in terminalreporter.stats.get("skipped", []) if pg.SKIP_MARK in str(r.longrepr)]
+    if skipped:
+        reason = str(skipped[0].longrepr[-1]) if isinstance(skipped[0].longrepr, tuple) else pg.SKIP_MARK
+        terminalreporter.write_sep("!", f"{len(skipped)} PostgreSQL test(s) SKIPPED", red=True, bold=True)
+        terminalreporter.write_line(reason.removeprefix("Skipped: "), red=True, bold=True)
+        terminalreporter.write_line(
+            "Install it: scripts/setup-postgres. FRACTA_REQUIRE_POSTGRES=1 makes this a failure."
+        )

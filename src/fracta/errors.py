@@ -109,6 +109,35 @@ class ControlPlaneUnavailable(FractaError):
     http_status = 503
 
 
+class StoreUnavailable(FractaError):
+    """The state store's database cannot be used: unreachable, refusing the login, no such
+    database, or lost for longer than the retry time. Its URL is shown without the password."""
+
+    exit_code = EXIT_UNAVAILABLE
+    http_status = 503
+
+
+class SchemaTooNew(FractaError):
+    """The database's schema was made by a newer fracta than this one.
+
+    Exit 2, not 8: nothing is down and retrying cannot help; this fracta and this database do
+    not go together, a set-up problem like a bad config, fixed by upgrading fracta (or pointing
+    state.url at another database)."""
+
+    exit_code = EXIT_USAGE
+    http_status = 409
+
+    def __init__(self, database: str, found: int, known: int) -> None:
+        super().__init__(
+            f"the database {database} has schema version {found}, newer than this fracta knows "
+            f"(version {known}): a newer fracta has used it",
+            "upgrade fracta to the version the other control planes run (pip install -U 'fracta[postgres]'), "
+            "or point state.url (FRACTA_DATABASE_URL) at another database",
+        )
+        self.found = found
+        self.known = known
+
+
 class GitError(FractaError):
     """A git (or other) command failed; carries the command, return code and output."""
 
