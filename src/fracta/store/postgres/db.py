@@ -11,15 +11,10 @@ from typing import TypeVar
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from ...errors import EXIT_UNAVAILABLE, FractaError
+from ...errors import StoreUnavailable
 
 T = TypeVar("T")
 CHANNEL = "fracta"  # every notification (Store.subscribe's topics) goes out on this channel
-
-
-class StoreUnavailable(FractaError):
-    exit_code = EXIT_UNAVAILABLE
-    http_status = 503
 
 
 class Database:

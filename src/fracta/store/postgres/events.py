@@ -9,7 +9,7 @@ one is committed (or rolled back, never to appear).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
@@ -30,6 +30,13 @@ def _event(row: tuple[Any, ...]) -> Event:
     return Event(offset=event_id - 1, end=event_id, data=data if isinstance(data, dict) else {"event": "corrupt"})
 
 
+def _batch(after: int, size: int) -> Callable[[psycopg.Connection], list[tuple[Any, ...]]]:
+    def work(conn: psycopg.Connection) -> list[tuple[Any, ...]]:
+        return conn.execute("SELECT id, data FROM events WHERE id > %s ORDER BY id LIMIT %s", (after, size)).fetchall()
+
+    return work
+
+
 class PostgresEvents:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -46,8 +53,7 @@ class PostgresEvents:
         cursor, left = since, limit
         while left is None or left > 0:
             size = _BATCH if left is None else min(left, _BATCH)
-            query = ("SELECT id, data FROM events WHERE id > %s ORDER BY id LIMIT %s", (cursor, size))
-            rows = self.db.run(lambda c, q=query: c.execute(*q).fetchall())  # type: ignore[misc]
+            rows = self.db.run(_batch(cursor, size))
             for row in rows:
                 yield _event(row)
             if len(rows) < size:

@@ -11,11 +11,11 @@ import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-from ...errors import AgentNotFound, FractaError
+from ...errors import AgentNotFound, FractaError, SchemaTooNew
 from ...repo import Repo
 from ..base import RESYNC
 from .agents import PostgresAgents
-from .db import CHANNEL, Database, StoreUnavailable
+from .db import CHANNEL, Database
 from .events import PostgresEvents
 from .mail import PostgresMail
 from .missions import PostgresMissions
@@ -170,10 +170,7 @@ def _migrate(conn: psycopg.Connection) -> None:
     row = conn.execute("SELECT max(version) FROM fracta_schema").fetchone()
     current = int(row[0]) if row and row[0] is not None else 0
     if current > VERSION:
-        raise StoreUnavailable(
-            f"the database's fracta schema is version {current}; this fracta knows up to {VERSION}",
-            "upgrade fracta on this machine",
-        )
+        raise SchemaTooNew(conn.info.dbname, current, VERSION)
     for version, sql in MIGRATIONS:
         if version > current:
             conn.execute(sql)  # fixed text from schema.py
