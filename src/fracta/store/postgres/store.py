@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -13,7 +13,7 @@ from psycopg_pool import ConnectionPool
 
 from ...errors import AgentNotFound, FractaError, SchemaTooNew
 from ...repo import Repo
-from ..base import RESYNC
+from ..base import RESYNC, AgentStore, EventStore, MailStore, MissionStore, Store, TokenStore
 from .agents import PostgresAgents
 from .db import CHANNEL, Database
 from .events import PostgresEvents
@@ -32,11 +32,13 @@ class PostgresStore:
         self.repo = repo
         self.db = db
         self._url = url
-        self.agents = PostgresAgents(db, repo)
-        self.mail = PostgresMail(db)
-        self.missions = PostgresMissions(db)
-        self.events = PostgresEvents(db)
-        self.tokens = PostgresTokens(db, repo)
+        # Typed as the protocol's parts: Store's attributes are invariant.
+        self.agents: AgentStore = PostgresAgents(db, repo)
+        self.mail: MailStore = PostgresMail(db)
+        self.missions: MissionStore = PostgresMissions(db)
+        self.events: EventStore = PostgresEvents(db)
+        self._tokens = PostgresTokens(db, repo)
+        self.tokens: TokenStore = self._tokens
         self._listeners: list[_Listener] = []
 
     def record_action(self, action: str, at: str) -> None:
@@ -154,7 +156,7 @@ def open_store(repo: Repo, url: str, *, pool_size: int, lease: float, retry: flo
         pool.open(wait=True, timeout=max(retry, 1.0))
         db.run(_migrate)
         store = PostgresStore(repo, db, url)
-        store.tokens.register_chessmaster()
+        store._tokens.register_chessmaster()
     except FractaError:
         pool.close()
         raise
@@ -187,3 +189,9 @@ def _redacted(url: str) -> str:
     if "password" in parts:
         parts["password"] = "***"
     return make_conninfo(**parts)
+
+
+if TYPE_CHECKING:
+
+    def _conforms(store: PostgresStore) -> Store:  # mypy checks PostgresStore against the protocol
+        return store
