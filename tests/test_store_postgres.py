@@ -64,7 +64,7 @@ def test_opening_twice_applies_the_schema_once_and_keeps_the_data(repo: Repo, pg
 def test_a_schema_from_a_newer_fracta_is_refused(repo: Repo, pg_url: str, pg_server: pg.PgServer) -> None:
     open_postgres(repo, pg_url).close()
     with pg_server.admin(urlsplit(pg_url).path.lstrip("/")) as conn:
-        conn.execute("INSERT INTO fracta_schema (version) VALUES (999)")
+        conn.execute("INSERT INTO fracta_schema (version, description) VALUES (999, 'from the future')")
     with pytest.raises(SchemaTooNew) as caught:
         open_postgres(repo, pg_url)
     assert "999" in caught.value.message

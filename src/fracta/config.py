@@ -20,6 +20,7 @@ DEFAULTS: dict[str, Any] = {
     "mailbox": {"max_message_bytes": 65536, "redeliver_after": 300},
     "reaper": {"ttl": 86400, "sweep_interval": 60, "kill_grace": 5},
     "hooks": {"notify_chessmaster": True, "subscribers": {}},
+    "state": {"backend": "files", "pool_size": 4, "lease_seconds": 15.0, "retry_seconds": 10.0},
     "mcp_servers": {},
     "auth": {"credentials": {"profiles": {}}},
 }
@@ -90,6 +91,17 @@ reaper:
 hooks:
   notify_chessmaster: true   # an agent's commit sends the chessmaster a message
   subscribers: {}            # e.g. {b: [a]}: agent b hears of agent a's commits
+
+state:
+  backend: files         # files: everything under .fracta/ (local mode); postgres: one database
+                         # shared by every control plane (needs fracta[postgres])
+  pool_size: 4           # postgres: connections each control plane keeps open
+  lease_seconds: 15      # postgres: a control plane's mission claims and agent supervision last
+                         # this long unrenewed (then another control plane takes them over)
+  retry_seconds: 10      # postgres: how long an operation retries a lost connection
+  # For PostgreSQL, the URL from the environment (its password never written here):
+  # backend: postgres
+  # url: ${FRACTA_DATABASE_URL}     # postgresql://USER:PASSWORD@HOST:5432/DATABASE
 
 # LLM credentials for agents, resolved at spawn (and again right before launch). A profile has one
 # resolver (where the secret comes from) and bindings (how the agent receives it). Secrets are

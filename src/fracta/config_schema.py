@@ -184,6 +184,34 @@ class Hooks(Section):
     )
 
 
+class State(Section):
+    """Where the control plane keeps agents, messages, missions and events."""
+
+    backend: Literal["files", "postgres"] = Field(
+        default="files", description="files: .fracta/ (local mode); postgres: a database shared by control planes."
+    )
+    url: str | None = Field(
+        default=None,
+        description="postgres (required): postgresql://USER:PASSWORD@HOST:PORT/DATABASE; best ${FRACTA_DATABASE_URL}.",
+    )
+    pool_size: int = Field(default=4, ge=1, le=64, description="postgres: connections each control plane keeps open.")
+    lease_seconds: float = Field(
+        default=15.0,
+        ge=1,
+        le=3600,
+        description="postgres: how long a control plane's mission claims and agent supervision last unrenewed.",
+    )
+    retry_seconds: float = Field(
+        default=10.0, ge=0, le=3600, description="postgres: how long an operation retries a lost connection."
+    )
+
+    @model_validator(mode="after")
+    def _url_for_postgres(self) -> State:
+        if self.backend == "postgres" and not self.url:
+            raise ValueError("backend postgres needs url (e.g. url: ${FRACTA_DATABASE_URL})")
+        return self
+
+
 # --- backend MCP servers -------------------------------------------------------------------------
 
 
@@ -281,6 +309,7 @@ class Settings(Section):
     mailbox: Mailbox = Mailbox()
     reaper: Reaper = Reaper()
     hooks: Hooks = Hooks()
+    state: State = State()
     mcp_servers: Annotated[dict[str, McpServer], _none_is_empty(dict)] = Field(
         default_factory=dict, description="Backend MCP servers proxied to agents as <server>__<tool>."
     )

@@ -2,7 +2,9 @@
 
 Checks git, fracta on PATH (the AI CLIs' config runs `fracta serve`), fracta.yaml, each AI CLI
 runtime's binary and version, every credential resolver (run for real, the secret never shown),
-and the control plane and gateway (reachable, and accepting the chessmaster's token).
+the state store's database when `state.backend` is postgres (reachable, schema version, LISTEN;
+the password never shown), and the control plane and gateway (reachable, and accepting the
+chessmaster's token).
 
 What a spawn uses is checked where the spawn happens: when a control plane runs, its PATH and
 the names of its variables (recorded in control.json, never values) — the runtimes' binaries are
@@ -42,7 +44,7 @@ OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
 
 @dataclass(frozen=True)
 class Check:
-    area: str  # git | fracta | config | runtime | credentials | control_plane | gateway
+    area: str  # git | fracta | config | runtime | credentials | state | control_plane | gateway
     name: str
     status: str  # ok | warn | fail | skip
     detail: str
@@ -94,7 +96,8 @@ def run(start: Path | None = None) -> Report:
     checks.extend(check_codex_forwarding(repo))
     # The slow ones (CLIs that take seconds to print a version, token commands) run side by side.
     jobs: list[Callable[[], list[Check]]] = [functools.partial(check_runtime, repo, rt, env) for rt in _runtimes(repo)]
-    jobs += [functools.partial(check_profiles, repo), functools.partial(check_services, repo)]
+    jobs += [functools.partial(check_profiles, repo), functools.partial(check_state, repo)]
+    jobs.append(functools.partial(check_services, repo))
     with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
         for found in pool.map(lambda job: job(), jobs):
             checks.extend(found)
@@ -379,6 +382,27 @@ def check_profiles(repo: repo_mod.Repo) -> list[Check]:
         detail = f"{profile.describe()} gave a secret of {len(secret)} characters"
         checks.append(Check("credentials", label, OK, detail))
     return checks
+
+
+# --- the state store ----------------------------------------------------------------------------
+
+
+def check_state(repo: repo_mod.Repo) -> list[Check]:
+    """With state.backend postgres: the database reachable, its schema version, LISTEN working."""
+    if repo.config.get("state.backend") != "postgres":
+        return []
+    try:
+        url = str(repo.config.resolved("state.url"))
+    except FractaError as exc:  # an unset ${VAR}: named by the error
+        return [Check("state", "state.url", FAIL, exc.message, exc.hint or None)]
+    try:
+        from .store.postgres import check, schema
+    except ImportError:
+        detail = "state.backend is postgres, but psycopg (fracta's postgres extra) is not installed"
+        return [
+            Check("state", "database", FAIL, detail, "install fracta[postgres], e.g. pip install 'fracta[postgres]'")
+        ]
+    return [Check("state", f.name, OK if f.ok else FAIL, f.text, f.fix) for f in check.check(url, schema.VERSION)]
 
 
 # --- control plane and gateway -----------------------------------------------------------------

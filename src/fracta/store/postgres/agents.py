@@ -49,8 +49,8 @@ class PostgresAgents:
         self._local = threading.local()  # .holds: {name: the connection holding its row lock}
         self._touched: dict[str, float] = {}
 
-    def _holds(self) -> dict[str, psycopg.Connection]:
-        holds: dict[str, psycopg.Connection] | None = getattr(self._local, "holds", None)
+    def _holds(self) -> dict[str, psycopg.Connection[Any]]:
+        holds: dict[str, psycopg.Connection[Any]] | None = getattr(self._local, "holds", None)
         if holds is None:
             holds = self._local.holds = {}
         return holds
@@ -85,7 +85,7 @@ class PostgresAgents:
         names.validate(agent.name)  # the name becomes a folder below
         folder = self.repo.agent_dir(agent.name)
 
-        def insert(conn: psycopg.Connection) -> bool:
+        def insert(conn: psycopg.Connection[Any]) -> bool:
             row = conn.execute(
                 "INSERT INTO agents (name, record, created_at, token_hash, last_activity)"
                 " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (name) DO NOTHING RETURNING 1",
@@ -106,12 +106,11 @@ class PostgresAgents:
 
     @contextlib.contextmanager
     def holding(self, name: str) -> Iterator[Agent]:
-        """The row lock lives as long as the transaction, which ends with the with-block: it
+        """The row lock lasts as long as the transaction, which ends with the with-block: it
         commits even when the block raises, as the files backend keeps what `write` wrote."""
         holds = self._holds()
         with self.db.connection() as conn:
             try:
-                conn.execute("BEGIN")
                 row = conn.execute("SELECT record FROM agents WHERE name = %s FOR UPDATE", (name,)).fetchone()
             except psycopg.OperationalError as exc:
                 raise self.db.unavailable(exc) from None
@@ -159,10 +158,13 @@ class PostgresAgents:
         return None if row is None or row[0] is None else float(row[0])
 
 
-def _end(db: Database, conn: psycopg.Connection) -> None:
+def _end(db: Database, conn: psycopg.Connection[Any]) -> None:
     """Commit the hold's transaction (roll back one a failed statement broke)."""
     failed = conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR
     try:
-        conn.execute("ROLLBACK" if failed else "COMMIT")
+        if failed:
+            conn.rollback()
+        else:
+            conn.commit()
     except psycopg.OperationalError as exc:
         raise db.unavailable(exc) from None

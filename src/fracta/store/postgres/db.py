@@ -1,68 +1,61 @@
-"""Transactions for the PostgreSQL store's parts: one pooled connection per operation, retried
-while the database is away, then a clear StoreUnavailable."""
+"""The PostgreSQL store's parts share one Database: operations run through connect.run (one
+transaction each, retried while the connection is lost), and holds (an agent's row lock, the
+scheduler's lock) take a connection of their own for as long as they last."""
 
 from __future__ import annotations
 
 import contextlib
 import time
 from collections.abc import Callable, Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg_pool import ConnectionPool
 
 from ...errors import StoreUnavailable
+from . import connect
 
 T = TypeVar("T")
 CHANNEL = "fracta"  # every notification (Store.subscribe's topics) goes out on this channel
 
 
 class Database:
-    """A pool of autocommit connections; each `run` is one transaction."""
-
-    def __init__(self, pool: ConnectionPool, retry: float, where: str) -> None:
-        self.pool = pool
+    def __init__(self, url: str, pool: ConnectionPool, holds: ConnectionPool, retry: float) -> None:
+        self.url = url
+        self.pool = pool  # short operations (run)
+        self.holds = holds  # long holds: kept apart so they cannot starve the operations they wait on
         self.retry = retry
-        self.where = where  # the URL without its password, for error messages
 
-    def run(self, work: Callable[[psycopg.Connection], T]) -> T:
-        """`work(conn)` in one transaction, run again from the start if the connection is lost
-        (it committed nothing then, or its commit's fate is unknown: every `work` here is safe
-        to repeat, or repeats harmlessly), for up to `retry` seconds."""
-        deadline = time.monotonic() + self.retry
-        while True:
-            try:
-                with self.pool.connection() as conn, conn.transaction():
-                    return work(conn)
-            except psycopg.OperationalError as exc:
-                if time.monotonic() >= deadline:
-                    raise self.unavailable(exc) from None
-                time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+    def run(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
+        """`work(conn)` in one transaction, run again from the start if the connection is lost:
+        every `work` in this package is safe to repeat."""
+        return connect.run(self.pool, work, self.retry)
 
     @contextlib.contextmanager
-    def connection(self) -> Iterator[psycopg.Connection]:
-        """A pooled connection for a longer hold (an agent's row lock, the scheduler's lock)."""
+    def connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """A checked connection (not autocommit) for a hold; the caller commits or rolls back."""
         deadline = time.monotonic() + self.retry
         while True:
             try:
-                conn = self.pool.getconn()
+                conn = self.holds.getconn(timeout=max(deadline - time.monotonic(), 0.1))
                 break
             except psycopg.OperationalError as exc:
                 if time.monotonic() >= deadline:
                     raise self.unavailable(exc) from None
-                time.sleep(0.5)
+                time.sleep(0.2)
         try:
             yield conn
         finally:
-            self.pool.putconn(conn)
+            self.holds.putconn(conn)
 
     def unavailable(self, exc: BaseException) -> StoreUnavailable:
-        return StoreUnavailable(
-            f"the PostgreSQL state store at {self.where} is unavailable: {str(exc).strip() or type(exc).__name__}",
-            "check that the database is running and reachable (fracta doctor), then retry",
-        )
+        return connect.unavailable(self.url, exc, "lost the connection to")
+
+    def close(self) -> None:
+        self.holds.close()
+        self.pool.close()
 
 
-def notify(conn: psycopg.Connection, topic: str) -> None:
+def notify(conn: psycopg.Connection[Any], topic: str) -> None:
     """Tell subscribers about `topic` when (and only if) this transaction commits."""
     conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, topic))

@@ -30,8 +30,8 @@ def _event(row: tuple[Any, ...]) -> Event:
     return Event(offset=event_id - 1, end=event_id, data=data if isinstance(data, dict) else {"event": "corrupt"})
 
 
-def _batch(after: int, size: int) -> Callable[[psycopg.Connection], list[tuple[Any, ...]]]:
-    def work(conn: psycopg.Connection) -> list[tuple[Any, ...]]:
+def _batch(after: int, size: int) -> Callable[[psycopg.Connection[Any]], list[tuple[Any, ...]]]:
+    def work(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
         return conn.execute("SELECT id, data FROM events WHERE id > %s ORDER BY id LIMIT %s", (after, size)).fetchall()
 
     return work
@@ -42,7 +42,7 @@ class PostgresEvents:
         self.db = db
 
     def append(self, line: dict[str, Any]) -> None:
-        def work(conn: psycopg.Connection) -> None:
+        def work(conn: psycopg.Connection[Any]) -> None:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (APPEND_LOCK,))
             conn.execute("INSERT INTO events (data) VALUES (%s)", (Jsonb(line),))
             notify(conn, EVENTS)

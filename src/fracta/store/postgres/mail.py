@@ -44,7 +44,7 @@ def _no_inbox(name: str) -> AgentNotFound:
     return AgentNotFound(f"no agent named {name!r}", "run fracta list to see the agents")
 
 
-def _lock_inbox(conn: psycopg.Connection, name: str) -> None:
+def _lock_inbox(conn: psycopg.Connection[Any], name: str) -> None:
     """Take the inbox's turn: its row lock, held until the transaction ends."""
     if conn.execute("SELECT 1 FROM inboxes WHERE name = %s FOR UPDATE", (name,)).fetchone() is None:
         raise _no_inbox(name)
@@ -55,7 +55,7 @@ class PostgresMail:
         self.db = db
 
     def deliver(self, msg: Message, window: float | None) -> Message:
-        def work(conn: psycopg.Connection) -> Message:
+        def work(conn: psycopg.Connection[Any]) -> Message:
             found = _insert(conn, msg, window)
             if found is None:
                 notify(conn, INBOX + msg.to)
@@ -73,7 +73,7 @@ class PostgresMail:
         held_by: str,
         redeliver_after: Callable[[], float],
     ) -> Held:
-        def work(conn: psycopg.Connection) -> Held:
+        def work(conn: psycopg.Connection[Any]) -> Held:
             _lock_inbox(conn, name)
             if acked_by is not None and _retired(conn, name, held_by):
                 raise IdempotencyConflict(
@@ -104,7 +104,7 @@ class PostgresMail:
         return self.db.run(work)
 
     def acknowledge(self, name: str, holder: tuple[str, int]) -> int:
-        def work(conn: psycopg.Connection) -> int:
+        def work(conn: psycopg.Connection[Any]) -> int:
             _lock_inbox(conn, name)
             _, _, acked = _pending(conn, name, holder, None, (0, lambda: 0.0))
             _retire(conn, name, holder[0])
@@ -113,7 +113,7 @@ class PostgresMail:
         return self.db.run(work)
 
     def acknowledge_run(self, name: str, since_ns: int) -> int:
-        def work(conn: psycopg.Connection) -> int:
+        def work(conn: psycopg.Connection[Any]) -> int:
             _lock_inbox(conn, name)
             cur = conn.execute(
                 "UPDATE messages SET state = 'read', holder = NULL, held_ns = NULL"
@@ -146,7 +146,7 @@ class PostgresMail:
         return 0
 
 
-def _insert(conn: psycopg.Connection, msg: Message, window: float | None) -> Message | None:
+def _insert(conn: psycopg.Connection[Any], msg: Message, window: float | None) -> Message | None:
     """Store `msg`; None, or the earlier message holding its dedup key (younger than `window`)."""
     values = (msg.to, msg.id, sent_ns(msg.id), msg.sender, msg.sent_at, msg.subject, msg.reply_to, msg.body)
     insert = (
@@ -180,7 +180,7 @@ def _insert(conn: psycopg.Connection, msg: Message, window: float | None) -> Mes
 
 
 def _pending(
-    conn: psycopg.Connection,
+    conn: psycopg.Connection[Any],
     name: str,
     acked_by: tuple[str, int] | None,
     held_by: str | None,
@@ -233,12 +233,12 @@ def _pending(
     return held, others, len(acked)
 
 
-def _retired(conn: psycopg.Connection, name: str, holder: str) -> bool:
+def _retired(conn: psycopg.Connection[Any], name: str, holder: str) -> bool:
     query = "SELECT 1 FROM retired_holders WHERE inbox = %s AND holder = %s"
     return conn.execute(query, (name, holder)).fetchone() is not None
 
 
-def _retire(conn: psycopg.Connection, name: str, holder: str) -> None:
+def _retire(conn: psycopg.Connection[Any], name: str, holder: str) -> None:
     """Note that `holder`'s result was acknowledged: a late copy of the read that made it then
     claims nothing (read's IdempotencyConflict). Keeps about the last RETIRED_KEEP per inbox."""
     row = conn.execute(

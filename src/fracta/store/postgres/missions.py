@@ -44,7 +44,7 @@ class PostgresMissions:
         self.db = db
 
     def enqueue(self, mission: Mission) -> Mission:
-        def work(conn: psycopg.Connection) -> Mission:
+        def work(conn: psycopg.Connection[Any]) -> Mission:
             row = conn.execute(
                 "INSERT INTO missions (name, runtime, prompt, args, queued_ns)"
                 " VALUES (%s, %s, %s, %s, %s) RETURNING id",
@@ -73,7 +73,7 @@ class PostgresMissions:
         if limit <= 0:
             return []
 
-        def work(conn: psycopg.Connection) -> list[Mission]:
+        def work(conn: psycopg.Connection[Any]) -> list[Mission]:
             # SKIP LOCKED: concurrent claimers pass over rows another is taking; the row lock
             # re-checks the condition, so a mission is never claimed twice.
             rows = conn.execute(
@@ -88,7 +88,7 @@ class PostgresMissions:
         return self.db.run(work)
 
     def renew(self, owner: str, lease: float) -> int:
-        def work(conn: psycopg.Connection) -> int:
+        def work(conn: psycopg.Connection[Any]) -> int:
             return conn.execute(
                 "UPDATE missions SET lease_until = clock_timestamp() + make_interval(secs => %s) WHERE claimed_by = %s",
                 (lease, owner),
@@ -101,7 +101,7 @@ class PostgresMissions:
         if mission_id is None:
             return
 
-        def work(conn: psycopg.Connection) -> None:
+        def work(conn: psycopg.Connection[Any]) -> None:
             conn.execute("UPDATE missions SET claimed_by = NULL, lease_until = NULL WHERE id = %s", (mission_id,))
             notify(conn, MISSIONS)
 
@@ -122,14 +122,15 @@ class PostgresMissions:
         with self.db.connection() as conn:
             try:
                 conn.execute("SELECT pg_advisory_lock(%s)", (SCHEDULING_LOCK,))
+                conn.commit()  # a session lock outlives the transaction, which must not stay open
             except psycopg.OperationalError as exc:
                 raise self.db.unavailable(exc) from None
             try:
                 yield
             finally:
-                if not conn.closed:
-                    with contextlib.suppress(psycopg.OperationalError):  # a lost session lost its lock too
-                        conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEDULING_LOCK,))
+                with contextlib.suppress(psycopg.OperationalError):  # a lost session lost its lock too
+                    conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEDULING_LOCK,))
+                    conn.commit()
 
     def wake(self) -> None:
         self.db.run(lambda c: notify(c, MISSIONS))

@@ -1,4 +1,4 @@
-"""The PostgreSQL store's schema: versioned migrations, applied in order at open (migrations.py).
+"""The PostgreSQL store's schema: versioned migrations, applied in order at open (migrations.apply).
 
 A migration is never edited once released: a change is a new version appended to MIGRATIONS.
 Times that only this fracta compares (message ids, read stamps, queued_ns) are nanoseconds from
@@ -7,6 +7,8 @@ the database's clock (clock_timestamp()), the one clock they share.
 """
 
 from __future__ import annotations
+
+from .migrations import Migration, latest
 
 # Version 1: agents, their inboxes, messages, retired read holders, missions, events, tokens, meta.
 _V1 = """
@@ -89,5 +91,7 @@ CREATE TABLE meta (
 );
 """
 
-MIGRATIONS: tuple[tuple[int, str], ...] = ((1, _V1),)
-VERSION = MIGRATIONS[-1][0]
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "agents, inboxes, messages, retired holders, missions, events, tokens, meta", _V1),
+)
+VERSION = latest(MIGRATIONS)  # the newest schema this fracta knows (fracta doctor shows it)

@@ -3,35 +3,33 @@ that opens it (Compose and Kubernetes modes)."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-from ...errors import AgentNotFound, FractaError, SchemaTooNew
+from ...errors import AgentNotFound
 from ...repo import Repo
 from ..base import RESYNC, AgentStore, EventStore, MailStore, MissionStore, Store, TokenStore
+from . import migrations
 from .agents import PostgresAgents
+from .connect import CONNECT_TIMEOUT, open_pool
 from .db import CHANNEL, Database
 from .events import PostgresEvents
+from .listen import Listener, Notice, listen
 from .mail import PostgresMail
 from .missions import PostgresMissions
-from .schema import MIGRATIONS, VERSION
+from .schema import MIGRATIONS
 from .tokens import PostgresTokens
-
-MIGRATION_LOCK = 0x66726163_74612D6D  # pg_advisory_xact_lock key: one migrating process at a time
 
 
 class PostgresStore:
     backend = "postgres"
 
-    def __init__(self, repo: Repo, db: Database, url: str) -> None:
+    def __init__(self, repo: Repo, db: Database) -> None:
         self.repo = repo
         self.db = db
-        self._url = url
         # Typed as the protocol's parts: Store's attributes are invariant.
         self.agents: AgentStore = PostgresAgents(db, repo)
         self.mail: MailStore = PostgresMail(db)
@@ -39,7 +37,7 @@ class PostgresStore:
         self.events: EventStore = PostgresEvents(db)
         self._tokens = PostgresTokens(db, repo)
         self.tokens: TokenStore = self._tokens
-        self._listeners: list[_Listener] = []
+        self._listeners: list[Listener] = []
 
     def record_action(self, action: str, at: str) -> None:
         value = Jsonb({"action": action, "at": at})
@@ -58,9 +56,13 @@ class PostgresStore:
         return str(row[0].get("action", "")), str(row[0].get("at", ""))
 
     def subscribe(self, listener: Callable[[str], None]) -> Callable[[], None] | None:
-        watcher = _Listener(self._url, listener, self.db.retry)
+        """LISTEN in a thread of its own (listen.py); after a lost connection, RESYNC."""
+
+        def heard(notice: Notice) -> None:
+            listener(RESYNC if notice.reconnected else notice.payload)
+
+        watcher = listen(self.db.url, [CHANNEL], heard, timeout=max(self.db.retry, 1.0))
         self._listeners.append(watcher)
-        watcher.start()
 
         def stop() -> None:
             watcher.stop()
@@ -97,98 +99,34 @@ class PostgresStore:
         for watcher in list(self._listeners):
             watcher.stop()
         self._listeners.clear()
-        self.db.pool.close()
-
-
-class _Listener:
-    """LISTEN on its own connection in a thread; reconnects after a loss, then says RESYNC."""
-
-    def __init__(self, url: str, listener: Callable[[str], None], retry: float) -> None:
-        self.url = url
-        self.listener = listener
-        self.retry = retry
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="fracta-pg-listen", daemon=True)
-        self._ready = threading.Event()
-
-    def start(self) -> None:
-        self._thread.start()
-        self._ready.wait(timeout=max(self.retry, 5.0))
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not threading.current_thread():
-            self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        lost = False
-        while not self._stop.is_set():
-            try:
-                with psycopg.connect(self.url, autocommit=True) as conn:
-                    conn.execute(f"LISTEN {CHANNEL}")
-                    self._ready.set()
-                    if lost:
-                        self.listener(RESYNC)
-                    while not self._stop.is_set():
-                        for note in conn.notifies(timeout=0.25):
-                            self.listener(note.payload)
-            except psycopg.OperationalError:
-                lost = True
-                self._stop.wait(0.5)
+        self.db.close()
 
 
 def open_store(repo: Repo, url: str, *, pool_size: int, lease: float, retry: float) -> PostgresStore:
-    """Connect, bring the schema up to date (refusing a newer one), and register this machine's
-    chessmaster token."""
-    del lease  # leases are passed per call (claim, supervise); kept for the config's shape
-    pool = ConnectionPool(
+    """Connect, bring the schema up to date (SchemaTooNew if the database is ahead of this
+    fracta), and let this machine's chessmaster token in. `lease` is passed per call (claim,
+    supervise), not kept here."""
+    del lease
+    pool = open_pool(url, size=max(1, pool_size), retry_seconds=retry)
+    holds = ConnectionPool(
         url,
         min_size=1,
-        max_size=max(1, pool_size),
-        kwargs={"autocommit": True},
+        max_size=max(2, pool_size),
+        kwargs={"connect_timeout": CONNECT_TIMEOUT, "application_name": "fracta"},
         check=ConnectionPool.check_connection,
         open=False,
-        timeout=max(retry, 1.0),
+        name="fracta-holds",
     )
-    where = _redacted(url)
-    db = Database(pool, retry, where)
+    db = Database(url, pool, holds, retry)
     try:
-        pool.open(wait=True, timeout=max(retry, 1.0))
-        db.run(_migrate)
-        store = PostgresStore(repo, db, url)
+        holds.open(wait=True, timeout=max(retry, CONNECT_TIMEOUT * 2))
+        db.run(lambda conn: migrations.apply(conn, MIGRATIONS))
+        store = PostgresStore(repo, db)
         store._tokens.register_chessmaster()
-    except FractaError:
-        pool.close()
+    except BaseException:
+        db.close()
         raise
-    except Exception as exc:
-        pool.close()
-        raise db.unavailable(exc) from None
     return store
-
-
-def _migrate(conn: psycopg.Connection) -> None:
-    conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-    conn.execute("CREATE TABLE IF NOT EXISTS fracta_schema (version integer NOT NULL)")
-    row = conn.execute("SELECT max(version) FROM fracta_schema").fetchone()
-    current = int(row[0]) if row and row[0] is not None else 0
-    if current > VERSION:
-        raise SchemaTooNew(conn.info.dbname, current, VERSION)
-    for version, sql in MIGRATIONS:
-        if version > current:
-            conn.execute(sql)  # fixed text from schema.py
-            conn.execute("INSERT INTO fracta_schema (version) VALUES (%s)", (version,))
-
-
-def _redacted(url: str) -> str:
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
-    try:
-        parts: dict[str, Any] = conninfo_to_dict(url)
-    except psycopg.ProgrammingError:
-        return "(an unreadable URL)"
-    if "password" in parts:
-        parts["password"] = "***"
-    return make_conninfo(**parts)
 
 
 if TYPE_CHECKING:
