@@ -127,6 +127,39 @@ def test_a_second_holder_waits_and_then_sees_the_first_holders_write(store: Stor
     assert seen == ["changed"]
 
 
+def test_while_holding_an_agent_its_own_writes_are_seen_and_nothing_waits_for_the_hold(store: Store) -> None:
+    store.agents.create(agent("one"), "tok")
+    with store.agents.holding("one") as current:
+        store.agents.write(current.__class__(**{**current.__dict__, "intent": "mine"}))
+        assert store.agents.load("one").intent == "mine" and store.agents.exists("one")
+        time.sleep(0.25)
+        store.agents.touch("one")  # the same thread: no wait on its own hold
+        assert store.agents.last_activity("one") is not None
+        store.mail.deliver(message("one"), None)
+        other = threading.Thread(target=lambda: store.agents.touch("one"))  # another: no wait either
+        other.start()
+        other.join(WAIT)
+        assert not other.is_alive()
+        store.supervise("cp", 60.0)
+        store.adopt("cp", "one", 60.0)
+    assert store.agents.load("one").intent == "mine" and store.mail.unread_count("one") == 1
+
+
+def test_what_was_written_before_the_hold_failed_is_kept(store: Store) -> None:
+    store.agents.create(agent("one"), "tok")
+    with pytest.raises(RuntimeError), store.agents.holding("one") as current:
+        store.agents.write(current.__class__(**{**current.__dict__, "intent": "kept"}))
+        raise RuntimeError("the caller failed after writing")
+    assert store.agents.load("one").intent == "kept"
+
+
+def test_an_agent_removed_while_held_by_its_remover_is_gone(store: Store) -> None:
+    store.agents.create(agent("one"), "tok")
+    with store.agents.holding("one"):
+        store.agents.remove("one")
+    assert not store.agents.exists("one")
+
+
 def test_removing_an_agent_takes_its_inbox_and_token_along(store: Store) -> None:
     store.agents.create(agent("one"), "tok-one")
     store.mail.deliver(message("one"), None)

@@ -1,4 +1,8 @@
-"""Agents in PostgreSQL: a row per agent, held with a row lock (SELECT ... FOR UPDATE)."""
+"""Agents in PostgreSQL: a row per agent, held with a row lock (SELECT ... FOR NO KEY UPDATE).
+
+While this thread holds an agent, what it asks about that agent runs on the hold's connection:
+it sees the hold's own writes, and never waits for its own lock.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,9 @@ import dataclasses
 import hashlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -20,6 +24,7 @@ from ...records import Agent
 from ...repo import Repo
 from .db import Database
 
+T = TypeVar("T")
 ACTIVITY_RESOLUTION = 0.2  # seconds: as the files backend, touch writes at most this often per agent
 
 
@@ -55,11 +60,22 @@ class PostgresAgents:
             holds = self._local.holds = {}
         return holds
 
+    def _on(self, name: str, work: Callable[[psycopg.Connection[Any]], T]) -> T:
+        """`work` on the connection holding `name` if this thread holds it, else in a transaction."""
+        held = self._holds().get(name)
+        if held is None:
+            return self.db.run(work)
+        try:
+            return work(held)
+        except psycopg.OperationalError as exc:
+            raise self.db.unavailable(exc) from None
+
     def exists(self, name: str) -> bool:
-        return self.db.run(lambda c: c.execute("SELECT 1 FROM agents WHERE name = %s", (name,)).fetchone() is not None)
+        found = self._on(name, lambda c: c.execute("SELECT 1 FROM agents WHERE name = %s", (name,)).fetchone())
+        return found is not None
 
     def load(self, name: str) -> Agent:
-        row = self.db.run(lambda c: c.execute("SELECT record FROM agents WHERE name = %s", (name,)).fetchone())
+        row = self._on(name, lambda c: c.execute("SELECT record FROM agents WHERE name = %s", (name,)).fetchone())
         if row is None:
             raise _not_found(name)
         return _agent(name, row[0])
@@ -84,15 +100,20 @@ class PostgresAgents:
         token (agents/<name>/token, read by the runner) is written before it commits."""
         names.validate(agent.name)  # the name becomes a folder below
         folder = self.repo.agent_dir(agent.name)
+        digest = token_hash(token)
 
         def insert(conn: psycopg.Connection[Any]) -> bool:
             row = conn.execute(
-                "INSERT INTO agents (name, record, created_at, token_hash, last_activity)"
-                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (name) DO NOTHING RETURNING 1",
-                (agent.name, Jsonb(agent.to_dict()), agent.created_at, token_hash(token), time.time()),
+                "INSERT INTO agents (name, record, created_at, token_hash)"
+                " VALUES (%s, %s, %s, %s) ON CONFLICT (name) DO NOTHING RETURNING 1",
+                (agent.name, Jsonb(agent.to_dict()), agent.created_at, digest),
             ).fetchone()
             if row is None:
-                return False
+                # Taken, unless by this very call: a retry after a commit whose answer was lost.
+                mine = conn.execute("SELECT token_hash = %s FROM agents WHERE name = %s", (digest, agent.name))
+                found = mine.fetchone()
+                return found is not None and bool(found[0])
+            conn.execute("INSERT INTO agent_state (name, last_activity) VALUES (%s, %s)", (agent.name, time.time()))
             conn.execute("INSERT INTO inboxes (name, agent) VALUES (%s, %s)", (agent.name, agent.name))
             atomic.ensure_dirs(folder)
             atomic.write_text(folder / "token", token + "\n", mode=0o600)
@@ -111,7 +132,7 @@ class PostgresAgents:
         holds = self._holds()
         with self.db.connection() as conn:
             try:
-                row = conn.execute("SELECT record FROM agents WHERE name = %s FOR UPDATE", (name,)).fetchone()
+                row = conn.execute("SELECT record FROM agents WHERE name = %s FOR NO KEY UPDATE", (name,)).fetchone()
             except psycopg.OperationalError as exc:
                 raise self.db.unavailable(exc) from None
             try:
@@ -135,7 +156,7 @@ class PostgresAgents:
 
     def remove(self, name: str) -> None:
         """The row goes, and with it (ON DELETE CASCADE) its inbox, messages and token."""
-        gone = self.db.run(lambda c: c.execute("DELETE FROM agents WHERE name = %s RETURNING 1", (name,)).fetchone())
+        gone = self._on(name, lambda c: c.execute("DELETE FROM agents WHERE name = %s RETURNING 1", (name,)).fetchone())
         if gone is None:
             raise _not_found(name)
         self._touched.pop(name, None)
@@ -150,11 +171,13 @@ class PostgresAgents:
         now = time.monotonic()
         if now - self._touched.get(name, -ACTIVITY_RESOLUTION) < ACTIVITY_RESOLUTION:
             return
-        self.db.run(lambda c: c.execute("UPDATE agents SET last_activity = %s WHERE name = %s", (time.time(), name)))
+        update = "UPDATE agent_state SET last_activity = %s WHERE name = %s"
+        self.db.run(lambda c: c.execute(update, (time.time(), name)))  # agent_state: never waits for a hold
         self._touched[name] = now
 
     def last_activity(self, name: str) -> float | None:
-        row = self.db.run(lambda c: c.execute("SELECT last_activity FROM agents WHERE name = %s", (name,)).fetchone())
+        query = "SELECT last_activity FROM agent_state WHERE name = %s"
+        row = self.db.run(lambda c: c.execute(query, (name,)).fetchone())
         return None if row is None or row[0] is None else float(row[0])
 
 

@@ -45,8 +45,9 @@ def _no_inbox(name: str) -> AgentNotFound:
 
 
 def _lock_inbox(conn: psycopg.Connection[Any], name: str) -> None:
-    """Take the inbox's turn: its row lock, held until the transaction ends."""
-    if conn.execute("SELECT 1 FROM inboxes WHERE name = %s FOR UPDATE", (name,)).fetchone() is None:
+    """Take the inbox's turn: its row lock, held until the transaction ends (NO KEY: deliveries,
+    whose foreign key only shares the row, go on meanwhile)."""
+    if conn.execute("SELECT 1 FROM inboxes WHERE name = %s FOR NO KEY UPDATE", (name,)).fetchone() is None:
         raise _no_inbox(name)
 
 
@@ -155,20 +156,21 @@ def _insert(conn: psycopg.Connection[Any], msg: Message, window: float | None) -
     )
     try:
         if msg.dedup_key is None:
-            conn.execute(insert, (*values, None))
+            # A retry after a commit whose answer was lost finds its own message: nothing to do.
+            conn.execute(insert + " ON CONFLICT (recipient, id) DO NOTHING", (*values, None))
             return None
         for _ in range(3):  # the earlier message may be deleted between our insert and our look
-            if conn.execute(
-                insert + " ON CONFLICT (recipient, dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING RETURNING 1",
-                (*values, msg.dedup_key),
-            ).fetchone():
+            if conn.execute(insert + " ON CONFLICT DO NOTHING RETURNING 1", (*values, msg.dedup_key)).fetchone():
                 return None
             row = conn.execute(
-                f"SELECT {_COLUMNS} FROM messages WHERE recipient = %s AND dedup_key = %s",
-                (msg.to, msg.dedup_key),
+                f"SELECT {_COLUMNS} FROM messages WHERE recipient = %s AND (dedup_key = %s OR id = %s)"
+                " ORDER BY id = %s DESC LIMIT 1",
+                (msg.to, msg.dedup_key, msg.id, msg.id),
             ).fetchone()
             if row is None:
                 continue
+            if row[0] == msg.id:
+                return None  # stored by this very call, before a retry
             if window is not None and time.time_ns() - sent_ns(row[0]) >= window * 1e9:
                 # The same text again, long after: a new message; the old one gives up the key.
                 conn.execute("UPDATE messages SET dedup_key = NULL WHERE recipient = %s AND id = %s", (msg.to, row[0]))

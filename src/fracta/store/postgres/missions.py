@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -73,16 +74,23 @@ class PostgresMissions:
         if limit <= 0:
             return []
 
+        claim = os.urandom(8).hex()
+
         def work(conn: psycopg.Connection[Any]) -> list[Mission]:
-            # SKIP LOCKED: concurrent claimers pass over rows another is taking; the row lock
-            # re-checks the condition, so a mission is never claimed twice.
-            rows = conn.execute(
-                f"WITH free AS (SELECT id FROM missions WHERE {_PENDING} ORDER BY queued_ns, id LIMIT %s"
-                " FOR UPDATE SKIP LOCKED)"
-                " UPDATE missions m SET claimed_by = %s, lease_until = clock_timestamp() + make_interval(secs => %s)"
-                f" FROM free WHERE m.id = free.id RETURNING m.{_COLUMNS.replace(', ', ', m.')}",
-                (limit, owner, lease),
-            ).fetchall()
+            # Run again after a lost connection, this call may have committed already: it finds
+            # its own claims then, rather than leaving them held (and renewed) by nobody's call.
+            rows = conn.execute(f"SELECT {_COLUMNS} FROM missions WHERE claim = %s", (claim,)).fetchall()
+            if not rows:
+                # SKIP LOCKED: concurrent claimers pass over rows another is taking; the row lock
+                # re-checks the condition, so a mission is never claimed twice.
+                rows = conn.execute(
+                    f"WITH free AS (SELECT id FROM missions WHERE {_PENDING} ORDER BY queued_ns, id LIMIT %s"
+                    " FOR UPDATE SKIP LOCKED)"
+                    " UPDATE missions m SET claimed_by = %s, claim = %s,"
+                    " lease_until = clock_timestamp() + make_interval(secs => %s)"
+                    f" FROM free WHERE m.id = free.id RETURNING m.{_COLUMNS.replace(', ', ', m.')}",
+                    (limit, owner, claim, lease),
+                ).fetchall()
             return [_mission(r) for r in sorted(rows, key=lambda r: (r[5], r[0]))]
 
         return self.db.run(work)
@@ -102,7 +110,8 @@ class PostgresMissions:
             return
 
         def work(conn: psycopg.Connection[Any]) -> None:
-            conn.execute("UPDATE missions SET claimed_by = NULL, lease_until = NULL WHERE id = %s", (mission_id,))
+            free = "UPDATE missions SET claimed_by = NULL, lease_until = NULL, claim = NULL WHERE id = %s"
+            conn.execute(free, (mission_id,))
             notify(conn, MISSIONS)
 
         self.db.run(work)

@@ -16,12 +16,18 @@ CREATE TABLE agents (
     name text PRIMARY KEY,
     record jsonb NOT NULL,              -- records.Agent.to_dict()
     created_at text NOT NULL,           -- ISO 8601 UTC as in the record: sorts by creation
-    token_hash text NOT NULL UNIQUE,    -- sha256 hex of the agent's token, never the token
+    token_hash text NOT NULL UNIQUE     -- sha256 hex of the agent's token, never the token
+);
+CREATE INDEX agents_by_creation ON agents (created_at, name);
+
+-- What changes without holding the agent (AgentStore.holding locks its agents row FOR NO KEY
+-- UPDATE): activity and supervision are updated here, never blocked by a hold.
+CREATE TABLE agent_state (
+    name text PRIMARY KEY REFERENCES agents (name) ON DELETE CASCADE,
     last_activity double precision,     -- epoch seconds (AgentStore.touch)
     supervisor text,                    -- the control plane supervising it (Store.supervise)
     supervised_until timestamptz        -- its lease, on the database's clock
 );
-CREATE INDEX agents_by_creation ON agents (created_at, name);
 
 -- One row per inbox: each agent's (removed with it) and the chessmaster's (no agent row).
 -- Reads of one inbox take turns on this row (SELECT ... FOR UPDATE).
@@ -69,7 +75,8 @@ CREATE TABLE missions (
     args jsonb NOT NULL DEFAULT '[]',
     queued_ns bigint NOT NULL,
     claimed_by text,
-    lease_until timestamptz
+    lease_until timestamptz,
+    claim text                          -- the claim call that took it: a retried call finds its own
 );
 CREATE INDEX missions_fifo ON missions (queued_ns, id);
 CREATE INDEX missions_by_owner ON missions (claimed_by) WHERE claimed_by IS NOT NULL;

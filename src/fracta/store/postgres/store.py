@@ -23,6 +23,8 @@ from .missions import PostgresMissions
 from .schema import MIGRATIONS
 from .tokens import PostgresTokens
 
+_UNTIL = "clock_timestamp() + make_interval(secs => %s)"  # a lease's end, on the database's clock
+
 
 class PostgresStore:
     backend = "postgres"
@@ -73,10 +75,11 @@ class PostgresStore:
 
     def supervise(self, owner: str, lease: float) -> frozenset[str] | None:
         """One UPDATE: the row locks make two control planes taking over at once agree (the
-        second re-checks each row after the first commits and finds it taken)."""
+        second re-checks each row after the first commits and finds it taken). agent_state, not
+        agents: an agent held by anyone is still supervised."""
         rows = self.db.run(
             lambda c: c.execute(
-                "UPDATE agents SET supervisor = %s, supervised_until = clock_timestamp() + make_interval(secs => %s)"
+                f"UPDATE agent_state SET supervisor = %s, supervised_until = {_UNTIL}"
                 " WHERE supervisor = %s OR supervisor IS NULL OR supervised_until < clock_timestamp()"
                 " RETURNING name",
                 (owner, lease, owner),
@@ -87,8 +90,7 @@ class PostgresStore:
     def adopt(self, owner: str, name: str, lease: float) -> None:
         found = self.db.run(
             lambda c: c.execute(
-                "UPDATE agents SET supervisor = %s, supervised_until = clock_timestamp() + make_interval(secs => %s)"
-                " WHERE name = %s RETURNING 1",
+                f"UPDATE agent_state SET supervisor = %s, supervised_until = {_UNTIL} WHERE name = %s RETURNING 1",
                 (owner, lease, name),
             ).fetchone()
         )
