@@ -11,6 +11,7 @@ from example_format import EXAMPLE, REGENERATE
 
 from fracta import agents, mailbox
 from fracta import repo as repo_mod
+from fracta.store.files import mailbox as maildir
 
 
 def describe(expected: example_format.Snapshot, actual: example_format.Snapshot) -> str:
@@ -61,10 +62,10 @@ def test_fracta_reads_the_example_as_it_reads_a_real_state_folder() -> None:
         assert len(list((box / "pending").glob("[0-9]*"))) == held
         assert len(list((box / "cur").glob("[0-9]*"))) == read
         for path in [p for sub in ("tmp", "new", "pending", "cur") for p in (box / sub).glob("[0-9]*")]:
-            msg = mailbox.parse(path, path.read_bytes(), read=path.parent.name == "cur")
+            msg = maildir.parse(path, path.read_bytes(), read=path.parent.name == "cur")
             assert msg.id == path.name.split("+")[0] and msg.to == name  # pending/<id>+<receipt>+<ms>
         for path in (box / "keys").glob("*"):
-            assert mailbox.parse(path, path.read_bytes(), read=False).dedup_key == path.name
+            assert maildir.parse(path, path.read_bytes(), read=False).dedup_key == path.name
 
 
 def test_the_example_readme_explains_every_file_and_folder() -> None:

@@ -22,6 +22,7 @@ from helpers.worker import check_body, progress_problem
 from fracta import mailbox, project
 from fracta import repo as repo_mod
 from fracta.errors import CorruptRecord
+from fracta.store.files import mailbox as maildir
 
 WORKER = Path(__file__).parent / "helpers" / "worker.py"
 WAIT = 240.0  # a bound so a broken run fails instead of hanging; never asserted on
@@ -112,7 +113,7 @@ def visible_files(box: Path) -> list[Path]:
 def assert_whole(path: Path) -> tuple[str, int]:
     """A visible message file must parse and carry an intact body; returns (sender, index)."""
     try:
-        msg = mailbox.parse(path, path.read_bytes(), read=False)
+        msg = maildir.parse(path, path.read_bytes(), read=False)
     except CorruptRecord as exc:
         raise AssertionError(f"partial message visible: {exc}") from None
     whole = check_body(msg.body)

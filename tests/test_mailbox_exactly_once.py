@@ -16,6 +16,7 @@ from conftest import CliRunner
 from fracta import mailbox, project
 from fracta import repo as repo_mod
 from fracta.errors import EXIT_CONFLICT, IdempotencyConflict, InvalidInput
+from fracta.store.files import mailbox as maildir
 
 
 @pytest.fixture
@@ -217,7 +218,7 @@ def test_a_late_copy_of_a_read_whose_result_was_already_acknowledged_claims_noth
 def test_the_acknowledged_holders_are_kept_bounded_and_the_latest_always_recognised(
     duo: repo_mod.Repo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(mailbox, "ACKED_MAX_BYTES", 17 * 8)  # eight holders' lines before a trim
+    monkeypatch.setattr(maildir, "ACKED_MAX_BYTES", 17 * 8)  # eight holders' lines before a trim
     acked = duo.inbox_dir("api") / "acked"
     receipts = [mailbox.read(duo, "api").receipt]
     for _ in range(30):

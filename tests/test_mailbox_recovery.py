@@ -22,6 +22,7 @@ from test_mailbox_concurrency import Crew, event_lines, senders_and_readers
 
 from fracta import mailbox, project, reaper
 from fracta import repo as repo_mod
+from fracta.store.files import mailbox as maildir
 
 LONG_AGO = 60.0  # seconds: older than mailbox.ORPHAN_AGE, younger than the reaper's hour
 
@@ -146,7 +147,7 @@ def test_a_sender_whose_message_a_reader_delivered_first_succeeds_once(
         real_fsync(fd)
         monkeypatch.setattr(os, "fsync", real_fsync)  # once: the reader's own fsync is the real one
         if os.listdir(box / "tmp"):
-            monkeypatch.setattr(mailbox, "ORPHAN_AGE", 0.0)
+            monkeypatch.setattr(maildir, "ORPHAN_AGE", 0.0)
             assert [m.body for m in read(duo, "api", fresh=False).messages] == ["stalled after its fsync"]
 
     monkeypatch.setattr(os, "fsync", fsync_then_a_reader_recovers)
@@ -206,5 +207,5 @@ def test_a_long_lived_reader_looks_into_tmp_again_once_a_tenth_of_orphan_age_has
     assert read(reader, "api", fresh=False).messages == []
     msg, _ = sent_then_crashed(duo, "found on a later look")
     assert read(reader, "api", fresh=False).messages == []  # looked a moment ago: not yet
-    reader.tmp_checked["api"] -= mailbox.ORPHAN_AGE / 10  # as if that much time had passed
+    reader.tmp_checked["api"] -= maildir.ORPHAN_AGE / 10  # as if that much time had passed
     assert [m.id for m in read(reader, "api", fresh=False).messages] == [msg.id]

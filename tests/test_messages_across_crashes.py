@@ -33,6 +33,7 @@ from lifecycle_helpers import cleanup, wait_for
 from fracta import mailbox, project
 from fracta import repo as repo_mod
 from fracta.control import daemon
+from fracta.store.files import mailbox as maildir
 
 SENDERS = 8
 EACH = 25
@@ -202,7 +203,7 @@ def stored_unanswered(repo: repo_mod.Repo, load: Load) -> str | None:
             continue
         link = box / "keys" / mailbox.dedup_key(who, "hub", args["message"], None, None, args.get("idempotency_key"))
         try:
-            msg = mailbox.parse(link, link.read_bytes(), read=False)
+            msg = maildir.parse(link, link.read_bytes(), read=False)
         except FileNotFoundError:
             continue
         if (box / "tmp" / msg.id).exists():
@@ -274,7 +275,7 @@ def test_messages_are_stored_and_read_exactly_once_across_control_plane_crashes(
     bodies = [f"sender{n} message {i}" for n in range(SENDERS) for i in range(EACH)]
     # A message whose send was interrupted after its commit would be finished by its retry: none is left.
     assert mailbox.sweep(hub, stale_after=3600, orphan_age=-1) == 0
-    on_disk = {p.name: mailbox.parse(p, p.read_bytes(), read=True) for p in (box / "cur").iterdir()}
+    on_disk = {p.name: maildir.parse(p, p.read_bytes(), read=True) for p in (box / "cur").iterdir()}
     stored_bodies = Counter(m.body for m in on_disk.values())
     assert sorted(stored_bodies) == sorted(bodies), "lost messages"
     assert [b for b, count in stored_bodies.items() if count > 1] == [], "messages stored twice"

@@ -1,17 +1,16 @@
-"""Agent records: one agent.json per agent, changed only under its lock, read by anyone at any time."""
+"""Agent records as the core sees them, whatever the store: validated names, read-modify-write
+under the agent's lock, intents kept to one line."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import os
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from . import atomic, clock, names
-from .errors import AgentExists, AgentNotFound, CorruptRecord, InvalidInput
+from . import clock, names
+from .errors import CorruptRecord, InvalidInput
 from .records import FINISHED, LIVE, SCHEMA, Agent, Status
 from .repo import Repo
 
@@ -21,81 +20,35 @@ MAX_INTENT = 200
 
 
 def record_path(repo: Repo, name: str) -> Path:
+    """Where the files backend keeps the record (tests and the on-disk format's docs use it)."""
     return repo.agent_file(name, "agent.json")
 
 
-def activity_path(repo: Repo, name: str) -> Path:
-    return repo.agent_file(name, "activity")
-
-
 def exists(repo: Repo, name: str) -> bool:
-    return os.path.exists(record_path(repo, name))
+    return repo.store.agents.exists(name)
 
 
 def load(repo: Repo, name: str) -> Agent:
-    names.validate(name)  # a name like ../x must never reach the filesystem
-    return _load(repo, name)
-
-
-def _load(repo: Repo, name: str) -> Agent:
-    path = record_path(repo, name)
-    try:
-        data = atomic.read_json(path)
-    except FileNotFoundError:
-        raise AgentNotFound(f"no agent named {name!r}", "run fracta list to see the agents") from None
-    return Agent.from_dict(data, path)
+    names.validate(name)  # a name like ../x must never reach the store
+    return repo.store.agents.load(name)
 
 
 def list_all(repo: Repo) -> tuple[list[Agent], list[CorruptRecord]]:
     """Every agent, sorted by creation; a corrupt record is reported, never fatal for the others."""
-    found: list[Agent] = []
-    problems: list[CorruptRecord] = []
-    try:
-        entries = os.listdir(repo.agents_dir)
-    except FileNotFoundError:
-        return [], []
-    for entry in entries:
-        if entry.startswith("."):
-            continue
-        try:
-            found.append(_load(repo, entry))  # entries are folders, not names from a caller
-        except CorruptRecord as exc:
-            problems.append(exc)
-        except AgentNotFound:
-            continue  # a folder being created or removed right now
-    found.sort(key=lambda a: (a.created_at, a.name))
-    return found, problems
+    return repo.store.agents.list_all()
 
 
 def all_names(repo: Repo) -> list[str]:
-    """The agents' names from the folder listing alone, no record read (for shell completion)."""
-    try:
-        return sorted(entry for entry in os.listdir(repo.agents_dir) if not entry.startswith("."))
-    except OSError:  # not initialized (or not readable): no names to offer
-        return []
+    """The agents' names as cheaply as the store can (for shell completion)."""
+    return repo.store.agents.names()
 
 
 def create(repo: Repo, agent: Agent) -> Agent:
-    """Create the agent's folder, record, inbox and token in one rename: it appears whole or not at all."""
+    """Create the agent's record, inbox and token, all or nothing."""
     names.validate(agent.name)
-    exists_error = AgentExists(
-        f"an agent named {agent.name!r} already exists",
-        f"choose another name, or remove it first with: fracta kill {agent.name}",
-    )
-    if repo.agent_dir(agent.name).exists():
-        raise exists_error
-
     import secrets  # here: its import (hmac, random) would weigh on every CLI command that reads agents
 
-    def populate(folder: Path) -> None:
-        for sub in ("inbox/tmp", "inbox/new", "inbox/cur"):
-            (folder / sub).mkdir(parents=True)
-        atomic.write_json(folder / "agent.json", agent.to_dict())
-        atomic.write_text(folder / "token", secrets.token_urlsafe(32) + "\n", mode=0o600)
-        atomic.write_bytes(folder / "activity", b"", durable=False)
-
-    if not atomic.create_dir(repo.agent_dir(agent.name), populate):
-        raise exists_error
+    repo.store.agents.create(agent, secrets.token_urlsafe(32))
     return agent
 
 
@@ -115,67 +68,31 @@ def modify(repo: Repo, name: str, change: Callable[[Agent], Agent | None]) -> Ag
     return changed
 
 
-@contextlib.contextmanager
-def holding(repo: Repo, name: str) -> Iterator[Agent]:
+def holding(repo: Repo, name: str) -> AbstractContextManager[Agent]:
     """Hold the agent's lock and yield its fresh record; change it meanwhile only with `write`.
 
     What must not interleave with a record change happens under it: the runner starting the
     agent's program, `kill` marking the agent, the spawner moving it out of the queue.
     """
-    names.validate(name)  # before the lock file below is created: ../x would put it outside agents/
-    path = record_path(repo, name)
-    if not path.parent.is_dir():
-        raise AgentNotFound(f"no agent named {name!r}", "run fracta list to see the agents")
-    lock = path.parent / "agent.lock"
-    with atomic.lock(lock):
-        try:
-            current = load(repo, name)
-        except AgentNotFound:
-            # Removed just before we took the lock, which then made a folder holding only the
-            # lock file: remove it, or the name could never be used again.
-            with contextlib.suppress(OSError):
-                if os.listdir(path.parent) == [lock.name]:
-                    os.unlink(lock)
-                    os.rmdir(path.parent)
-            raise
-        yield current
+    names.validate(name)  # before the store looks: ../x would put a lock file outside agents/
+    return repo.store.agents.holding(name)
 
 
 def write(repo: Repo, agent: Agent) -> Agent:
     """Store `agent` as its record, stamped now. Only while `holding` its lock."""
-    changed = dataclasses.replace(agent, updated_at=clock.now())
-    atomic.write_json(record_path(repo, agent.name), changed.to_dict())
-    return changed
+    return repo.store.agents.write(agent)
 
 
 def update(repo: Repo, name: str, **values: Any) -> Agent:
     return modify(repo, name, lambda a: dataclasses.replace(a, **values))
 
 
-ACTIVITY_RESOLUTION = 0.2  # seconds: a process touches an agent's activity file at most this often
-
-
 def touch_activity(repo: Repo, name: str) -> None:
-    """Last activity is the mtime of agents/<name>/activity: one syscall, no lock.
-
-    Under heavy traffic (a process sending hundreds of messages a second) the file is touched
-    at most every ACTIVITY_RESOLUTION seconds per agent: "last activity" is never older than that.
-    """
-    if name == names.CHESSMASTER:
-        return
-    now = time.monotonic()
-    touched = repo.activity_touched
-    if now - touched.get(name, -ACTIVITY_RESOLUTION) < ACTIVITY_RESOLUTION:
-        return
-    atomic.touch(activity_path(repo, name))
-    touched[name] = now
+    repo.store.agents.touch(name)
 
 
 def last_activity(repo: Repo, name: str) -> float | None:
-    try:
-        return activity_path(repo, name).stat().st_mtime
-    except FileNotFoundError:
-        return None
+    return repo.store.agents.last_activity(name)
 
 
 def clean_intent(text: str) -> str:
@@ -190,8 +107,5 @@ def clean_intent(text: str) -> str:
 
 
 def remove(repo: Repo, name: str) -> None:
-    """Delete the agent's folder (its record, inbox and output). Callers check for unsaved work first."""
-    folder = repo.agent_dir(name)
-    if not folder.exists():
-        raise AgentNotFound(f"no agent named {name!r}", "run fracta list to see the agents")
-    atomic.remove_dir(folder)
+    """Delete the agent's record, inbox and output. Callers check for unsaved work first."""
+    repo.store.agents.remove(name)

@@ -1,77 +1,30 @@
-"""The event log: .fracta/events.jsonl, one JSON object a line, appended whole."""
+"""The event log: what happened, one record an event, for `fracta logs`, the event stream and tests.
+The store keeps it (store/files/events.py: .fracta/events.jsonl)."""
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
-from . import atomic, clock
+from . import clock
+from .records import Event
 from .repo import Repo
 
+__all__ = ["Event", "read", "record", "tail"]
+
 SCHEMA = 1
-_encode = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode  # json.dumps builds one a call
-
-
-@dataclass(frozen=True)
-class Event:
-    offset: int  # byte offset of the line: a cursor for readers that follow the log
-    end: int  # byte offset just past the line: where the next read starts
-    data: dict[str, Any]
 
 
 def record(repo: Repo, event: str, agent: str | None = None, **data: Any) -> None:
     """Append one event. Never carries secrets: callers pass names and ids, not tokens or bodies."""
-    line = {"v": SCHEMA, "ts": clock.now(), "event": event, "agent": agent, **data}
-    atomic.append_line(repo.events_path, _encode(line))
+    repo.store.events.append({"v": SCHEMA, "ts": clock.now(), "event": event, "agent": agent, **data})
 
 
 def read(repo: Repo, since: int = 0, limit: int | None = None) -> Iterator[Event]:
-    """Events from byte offset `since`; a torn last line (a writer still appending) is left for later."""
-    try:
-        fh = open(repo.events_path, "rb")  # noqa: SIM115 - closed in finally, generator-safe
-    except FileNotFoundError:
-        return
-    try:
-        fh.seek(since)
-        offset = since
-        for count, raw in enumerate(fh, start=1):
-            if not raw.endswith(b"\n"):
-                break
-            try:
-                data = json.loads(raw)
-            except json.JSONDecodeError:
-                data = {"v": SCHEMA, "event": "corrupt-line", "offset": offset}
-            yield Event(offset=offset, end=offset + len(raw), data=data)
-            offset += len(raw)
-            if limit is not None and count >= limit:
-                break
-    finally:
-        fh.close()
+    """Events from cursor `since` (0: the first); each Event.end is the cursor of the next."""
+    return repo.store.events.read(since, limit)
 
 
 def tail(repo: Repo, n: int) -> list[Event]:
-    """The last `n` events, reading only the end of the file."""
-    try:
-        size = os.path.getsize(repo.events_path)
-    except FileNotFoundError:
-        return []
-    start = max(0, size - max(n, 1) * 512)
-    while True:
-        found = list(read(repo, _line_start(repo, start)))
-        if len(found) >= n or start == 0:
-            return found[-n:] if n else []
-        start = max(0, start - n * 2048)
-
-
-def _line_start(repo: Repo, offset: int) -> int:
-    if offset == 0:
-        return 0
-    with open(repo.events_path, "rb") as fh:
-        fh.seek(offset - 1)
-        if fh.read(1) == b"\n":
-            return offset
-        fh.readline()
-        return fh.tell()
+    """The last `n` events."""
+    return repo.store.events.tail(n)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -34,34 +33,13 @@ class Caller:
 
 
 def chessmaster_token(repo: Repo) -> str:
-    return repo.token_path.read_text().strip()
+    return repo.store.tokens.chessmaster()
 
 
 def resolve(repo: Repo, token: str) -> Caller | None:
     """The caller owning `token`, or None. A removed agent's token stops working at once."""
-    import hmac  # the servers' side: the CLI, which only reads its own token, never needs it
-
-    if not token:
-        return None
-    try:
-        if hmac.compare_digest(token, chessmaster_token(repo)):
-            return Caller(names.CHESSMASTER)
-    except FileNotFoundError:
-        return None
-    try:
-        entries = os.listdir(repo.agents_dir)
-    except FileNotFoundError:
-        return None
-    for entry in entries:
-        if entry.startswith("."):
-            continue
-        try:
-            theirs = (repo.agents_dir / entry / "token").read_text().strip()
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        if hmac.compare_digest(token, theirs):
-            return Caller(entry)
-    return None
+    name = repo.store.tokens.resolve(token) if token else None
+    return Caller(name) if name is not None else None
 
 
 def bearer_token(scope: Mapping[str, Any]) -> str:

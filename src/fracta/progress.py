@@ -6,7 +6,7 @@ import threading
 import time
 
 from . import agents, alerts, atomic, clock, names
-from .errors import CorruptRecord, FractaError, LockTimeout
+from .errors import FractaError, LockTimeout
 from .repo import Repo
 
 
@@ -145,20 +145,12 @@ class Coalescer:
 
 def record_action(repo: Repo, action: str) -> None:
     """Remember the chessmaster's last action (shown in progress.md)."""
-    repo.chessmaster_dir.mkdir(exist_ok=True)
-    # A note for progress.md, not a record: atomic, but not worth an fsync on every spawn and merge.
-    atomic.write_json(
-        repo.chessmaster_dir / "last_action.json", {"schema": 1, "at": clock.now(), "action": action}, durable=False
-    )
+    repo.store.record_action(action, clock.now())
     refresh(repo)
 
 
 def last_action(repo: Repo) -> tuple[str, str] | None:
-    try:
-        data = atomic.read_json(repo.chessmaster_dir / "last_action.json")
-    except (FileNotFoundError, CorruptRecord):  # a bad snapshot must never stop progress.md
-        return None
-    return str(data.get("action", "")), str(data.get("at", ""))
+    return repo.store.last_action()
 
 
 def _cell(text: str | None) -> str:

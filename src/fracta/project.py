@@ -112,7 +112,7 @@ def join(
 
 
 def agent_token(repo: Repo, name: str) -> str:
-    return (repo.agent_dir(name) / "token").read_text().strip()
+    return repo.store.tokens.agent(name)
 
 
 def agent_env(repo: Repo, name: str) -> dict[str, str]:

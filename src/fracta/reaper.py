@@ -44,11 +44,14 @@ class SweepResult:
     cleared: int = 0  # stale temp files and staging folders
 
 
-def sweep(repo: Repo, *, full: bool = True) -> SweepResult:
-    """Reconcile every agent; with `full`, also expire old agents and clear leftovers."""
+def sweep(repo: Repo, *, full: bool = True, only: frozenset[str] | None = None) -> SweepResult:
+    """Reconcile every agent (or those in `only`: the ones this control plane supervises); with
+    `full`, also expire old agents and clear leftovers."""
     result = SweepResult()
     everyone, _ = agents.list_all(repo)
     for agent in everyone:
+        if only is not None and agent.name not in only:
+            continue
         try:
             if agent.status in (agents.Status.STARTING, agents.Status.RUNNING):
                 _reconcile(repo, agent, result)

@@ -12,6 +12,7 @@ from .errors import NotARepository, NotInitialized
 
 if TYPE_CHECKING:
     from .config import Config
+    from .store.base import Store
 
 
 class ProgressSink(Protocol):
@@ -127,6 +128,13 @@ class Repo:
         if not self.initialized:
             raise NotInitialized(f"fracta is not initialized in {self.root}", "run: fracta init")
         return self
+
+    @functools.cached_property
+    def store(self) -> Store:
+        """Where agents, messages, missions and events are kept (fracta.store): opened on first use."""
+        from .store import open_store
+
+        return open_store(self)
 
     @functools.cached_property
     def config(self) -> Config:

@@ -10,12 +10,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import agents, atomic, clock, credentials, events, liveness, missions, progress, project, runner, runtimes
+from . import agents, atomic, clock, credentials, events, liveness, missions, progress, project, runner, runtimes, store
 from .errors import AgentNotFound, FractaError
 from .repo import Repo
 from .runtimes.base import LaunchContext
 
 log = logging.getLogger("fracta.spawner")
+LOCAL_OWNER = "local"  # the claimer when no control plane names itself (the CLI starting queued agents)
+DEFAULT_LEASE = store.DEFAULT_LEASE
 # Starts the runner for an agent; returns its (pid, start time). The control plane keeps a warm one.
 LaunchRunner = Callable[[Repo, str, str], tuple[int, int | None]]
 
@@ -48,24 +50,38 @@ def context(repo: Repo, agent: agents.Agent, prompt: str | None, args: list[str]
     )
 
 
-def schedule(repo: Repo, urls: Urls, launch: LaunchRunner = runner.spawn_detached) -> list[str]:
-    """Start as many queued missions as there are free slots; returns the names started."""
+def schedule(
+    repo: Repo,
+    urls: Urls,
+    launch: LaunchRunner = runner.spawn_detached,
+    *,
+    owner: str = LOCAL_OWNER,
+    lease: float = DEFAULT_LEASE,
+) -> list[str]:
+    """Start as many queued missions as there are free slots; returns the names started.
+
+    Each mission is claimed for `owner` (a control plane) for `lease` seconds before it is
+    started and removed once started: if this process dies in between, the claim runs out and
+    another control plane (or this one, restarted) starts it, once.
+    """
     limit = repo.config.integer("agents.max_agents", minimum=1)
     started: list[str] = []
     liveness.checked(repo)  # settle dead runners first (not under the lock: stopping takes a while)
-    with atomic.lock(repo.missions_dir / ".lock"):
+    store = repo.store
+    with store.missions.scheduling():
         everyone, _ = agents.list_all(repo)
         slots = limit - sum(1 for a in everyone if liveness.holds_slot(a))
-        queue, _ = missions.pending(repo)
-        for mission in queue:
-            if slots <= 0:
+        while slots > 0:
+            claimed = store.missions.claim(owner, lease, 1)
+            if not claimed:
                 break
+            mission = claimed[0]
             try:
                 agent = agents.load(repo, mission.name)
             except (AgentNotFound, FractaError):
                 missions.remove(repo, mission)
                 continue
-            if agent.status != agents.Status.QUEUED:
+            if not startable(agent):
                 missions.remove(repo, mission)
                 continue
             launched = False
@@ -83,11 +99,19 @@ def schedule(repo: Repo, urls: Urls, launch: LaunchRunner = runner.spawn_detache
                         error=f"fracta could not start it ({type(exc).__name__}); see .fracta/logs/control.log",
                         finished_at=clock.now(),
                     )
+            if launched:
+                store.adopt(owner, agent.name, lease)
             missions.remove(repo, mission)
             if launched:
                 started.append(agent.name)
                 slots -= 1
     return started
+
+
+def startable(agent: agents.Agent) -> bool:
+    """Queued, or left `starting` with no runner by a start that was cut short (its starter died
+    before it launched the runner: the mission's claim ran out, and the mission is ours now)."""
+    return agent.status == agents.Status.QUEUED or (agent.status == agents.Status.STARTING and agent.pid is None)
 
 
 def start(
@@ -162,9 +186,10 @@ def start(
 
 
 def _mark_starting(repo: Repo, name: str) -> bool:
-    """Move the agent from queued to starting, unless kill got to it first (under its lock, as kill marks it)."""
+    """Move the agent from queued to starting, unless kill got to it first (under its lock, as kill
+    marks it). A runner started by an earlier, interrupted start quits: the launch file names ours."""
     with agents.holding(repo, name) as agent:
-        if agent.status != agents.Status.QUEUED or (repo.agent_dir(name) / runner.KILL_MARK).exists():
+        if not startable(agent) or (repo.agent_dir(name) / runner.KILL_MARK).exists():
             return False
         agents.write(repo, dataclasses.replace(agent, status=agents.Status.STARTING))
     agents.touch_activity(repo, name)

@@ -9,12 +9,11 @@ next fracta_inbox), and nothing is ever typed into a terminal. Config: `agents.w
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Callable, Iterable
 
-from . import agents, atomic, events, missions, names
+from . import agents, events, mailbox, missions, names
 from .errors import AgentNotFound, ConfigError
-from .mailbox import Message
+from .records import Message
 from .repo import Repo
 
 
@@ -53,17 +52,12 @@ def after_run(repo: Repo, name: str, since_ns: int) -> bool:
     Only messages sent after the run started count, so an agent that never reads its inbox is
     woken once for each message, not in a loop.
     """
-    box = repo.inbox_dir(name) / "new"
-    try:
-        fresh = [e for e in os.listdir(box) if not e.startswith(".") and _sent_ns(e) > since_ns]
-    except FileNotFoundError:
-        return False
-    return bool(fresh) and enabled(repo) and resume(repo, name)
+    return mailbox.unread_since(repo, name, since_ns) and enabled(repo) and resume(repo, name)
 
 
 def resume(repo: Repo, name: str) -> bool:
     """Queue a resume of `name`'s session if it is idle and its runtime can resume; True if queued."""
-    with atomic.lock(repo.missions_dir / ".lock"):  # the spawner's lock: it sees both changes or neither
+    with repo.store.missions.scheduling():  # the spawner's lock: it sees both changes or neither
         try:
             agent = agents.load(repo, name)
         except AgentNotFound:
@@ -89,9 +83,3 @@ def _queue_if_idle(agent: agents.Agent) -> agents.Agent | None:
     if agent.status != agents.Status.IDLE:  # another process woke it, or it was killed, meanwhile
         return None
     return dataclasses.replace(agent, status=agents.Status.QUEUED)
-
-
-def _sent_ns(message_id: str) -> int:
-    """Message ids start with the send time in nanoseconds (mailbox._new_id)."""
-    head = message_id.split(".", 1)[0]
-    return int(head) if head.isdigit() else 0

@@ -18,6 +18,7 @@ from typing import Any
 
 from fracta import mailbox, progress, project
 from fracta import repo as repo_mod
+from fracta.store.files import mailbox as maildir
 
 PROGRESS_HEAD = "# fracta progress\n"
 PROGRESS_TAIL = "\n## Chessmaster's last action\n\n"
@@ -187,10 +188,10 @@ def main() -> None:
     parser.add_argument("--stop", default="")
     parser.add_argument("--ready", default="", help="touched once this process is waiting at the barrier")
     parser.add_argument("--agents", default="")
-    parser.add_argument("--orphan-age", type=float, default=None, help="mailbox.ORPHAN_AGE for this process")
+    parser.add_argument("--orphan-age", type=float, default=None, help="maildir.ORPHAN_AGE here")
     args = parser.parse_args()
     if args.orphan_age is not None:
-        mailbox.ORPHAN_AGE = args.orphan_age
+        maildir.ORPHAN_AGE = args.orphan_age
     repo = repo_mod.find(Path.cwd(), env={}).require_initialized()
     ROLES[args.role](repo, args)
 

@@ -47,29 +47,36 @@ def _control(r: repo.Repo) -> ControlInfo:
 @click.command("up", epilog=examples("fracta up", "fracta up --foreground --log-format json   # logs on stderr"))
 @click.option("--foreground", is_flag=True, help="Run in this terminal (logs on stderr) instead of in the background.")
 @click.option("--log-format", type=click.Choice(["json", "text"]), default="text", show_default=True)
-def up_cmd(foreground: bool, log_format: str) -> int:
-    """Start the control plane for this repository (one per repository)."""
+@click.option(
+    "--instance",
+    metavar="NAME",
+    default=None,
+    help="Start another control plane beside the running one, sharing its store (postgres backend only).",
+)
+def up_cmd(foreground: bool, log_format: str, instance: str | None) -> int:
+    """Start the control plane for this repository (one per repository, or several on PostgreSQL)."""
     r = _repo()
     if foreground:
         from ..control import server
 
-        return server.serve(r, foreground=True, log_format=log_format)
+        return server.serve(r, foreground=True, log_format=log_format, instance=instance)
     from ..control import daemon
 
     with waiting.notice(UP_WAIT):
-        info, started = daemon.up(r)
+        info, started = daemon.up(r, instance=instance)
     click.echo(f"{'started' if started else 'already running:'} control plane at {info.url} (pid {info.pid})")
     if not started and daemon.config_changed(r):
         render.warn(CONFIG_CHANGED)
     return 0
 
 
-@click.command("down", epilog=examples("fracta down"))
-def down_cmd() -> None:
+@click.command("down", epilog=examples("fracta down", "fracta down --instance b   # only that one"))
+@click.option("--instance", metavar="NAME", default=None, help="Stop only this control plane (default: every one).")
+def down_cmd(instance: str | None) -> None:
     """Stop the control plane. Agents keep running; the next start reconciles them."""
     from ..control import daemon
 
-    info = daemon.down(_repo())
+    info = daemon.down(_repo(), instance=instance)
     click.echo(f"stopped the control plane (pid {info.pid})" if info else "no control plane is running")
 
 

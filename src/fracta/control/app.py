@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
@@ -19,10 +20,14 @@ from ..errors import EXIT_USAGE, FractaError, InvalidInput
 from ..identity import AuthMiddleware, Caller, caller_of
 from ..repo import Repo
 from . import openapi
+from .changes import Changes
 
 M = TypeVar("M", bound=contracts.Contract)
 MAX_BODY = 1024 * 1024
 POLL = 0.2  # seconds between looks at events.jsonl while a stream is idle
+# With a store that pushes changes, an idle stream looks again on a change, or this often (a
+# ceiling: closing is checked between waits).
+POLL_PUSHED = 1.0
 KEEPALIVE = 15.0  # seconds of silence before a comment line, which also notices a gone client
 
 
@@ -45,11 +50,13 @@ class Api:
         kick: Callable[[], None],
         closing: Callable[[], bool] | None = None,
         start_queued: Callable[[], None] | None = None,
+        changes: Changes | None = None,
     ) -> None:
         self.repo = repo
         self.kick = kick
         self.closing = closing or (lambda: False)
         self.start_queued = start_queued or (lambda: None)
+        self.changes = changes or Changes()
 
     # --- plumbing -----------------------------------------------------------------------------
 
@@ -203,6 +210,7 @@ class Api:
 
         yield "retry: 1000\n\n"  # also sends the headers at once, so a client knows it is connected
         quiet = 0.0
+        seen = self.changes.version
         while not self.closing():
             found = await _threaded(_page, self.repo, offset)
             for event in found:
@@ -213,8 +221,13 @@ class Api:
             if found:
                 quiet = 0.0
                 continue
-            await anyio.sleep(POLL)
-            quiet += POLL
+            if self.changes.pushed:  # the store says when an event lands: sleep until then
+                before = time.monotonic()
+                seen = await _threaded(self.changes.wait, seen, POLL_PUSHED)
+                quiet += time.monotonic() - before
+            else:
+                await anyio.sleep(POLL)
+                quiet += POLL
             if quiet >= KEEPALIVE:
                 quiet = 0.0
                 yield ": keepalive\n\n"
@@ -305,8 +318,9 @@ def build(
     kick: Callable[[], None],
     closing: Callable[[], bool] | None = None,
     start_queued: Callable[[], None] | None = None,
+    changes: Changes | None = None,
 ) -> Starlette:
-    api = Api(repo, kick, closing, start_queued)
+    api = Api(repo, kick, closing, start_queued, changes)
     routes = [
         Route("/v1/health", api.health),
         Route("/v1/agents", api.list_agents, methods=["GET"]),

@@ -22,10 +22,26 @@ class ControlInfo:
     gateway_url: str | None = None
 
 
-def read_info(repo: Repo) -> ControlInfo | None:
-    """The running control plane from control.json, or None if none runs (stale files ignored)."""
+def instance_path(repo: Repo, instance: str | None) -> Path:
+    """control.json, or control-<instance>.json for another control plane on the same store (the
+    postgres backend lets several run side by side; the files backend allows one)."""
+    return repo.control_path if not instance else repo.state / f"control-{instance}.json"
+
+
+def read_info(repo: Repo, instance: str | None = None) -> ControlInfo | None:
+    """The running control plane from control.json, or None if none runs (stale files ignored).
+    Without an `instance` and with none in control.json, any other instance that runs."""
+    info = _read_info(instance_path(repo, instance))
+    if info is None and instance is None:
+        for other in sorted(repo.state.glob("control-*.json")):
+            if (info := _read_info(other)) is not None:
+                break
+    return info
+
+
+def _read_info(path: Path) -> ControlInfo | None:
     try:
-        data = atomic.read_json(repo.control_path)
+        data = atomic.read_json(path)
     except (FileNotFoundError, CorruptRecord):
         return None
     pid = data.get("pid")
@@ -45,7 +61,7 @@ def config_changed(repo: Repo) -> bool:
         return False
 
 
-def up(repo: Repo, wait: float = 30.0) -> tuple[ControlInfo, bool]:
+def up(repo: Repo, wait: float = 30.0, instance: str | None = None) -> tuple[ControlInfo, bool]:
     """Start the control plane in the background unless one runs; returns (info, started_now).
 
     It is started detached (see `detach`): nobody's child, in its own session, so nothing that
@@ -54,7 +70,7 @@ def up(repo: Repo, wait: float = 30.0) -> tuple[ControlInfo, bool]:
     nothing). A start that fails is reported with the error and hint it printed, and its exit code.
     """
     repo.require_initialized()
-    info = read_info(repo)
+    info = read_info(repo, instance)
     if info is not None:
         return info, False
     import subprocess  # only to start one: `fracta status` and every other command just read control.json
@@ -65,7 +81,13 @@ def up(repo: Repo, wait: float = 30.0) -> tuple[ControlInfo, bool]:
 
     out = repo.logs_dir / "control.out"
     offset = out.stat().st_size if out.exists() else 0
-    argv = [sys.executable, "-m", "fracta.control.server", str(repo.state)]
+    argv = [
+        sys.executable,
+        "-m",
+        "fracta.control.server",
+        str(repo.state),
+        *(["--instance", instance] if instance else []),
+    ]
     try:
         launched = subprocess.run(
             [sys.executable, "-m", "fracta.control.daemon", "detach", str(out), *argv],
@@ -83,18 +105,20 @@ def up(repo: Repo, wait: float = 30.0) -> tuple[ControlInfo, bool]:
     except ValueError:
         why = launched.stderr.decode(errors="replace").strip()[-500:] or f"exit code {launched.returncode}"
         raise ControlPlaneUnavailable(f"could not start the control plane: {why}", "fracta up --foreground") from None
-    return _await_start(repo, pid, pid_start, out, offset, wait)
+    return _await_start(repo, pid, pid_start, out, offset, wait, instance)
 
 
-def _await_start(repo: Repo, pid: int, pid_start: int, out: Path, offset: int, wait: float) -> tuple[ControlInfo, bool]:
+def _await_start(
+    repo: Repo, pid: int, pid_start: int, out: Path, offset: int, wait: float, instance: str | None
+) -> tuple[ControlInfo, bool]:
     """Wait until the control plane `pid` has written control.json, or has died saying why."""
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
-        info = read_info(repo)
-        if info is not None:
+        info = read_info(repo, instance)
+        if info is not None and (instance is None or info.pid == pid):
             return info, info.pid == pid  # another one may have won the race: ours then exits
         if not processes.alive(pid, pid_start):
-            if (info := read_info(repo)) is not None:
+            if (info := read_info(repo, instance)) is not None:
                 return info, False
             raise _failed(out, offset)
         time.sleep(0.02)
@@ -128,18 +152,22 @@ def detach(log: str, argv: list[str]) -> tuple[int, int]:
     return pid, processes.start_time(pid) or 0
 
 
-def down(repo: Repo, wait: float = 15.0) -> ControlInfo | None:
-    """Stop the control plane (agents keep running). Returns what was stopped, or None."""
-    info = read_info(repo)
-    if info is None:
-        return None
-    os.kill(info.pid, signal.SIGTERM)
+def down(repo: Repo, wait: float = 15.0, instance: str | None = None) -> ControlInfo | None:
+    """Stop the control plane (`instance`, or every one running here); agents keep running.
+    Returns the first one stopped, or None if none ran."""
+    paths = [instance_path(repo, instance)]
+    if instance is None:
+        paths += sorted(repo.state.glob("control-*.json"))
+    running = [info for path in paths if (info := _read_info(path)) is not None]
+    for info in running:
+        os.kill(info.pid, signal.SIGTERM)
     deadline = time.monotonic() + wait
-    while time.monotonic() < deadline and read_info(repo) is not None:
+    while time.monotonic() < deadline and any(processes.alive(info.pid, None) for info in running):
         time.sleep(0.05)
-    if read_info(repo) is not None:
-        os.kill(info.pid, signal.SIGKILL)
-    return info
+    for info in running:
+        if processes.alive(info.pid, None):
+            os.kill(info.pid, signal.SIGKILL)
+    return running[0] if running else None
 
 
 @dataclass(frozen=True)

@@ -16,26 +16,38 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from .. import atomic, clock, commit_watch, environment, processes, progress, reaper, runner, spares, spawner
 from .. import repo as repo_mod
+from .. import store as store_mod
 from ..errors import FractaError, LockTimeout
+from ..store import base as store_base
 from . import daemon
+from .changes import Changes
 
 log = logging.getLogger("fracta.control")
 
 
 class Supervisor:
-    """Wakes on changes in missions/ (watchdog) and on a slow timer; sleeps otherwise."""
+    """Wakes when the queue changes (watchdog on missions/, or the store's notifications) and on a
+    slow timer; sleeps otherwise. Claims missions and supervises agents as `owner`, for leases
+    it renews while it lives (store.lease_seconds): another control plane on the same store takes
+    over what it held once they run out."""
 
-    def __init__(self, repo: repo_mod.Repo, urls: spawner.Urls) -> None:
+    def __init__(self, repo: repo_mod.Repo, urls: spawner.Urls, changes: Changes | None = None) -> None:
         self.repo = repo
         self.urls = urls
+        me = os.getpid()  # host, pid and start time: unique to this process, and checkable on this host
+        self.owner = f"{socket.gethostname()}:{me}:{processes.start_time(me) or 0}"
+        self.lease = store_mod.lease_of(repo)
+        self.changes = changes or Changes()
         self.wake = threading.Event()
         self.stopping = threading.Event()
         self.observer: Any = None
+        self.unsubscribe: Callable[[], None] | None = None
         self.launcher = runner.Launcher(repo)  # keeps a warm runner for the next spawn
         self.spares = spares.Pool(repo)  # keeps a checkout ready for the next spawn's worktree
         self.commits = commit_watch.Watcher(repo)  # records agents' commits the hook could not
@@ -47,12 +59,45 @@ class Supervisor:
     def start_queued(self) -> None:
         """Start queued missions now, in the calling thread (the spawn request's)."""
         try:
-            for name in spawner.schedule(self.repo, self.urls, self.launcher.launch):
+            for name in self.schedule():
                 log.info("started a queued agent", extra={"event": "mission.started", "agent": name})
         except FractaError as exc:  # the spawner's own pass retries
             log.warning("starting queued agents failed", extra={"event": "mission.start_failed", "error": exc.message})
 
+    def schedule(self) -> list[str]:
+        return spawner.schedule(self.repo, self.urls, self.launcher.launch, owner=self.owner, lease=self.lease)
+
+    def heard(self, topic: str) -> None:
+        """A change the store told us about (from any process or control plane)."""
+        self.changes.bump()
+        if topic in (store_base.MISSIONS, store_base.RESYNC):
+            self.wake.set()
+        if topic != store_base.MISSIONS:  # progress.md mirrors the store: changes made elsewhere too
+            progress.refresh(self.repo)
+
     def start(self) -> None:
+        self.unsubscribe = self.repo.store.subscribe(self.heard)
+        self.changes.pushed = self.unsubscribe is not None
+        if self.unsubscribe is None:  # the files backend: watch missions/ ourselves
+            self.watch_missions()
+        self.launcher.refill()
+        self.spares.start()
+        self.commits.start()
+        threading.Thread(target=self.loop, name="supervisor", daemon=True).start()
+        threading.Thread(target=self.renew, name="leases", daemon=True).start()
+
+    def renew(self) -> None:
+        """Keep this control plane's claims and supervision alive: a third of a lease apart."""
+        while not self.stopping.wait(self.lease / 3):
+            try:
+                self.repo.store.missions.renew(self.owner, self.lease)
+                self.repo.store.supervise(self.owner, self.lease)
+                if self.repo.store.missions.pending()[0]:  # a claim another control plane let run out
+                    self.wake.set()
+            except FractaError as exc:  # the store away for a moment: the next renewal retries
+                log.warning("renewing leases failed", extra={"event": "lease.renew_failed", "error": exc.message})
+
+    def watch_missions(self) -> None:
         from watchdog.events import FileSystemEvent, FileSystemEventHandler
         from watchdog.observers import Observer
 
@@ -72,16 +117,14 @@ class Supervisor:
         self.observer.schedule(Handler(), str(self.repo.missions_dir), recursive=False)
         self.observer.daemon = True
         self.observer.start()
-        self.launcher.refill()
-        self.spares.start()
-        self.commits.start()
-        threading.Thread(target=self.loop, name="supervisor", daemon=True).start()
 
     def stop(self) -> None:
         self.stopping.set()
         self.wake.set()
         if self.observer is not None:
             self.observer.stop()
+        if self.unsubscribe is not None:
+            self.unsubscribe()
         self.launcher.stop()
         self.spares.stop()
         self.commits.stop()
@@ -94,13 +137,14 @@ class Supervisor:
             try:
                 # Start queued agents first (a spawn waits on this), then reconcile; start again
                 # if the reaper freed slots.
-                started = spawner.schedule(self.repo, self.urls, self.launcher.launch)
-                swept = reaper.sweep(self.repo, full=full)
+                started = self.schedule()
+                supervised = self.repo.store.supervise(self.owner, self.lease)
+                swept = reaper.sweep(self.repo, full=full, only=supervised)
                 if swept.lost or swept.removed:
                     extra = {"event": "reaper.swept", "lost": swept.lost, "removed": swept.removed}
                     log.info("the reaper settled lost or expired agents", extra=extra)
                 if swept.finished or swept.lost or swept.removed:
-                    started += spawner.schedule(self.repo, self.urls, self.launcher.launch)
+                    started += self.schedule()
                 for name in started:
                     log.info("started a queued agent", extra={"event": "mission.started", "agent": name})
             except FractaError as exc:
@@ -207,23 +251,31 @@ def serve_all(servers: list[tuple[Any, socket.socket, bool]], closing: threading
     return stopped_by[0] if stopped_by else None
 
 
-def serve(repo: repo_mod.Repo, *, foreground: bool = False, log_format: str = "json") -> int:
-    """Run the control plane until SIGTERM/SIGINT; its start and its end are logged."""
-    from .. import __version__, config_check, logs
+def serve(
+    repo: repo_mod.Repo, *, foreground: bool = False, log_format: str = "json", instance: str | None = None
+) -> int:
+    """Run the control plane until SIGTERM/SIGINT; its start and its end are logged.
+
+    `instance` names one of several control planes sharing one store (postgres backend): its
+    files are control-<instance>.json, .lock and .log. With the files backend, only one runs.
+    """
+    from .. import __version__, config_check, logs, names
 
     repo.require_initialized()
     config_check.check(repo.config_path)  # the whole of fracta.yaml, before anything starts
-    logs.setup(repo.logs_dir, "control", foreground=foreground, fmt=log_format)
+    if instance is not None:
+        names.validate(instance)
+    logs.setup(repo.logs_dir, f"control-{instance}" if instance else "control", foreground=foreground, fmt=log_format)
     if threading.current_thread() is threading.main_thread():
         logs.raise_on_signals()  # until it serves (serve_all handles them then): a logged exit, not a silent one
     with logs.exit_logged("control") as ending:
         extra = {"event": "control.started", "pid": os.getpid(), "version": __version__}
         log.info("control plane starting", extra=extra)
-        ending.signal = _serve(repo)
+        ending.signal = _serve(repo, instance)
     return ending.code
 
 
-def _serve(repo: repo_mod.Repo) -> int | None:
+def _serve(repo: repo_mod.Repo, instance: str | None) -> int | None:
     """Serve until a signal (returned) or a failure (raised)."""
     from ..gateway import app as gateway_app
     from . import app as app_mod
@@ -232,7 +284,10 @@ def _serve(repo: repo_mod.Repo) -> int | None:
     sink = progress.Coalescer()
     repo = dataclasses.replace(repo, progress_sink=sink)
     try:
-        with atomic.lock(repo.state / "control.lock", timeout=0):
+        shared = instance is not None and store_mod.backend_of(repo) != "files"
+        lock = repo.state / (f"control-{instance}.lock" if shared else "control.lock")
+        info_path = daemon.instance_path(repo, instance)
+        with atomic.lock(lock, timeout=0):
             _adopt_leftovers(repo)
             host = repo.config.text("control_plane.host")
             sock = listen(host, repo.config.integer("control_plane.port"))
@@ -244,7 +299,7 @@ def _serve(repo: repo_mod.Repo) -> int | None:
                 raise
             me = os.getpid()
             atomic.write_json(
-                repo.control_path,
+                info_path,
                 {
                     "schema": 1,
                     "pid": me,
@@ -256,9 +311,10 @@ def _serve(repo: repo_mod.Repo) -> int | None:
                     "environment": environment.summary(os.environ),
                 },
             )
-            supervisor = Supervisor(repo, spawner.Urls(control=url, gateway=endpoint.url))
+            changes = Changes()
+            supervisor = Supervisor(repo, spawner.Urls(control=url, gateway=endpoint.url), changes)
             closing = threading.Event()
-            app = app_mod.build(repo, supervisor.kick, closing.is_set, supervisor.start_queued)
+            app = app_mod.build(repo, supervisor.kick, closing.is_set, supervisor.start_queued, changes)
             gateway = gateway_app.build(repo, endpoint.host, kick=supervisor.kick)
             supervisor.start()
             extra = {"event": "control.listening", "url": url, "gateway_url": endpoint.url, "pid": me}
@@ -268,13 +324,14 @@ def _serve(repo: repo_mod.Repo) -> int | None:
             finally:
                 supervisor.stop()
                 sink.flush()
-                _forget(repo, me)
+                _forget(info_path, me)
     except LockTimeout:
-        info = daemon.read_info(repo)
+        info = daemon.read_info(repo, instance if shared else None)
         where = f" at {info.url} (pid {info.pid})" if info else ""
-        raise FractaError(
-            f"a control plane is already running for {repo.root}{where}", "fracta down stops it"
-        ) from None
+        hint = "fracta down stops it"
+        if instance is not None and not shared:
+            hint += "; several control planes side by side need the postgres backend (state.backend in fracta.yaml)"
+        raise FractaError(f"a control plane is already running for {repo.root}{where}", hint) from None
 
 
 def _adopt_leftovers(repo: repo_mod.Repo) -> None:
@@ -291,10 +348,10 @@ def _adopt_leftovers(repo: repo_mod.Repo) -> None:
         log.warning("adopted leftovers", extra=extra)
 
 
-def _forget(repo: repo_mod.Repo, pid: int) -> None:
+def _forget(path: Path, pid: int) -> None:
     with contextlib.suppress(FileNotFoundError, FractaError):
-        if atomic.read_json(repo.control_path).get("pid") == pid:
-            os.unlink(repo.control_path)
+        if atomic.read_json(path).get("pid") == pid:
+            os.unlink(path)
 
 
 def main(argv: list[str]) -> int:
@@ -304,10 +361,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("state")
     parser.add_argument("--foreground", action="store_true")
     parser.add_argument("--log-format", choices=["json", "text"], default="json")
+    parser.add_argument("--instance", default=None)
     args = parser.parse_args(argv)
     repo = repo_mod.find(env={"FRACTA_HOME": args.state})
     try:
-        return serve(repo, foreground=args.foreground, log_format=args.log_format)
+        return serve(repo, foreground=args.foreground, log_format=args.log_format, instance=args.instance)
     except FractaError as exc:
         # Read by whoever started it (daemon.up): the error, its hint and the exit code to give.
         print(f"error: {exc.message}", file=sys.stderr)

@@ -1,0 +1,29 @@
+"""A change counter that threads wait on: the event stream sleeps on it rather than polling when
+the store pushes its changes (PostgreSQL's LISTEN/NOTIFY); with the files backend, waits time
+out after a short poll interval instead."""
+
+from __future__ import annotations
+
+import threading
+
+
+class Changes:
+    def __init__(self) -> None:
+        self._version = 0
+        self._cond = threading.Condition()
+        self.pushed = False  # the store tells us of every change: waits may be long
+
+    def bump(self) -> None:
+        with self._cond:
+            self._version += 1
+            self._cond.notify_all()
+
+    @property
+    def version(self) -> int:
+        return self._version
+
+    def wait(self, seen: int, timeout: float) -> int:
+        """Block until the version moves past `seen`, or `timeout` seconds; returns the version."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._version != seen, timeout)
+            return self._version
