@@ -16,9 +16,12 @@ from fracta.store.base import Store
 _seq = itertools.count()
 
 
-def make_repo(root: Path) -> Repo:
+def make_repo(root: Path, config: str | None = None) -> Repo:
     """A repo's state folder as `fracta init` leaves it: agents/, and the chessmaster's token."""
     repo = Repo(root, git_common_dir=None)
+    if config is not None:
+        root.mkdir(parents=True)
+        repo.config_path.write_text(config)
     repo.agents_dir.mkdir(parents=True)
     repo.missions_dir.mkdir()
     (repo.chessmaster_dir / "inbox").mkdir(parents=True)

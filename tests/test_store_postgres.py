@@ -13,8 +13,9 @@ import pg
 import pytest
 from store_helpers import agent, make_repo, message, open_postgres
 
-from fracta.errors import SchemaTooNew, StoreUnavailable
+from fracta.errors import ConfigError, SchemaTooNew, StoreUnavailable
 from fracta.repo import Repo
+from fracta.store import open_store as open_store_of
 from fracta.store.base import INBOX, RESYNC, Store
 
 WAIT = 30.0
@@ -104,3 +105,21 @@ def test_a_subscriber_hears_resync_after_its_connection_is_lost(
         eventually(lambda: INBOX + "one" in heard, "a notification on the new connection")
     finally:
         stop()
+
+
+def test_fracta_yaml_selects_the_database_through_an_environment_variable(
+    tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = make_repo(tmp_path / "project")
+    repo.config_path.write_text("state:\n  backend: postgres\n  url: ${FRACTA_TEST_DATABASE_URL}\n  pool_size: 2\n")
+    monkeypatch.setenv("FRACTA_TEST_DATABASE_URL", pg_url)
+    store = open_store_of(repo)
+    try:
+        assert store.backend == "postgres"
+        store.agents.create(agent("one"), "tok")
+    finally:
+        store.close()
+    monkeypatch.delenv("FRACTA_TEST_DATABASE_URL")
+    with pytest.raises(ConfigError) as caught:
+        open_store_of(make_repo(tmp_path / "other", config=repo.config_path.read_text()))
+    assert "FRACTA_TEST_DATABASE_URL" in caught.value.message

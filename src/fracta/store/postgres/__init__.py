@@ -8,6 +8,6 @@ mail.py, missions.py, events.py and tokens.py.
 
 from __future__ import annotations
 
-from .store import PostgresStore, open_store
+from .store import PostgresStore, open_from_config, open_store
 
-__all__ = ["PostgresStore", "open_store"]
+__all__ = ["PostgresStore", "open_from_config", "open_store"]

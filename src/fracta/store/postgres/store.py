@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-from ...errors import AgentNotFound
+from ...errors import AgentNotFound, ConfigError
 from ...repo import Repo
 from ..base import RESYNC, AgentStore, EventStore, MailStore, MissionStore, Store, TokenStore
 from . import migrations
@@ -129,6 +129,24 @@ def open_store(repo: Repo, url: str, *, pool_size: int, lease: float, retry: flo
         db.close()
         raise
     return store
+
+
+def open_from_config(repo: Repo) -> PostgresStore:
+    """The store fracta.yaml's `state:` section describes (url with its ${VAR}s filled in)."""
+    config = repo.config
+    url = config.resolved("state.url")
+    if not isinstance(url, str) or not url:
+        raise ConfigError(
+            f"state.backend is postgres, but state.url in {config.path.name} is empty",
+            "set state.url, e.g. url: ${FRACTA_DATABASE_URL}",
+        )
+    return open_store(
+        repo,
+        url,
+        pool_size=config.integer("state.pool_size", minimum=1),
+        lease=float(config.resolved("state.lease_seconds")),
+        retry=float(config.resolved("state.retry_seconds")),
+    )
 
 
 if TYPE_CHECKING:
