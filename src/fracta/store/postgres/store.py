@@ -113,7 +113,7 @@ def open_store(repo: Repo, url: str, *, pool_size: int, lease: float, retry: flo
     holds = ConnectionPool(
         url,
         min_size=1,
-        max_size=max(2, pool_size),
+        max_size=max(8, 2 * pool_size),  # a scheduler holding its lock and an agent, per thread: grown on demand
         kwargs={"connect_timeout": CONNECT_TIMEOUT, "application_name": "fracta"},
         check=ConnectionPool.check_connection,
         open=False,
