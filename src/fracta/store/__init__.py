@@ -32,12 +32,9 @@ def backend_of(repo: Repo) -> str:
 def open_store(repo: Repo) -> Store:
     backend = backend_of(repo)
     if backend == "postgres":
-        import importlib
+        from .postgres.store import open_from_config  # psycopg is imported only here, in postgres mode
 
-        # psycopg is imported only here, in postgres mode (and mypy need not know the module yet).
-        postgres = importlib.import_module("fracta.store.postgres")
-        store: Store = postgres.open_from_config(repo)
-        return store
+        return open_from_config(repo)
     from .files import FileStore
 
     return FileStore(repo)
