@@ -74,10 +74,30 @@ def cli(repo_dir: Path) -> CliRunner:
 
 
 @pytest.fixture
-def initialized(repo_dir: Path, cli: CliRunner) -> repo_mod.Repo:
-    """The test repo after `fracta init`."""
+def state_backend() -> str:
+    """The store `initialized` sets up: "files", or both in modules marked both_backends."""
+    return "files"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked both_backends (a module's `pytestmark`) run once per store backend."""
+    if "state_backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_backends"):
+        metafunc.parametrize("state_backend", ["files", "postgres"])
+
+
+@pytest.fixture
+def initialized(
+    repo_dir: Path, cli: CliRunner, state_backend: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> repo_mod.Repo:
+    """The test repo after `fracta init`; with the postgres backend, its state in a fresh database
+    named by FRACTA_DATABASE_URL, as users set it up (fracta.yaml's `state:` section)."""
     result = cli("init")
     assert result.returncode == 0, result.stderr
+    if state_backend == "postgres":
+        monkeypatch.setenv("FRACTA_DATABASE_URL", request.getfixturevalue("pg_url"))
+        config = repo_dir / "fracta.yaml"
+        chosen = "  backend: postgres\n  url: ${FRACTA_DATABASE_URL}\n"
+        config.write_text(config.read_text().replace("  backend: files ", chosen + "  #", 1))
     return repo_mod.find(repo_dir, env={})
 
 
