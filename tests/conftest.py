@@ -80,9 +80,11 @@ def state_backend() -> str:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Tests marked both_backends (a module's `pytestmark`) run once per store backend."""
-    if "state_backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_backends"):
-        metafunc.parametrize("state_backend", ["files", "postgres"])
+    """Tests marked both_backends (a module's `pytestmark`) run once per store backend, but for
+    those also marked files_only (they handle .fracta/'s files by hand)."""
+    marked = metafunc.definition.get_closest_marker
+    if "state_backend" in metafunc.fixturenames and marked("both_backends"):
+        metafunc.parametrize("state_backend", ["files"] if marked("files_only") else ["files", "postgres"])
 
 
 @pytest.fixture
