@@ -10,7 +10,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import agents, atomic, clock, credentials, events, liveness, missions, progress, project, runner, runtimes, store
+from . import (
+    agents,
+    atomic,
+    clock,
+    credentials,
+    events,
+    journal,
+    liveness,
+    missions,
+    progress,
+    project,
+    runner,
+    runtimes,
+    store,
+)
 from .errors import AgentNotFound, FractaError
 from .repo import Repo
 from .runtimes.base import LaunchContext
@@ -67,15 +81,16 @@ def schedule(
     limit = repo.config.integer("agents.max_agents", minimum=1)
     started: list[str] = []
     liveness.checked(repo)  # settle dead runners first (not under the lock: stopping takes a while)
-    store = repo.store
-    with store.missions.scheduling():
+    kept = repo.store
+    with kept.missions.scheduling():
         everyone, _ = agents.list_all(repo)
         slots = limit - sum(1 for a in everyone if liveness.holds_slot(a))
         while slots > 0:
-            claimed = store.missions.claim(owner, lease, 1)
+            claimed = kept.missions.claim(owner, lease, 1)
             if not claimed:
                 break
             mission = claimed[0]
+            journal.checkpoint("claimed")  # tests kill a control plane here (a no-op otherwise)
             try:
                 agent = agents.load(repo, mission.name)
             except (AgentNotFound, FractaError):
@@ -84,6 +99,8 @@ def schedule(
             if not startable(agent):
                 missions.remove(repo, mission)
                 continue
+            with contextlib.suppress(AgentNotFound):  # its claimer supervises it from now
+                kept.adopt(owner, agent.name, lease)
             launched = False
             try:
                 launched = start(repo, agent, mission, urls, launch)
@@ -99,8 +116,6 @@ def schedule(
                         error=f"fracta could not start it ({type(exc).__name__}); see .fracta/logs/control.log",
                         finished_at=clock.now(),
                     )
-            if launched:
-                store.adopt(owner, agent.name, lease)
             missions.remove(repo, mission)
             if launched:
                 started.append(agent.name)
