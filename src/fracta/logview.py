@@ -27,6 +27,7 @@ from typing import IO, Any
 from . import logs, names
 from .errors import AgentNotFound, FractaError, InvalidName
 from .repo import Repo
+from .store import backend_of
 
 PROCESSES = {"control": "control", "gateway": "gateway", "hooks": "hooks", "hook": "hooks", "serve": "serve"}
 POLL = 0.2  # seconds between looks at the files when following
@@ -83,7 +84,8 @@ def view(repo: Repo, name: str | None) -> View:
         names.validate(name)
     except InvalidName:
         raise _unknown(repo, name) from None
-    if not repo.agent_dir(name).is_dir() and not _mentioned(repo.events_path, name):
+    files = backend_of(repo) == "files"
+    if not repo.agent_dir(name).is_dir() and not (_mentioned(repo.events_path, name) if files else _exists(repo, name)):
         raise _unknown(repo, name)
 
     def about(line: Line) -> bool:
@@ -93,15 +95,20 @@ def view(repo: Repo, name: str | None) -> View:
         event = str(line.data.get("event")) if line.data else ""
         return about(line) and event.startswith("agent.") and event != "agent.exited"
 
-    return View(
-        name,
-        (
-            Source(repo.agent_dir(name) / "runner.log"),
-            Source(repo.logs_dir / "control.log", about),
-            Source(repo.logs_dir / "hooks.log", about),
-            Source(repo.events_path, lifecycle),
-        ),
-    )
+    sources = [
+        Source(repo.agent_dir(name) / "runner.log"),
+        Source(repo.logs_dir / "control.log", about),
+        Source(repo.logs_dir / "hooks.log", about),
+    ]
+    if files:  # the event log is a file to follow; in a database it is served by GET /v1/events
+        sources.append(Source(repo.events_path, lifecycle))
+    return View(name, tuple(sources))
+
+
+def _exists(repo: Repo, name: str) -> bool:
+    from . import agents
+
+    return agents.exists(repo, name)
 
 
 def _mentioned(events: Path, name: str) -> bool:
