@@ -1,7 +1,8 @@
 """The mission queue in local mode: one file per queued spawn in .fracta/missions/, FIFO by name.
 
-A claim renames the file to <file>@<owner>@<lease end in ns>: a rename is atomic, so of two
-claimers only one gets it; one whose lease ran out is pending again. Only one control plane
+A claim renames the file to <file>@<owner> and sets its mtime to the lease's end: a rename is
+atomic, so of two claimers only one gets it; one whose lease ran out is pending again. A renewal
+moves the mtime on, so the claim's name stays what its claimer holds. Only one control plane
 runs per .fracta/ (control.lock), so claims mostly keep its own passes apart.
 """
 
@@ -34,12 +35,12 @@ def _to_dict(mission: Mission) -> dict[str, Any]:
     }
 
 
-def _claim_of(entry: str) -> tuple[str, str, int] | None:
-    """(file, owner, lease end) of a claimed entry's name; None for an unclaimed one."""
-    parts = entry.split("@")
-    if len(parts) != 3 or not parts[0].endswith(".json") or not parts[2].isdigit():
+def _claim_of(entry: str) -> tuple[str, str] | None:
+    """(file, owner) of a claimed entry's name; None for an unclaimed one."""
+    file, at, owner = entry.partition("@")
+    if not at or not file.endswith(".json") or not owner:
         return None
-    return parts[0], parts[1], int(parts[2])
+    return file, owner
 
 
 def _owner_gone(owner: str) -> bool:
@@ -71,8 +72,17 @@ class FileMissions:
 
     def _available(self, now: int) -> Iterator[str]:
         for entry in self._entries():
+            if entry.endswith(".json"):
+                yield entry
+                continue
             claim = _claim_of(entry)
-            if entry.endswith(".json") or (claim is not None and (claim[2] <= now or _owner_gone(claim[1]))):
+            if claim is None:
+                continue
+            try:
+                until = os.stat(self.repo.missions_dir / entry).st_mtime_ns
+            except FileNotFoundError:
+                continue
+            if until <= now or _owner_gone(claim[1]):
                 yield entry
 
     def pending(self) -> tuple[list[Mission], list[CorruptRecord]]:
@@ -109,10 +119,18 @@ class FileMissions:
         for mission in found:
             if len(out) >= limit:
                 break
-            claimed = f"{mission.id.split('@')[0]}@{owner}@{until}"
+            claimed = f"{mission.id.split('@')[0]}@{owner}"
             if atomic.maildir_move(self.repo.missions_dir, mission.id, claimed):
+                self._lease(claimed, until)
                 out.append(dataclasses.replace(mission, id=claimed))
         return out
+
+    def _lease(self, entry: str, until: int) -> bool:
+        try:
+            os.utime(self.repo.missions_dir / entry, ns=(until, until))
+        except FileNotFoundError:
+            return False
+        return True
 
     def renew(self, owner: str, lease: float) -> int:
         until = time.time_ns() + int(lease * 1e9)
@@ -120,7 +138,7 @@ class FileMissions:
         for entry in self._entries():
             claim = _claim_of(entry)
             if claim is not None and claim[1] == owner:
-                renewed += atomic.maildir_move(self.repo.missions_dir, entry, f"{claim[0]}@{owner}@{until}")
+                renewed += self._lease(entry, until)
         return renewed
 
     def release(self, mission: Mission) -> None:
