@@ -21,7 +21,11 @@ database, its schema made by fracta's migrations before the clock starts.
      +core     the same, plus the SQL the core adds around them with the store's statements: the
                agent-exists checks (sender, recipient, reader) and the two event appends, each a
                transaction as fracta runs it. Context: what the whole flow's round trips cost.
-     fracta    fracta.mailbox.send + fracta.mailbox.read on the PostgreSQL store. The target row.
+     fracta    fracta.mailbox.send + fracta.mailbox.read on the PostgreSQL store (fracta.yaml's
+               default pool_size: 4). The target row.
+     pool 1    the same with pool_size: 1. Context: psycopg_pool hands out its connections in
+               turn (first in, first out), so one thread's operations go to 4 server processes
+               in rotation; with one connection they all go to the same one.
      files     the same core calls on the files backend (the repo on /tmp: a real disk). Context.
 
    Target: fracta >= 50% of bare (the median over rounds of each round's ratio).
@@ -29,7 +33,8 @@ database, its schema made by fracta's migrations before the clock starts.
 2. Mission claims, one process: enqueue --missions missions (not timed), then claim one and remove
    it until none is left, through the store (repo.store.missions.claim / remove), against a bare
    psycopg loop doing the same round trips (the claim's own-claim check, the UPDATE over a SELECT
-   ... FOR UPDATE SKIP LOCKED, its commit; the DELETE, its commit). Target: >= 50% of bare.
+   ... FOR UPDATE SKIP LOCKED, its commit; the DELETE, its commit). Target: >= 50% of bare
+   (pool_size: 4, the default; a row with pool_size: 1 for context, as above).
 
 3. Claims with 1, 2, 4, 8 worker processes (each with its own store) draining a queue of --queue
    missions: missions per second (the queue over the time from the start until the last worker
@@ -118,8 +123,8 @@ def close(repo: Repo) -> None:
 # --- 1. messages -----------------------------------------------------------------------------------
 
 
-def mail_repo(bench: Bench, url: str | None) -> Repo:
-    repo = bench.repo(url)
+def mail_repo(bench: Bench, url: str | None, pool_size: int = 4) -> Repo:
+    repo = bench.repo(url, pool_size)
     for name in ("a", "b"):
         project.join(repo, name, intent="send and read messages as fast as possible")
     close(repo)
@@ -256,6 +261,7 @@ MAIL_ROWS = {
     "bare": "bare psycopg: the store's SQL",
     "+core": "bare psycopg: + the core's SQL",
     "fracta": "fracta on PostgreSQL",
+    "pool1": "fracta on PostgreSQL, pool_size: 1",
     "files": "fracta on files (/tmp)",
 }
 
@@ -264,8 +270,8 @@ def mail_round(bench: Bench, key: str, seconds: float) -> Sample:
     if key == "files":
         return core_mail(mail_repo(bench, None), seconds)
     url = bench.database()
-    repo = mail_repo(bench, url)  # the schema and the agents, made by fracta, in every row
-    if key == "fracta":
+    repo = mail_repo(bench, url, 1 if key == "pool1" else 4)  # the schema and the agents, in every row
+    if key in ("fracta", "pool1"):
         return core_mail(repo, seconds)
     return bare_mail(url, seconds, core=key == "+core")
 
@@ -342,12 +348,16 @@ def bare_claims(url: str) -> Sample:
     return Sample(len(claims), elapsed, {"claim": claims, "remove": removes})
 
 
-CLAIM_ROWS = {"bare": "bare psycopg: the same SQL", "fracta": "fracta: missions.claim + remove"}
+CLAIM_ROWS = {
+    "bare": "bare psycopg: the same SQL",
+    "fracta": "fracta: missions.claim + remove",
+    "pool1": "the same, pool_size: 1",
+}
 
 
 def claim_round(bench: Bench, key: str, missions: int) -> Sample:
-    repo, url = queue_repo(bench, missions)
-    return core_claims(repo) if key == "fracta" else bare_claims(url)
+    repo, url = queue_repo(bench, missions, 1 if key == "pool1" else 4)
+    return bare_claims(url) if key == "bare" else core_claims(repo)
 
 
 # --- 3. claims by several worker processes ---------------------------------------------------------
