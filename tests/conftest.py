@@ -74,10 +74,32 @@ def cli(repo_dir: Path) -> CliRunner:
 
 
 @pytest.fixture
-def initialized(repo_dir: Path, cli: CliRunner) -> repo_mod.Repo:
-    """The test repo after `fracta init`."""
+def state_backend() -> str:
+    """The store `initialized` sets up: "files", or both in modules marked both_backends."""
+    return "files"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked both_backends (a module's `pytestmark`) run once per store backend, but for
+    those also marked files_only (they handle .fracta/'s files by hand)."""
+    marked = metafunc.definition.get_closest_marker
+    if "state_backend" in metafunc.fixturenames and marked("both_backends"):
+        metafunc.parametrize("state_backend", ["files"] if marked("files_only") else ["files", "postgres"])
+
+
+@pytest.fixture
+def initialized(
+    repo_dir: Path, cli: CliRunner, state_backend: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> repo_mod.Repo:
+    """The test repo after `fracta init`; with the postgres backend, its state in a fresh database
+    named by FRACTA_DATABASE_URL, as users set it up (fracta.yaml's `state:` section)."""
     result = cli("init")
     assert result.returncode == 0, result.stderr
+    if state_backend == "postgres":
+        monkeypatch.setenv("FRACTA_DATABASE_URL", request.getfixturevalue("pg_url"))
+        config = repo_dir / "fracta.yaml"
+        chosen = "  backend: postgres\n  url: ${FRACTA_DATABASE_URL}\n"
+        config.write_text(config.read_text().replace("  backend: files ", chosen + "  #", 1))
     return repo_mod.find(repo_dir, env={})
 
 
@@ -87,9 +109,7 @@ def initialized(repo_dir: Path, cli: CliRunner) -> repo_mod.Repo:
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[pg.PgServer]:
     """This test process's own PostgreSQL server (each xdist worker starts one when it needs it)."""
-    reason = pg.unavailable_reason()
-    if reason is not None:
-        pg.skip_or_fail(reason)
+    pg.require()
     bindir = pg.find_bindir()
     assert bindir is not None
     server = pg.start(bindir)
@@ -115,5 +135,5 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_sep("!", f"{len(skipped)} PostgreSQL test(s) SKIPPED", red=True, bold=True)
         terminalreporter.write_line(reason.removeprefix("Skipped: "), red=True, bold=True)
         terminalreporter.write_line(
-            "Install it: scripts/setup-postgres. FRACTA_REQUIRE_POSTGRES=1 makes this a failure."
+            "scripts/test installs what it needs. FRACTA_REQUIRE_POSTGRES=1 makes this a failure."
         )

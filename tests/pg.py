@@ -94,7 +94,15 @@ def unavailable_reason() -> str | None:
 def skip_or_fail(reason: str) -> None:
     if REQUIRED:
         pytest.fail(f"{SKIP_MARK}: {reason}, but FRACTA_REQUIRE_POSTGRES=1 requires these tests to run")
-    pytest.skip(f"{SKIP_MARK}: {reason}")
+    pytest.skip(f"{SKIP_MARK}: {reason}", allow_module_level=True)
+
+
+def require() -> None:
+    """Skip (loudly) or fail, as the fixtures do, when no PostgreSQL can be had: for a test module
+    that imports psycopg, before it does."""
+    reason = unavailable_reason()
+    if reason is not None:
+        skip_or_fail(reason)
 
 
 @dataclass

@@ -23,9 +23,11 @@ from lifecycle_helpers import (
     wait_status,
 )
 
-from fracta import agents, mailbox, reaper
+from fracta import agents, events, mailbox, reaper
 from fracta import repo as repo_mod
 from fracta.control import daemon
+
+pytestmark = pytest.mark.both_backends
 
 PY = sys.executable
 
@@ -281,7 +283,7 @@ def test_the_next_agent_runs_in_the_warm_spare_and_a_dead_spare_means_a_cold_sta
         spawn(cli, "warm", "sh", "-c", "echo warm")
         wait_status(fr, "warm", "done")
         assert output_lines(fr, "warm") == ["warm"]
-        started = [json.loads(line) for line in fr.events_path.read_text().splitlines()]
+        started = [e.data for e in events.read(fr)]  # from the store, whichever backend
         [runner_pid] = [e["pid"] for e in started if e["event"] == "agent.started" and e["agent"] == "warm"]
         assert runner_pid == spare  # the agent ran in the spare that was waiting
         # The used spare is the agent's runner until it exits; then one fresh spare waits.

@@ -11,6 +11,8 @@ from fracta import agents, events, mailbox, merge, progress, workspaces
 from fracta import repo as repo_mod
 from fracta.errors import AgentNotFound, MergeConflict, Refused
 
+pytestmark = pytest.mark.both_backends
+
 
 def commit(cwd: Path, name: str, text: str, message: str) -> str:
     (cwd / name).write_text(text)

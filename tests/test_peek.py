@@ -10,10 +10,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from conftest import CliRunner
 
 from fracta import agents, atomic, peek, runner
 from fracta import repo as repo_mod
+
+pytestmark = pytest.mark.both_backends
 
 RUN = (Path(__file__).parent / "data" / "runtime_output" / "opencode-tools.jsonl").read_text().splitlines()
 

@@ -30,6 +30,8 @@ from fracta import repo as repo_mod
 from fracta.control import daemon
 from fracta.errors import AgentNotFound
 
+pytestmark = pytest.mark.both_backends
+
 PY = sys.executable
 SLEEP = (PY, "-c", "import time; time.sleep(1000)")  # a long sleeper that takes a word to be found by
 NAP = f'"{PY}" -c "import time; time.sleep(1000)"'  # the same, in a shell script
@@ -168,6 +170,7 @@ def test_kill_force_stops_the_program_of_a_sigkilled_runner_and_it_never_commits
         assert git(fr.root, "log", "--format=%s", f"{base}..feature/busy").split("\n") == ["fresh"]
 
 
+@pytest.mark.files_only  # it removes the agent's record by hand, as a file
 def test_a_name_is_not_reused_while_a_process_of_the_old_agent_runs(fr: repo_mod.Repo, cli: CliRunner) -> None:
     word = f"leftover-{uuid.uuid4().hex[:8]}"
     with cleanup(fr, word):

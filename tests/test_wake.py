@@ -12,6 +12,8 @@ import pytest
 from fracta import agents, mailbox, missions, wake
 from fracta import repo as repo_mod
 
+pytestmark = pytest.mark.both_backends
+
 
 def make(
     r: repo_mod.Repo, name: str, status: agents.Status, session: str | None = "s-1", runtime: str = "claude"

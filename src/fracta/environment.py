@@ -13,7 +13,7 @@ allow-list (HOME, PATH, LANG, SHELL, TERM, TMPDIR, CA variables) plus the names 
 - The control plane starts with PATH entries that do not exist dropped, and Codex's session
   folder (it puts a temporary folder of helper aliases on its servers' PATH and removes it when it
   exits); each spawn drops entries that vanished since (a folder that reappears may be anyone's).
-  The starter's FRACTA_* variables are not passed on.
+  The starter's FRACTA_* variables are not passed on (FRACTA_DATABASE_URL, configuration, is).
 - A variable fracta.yaml names for a runtime (`${VAR}` in its env, an env resolver) and the
   control plane lacks fails the spawn, naming it and how to provide it.
 - control.json records the control plane's PATH and the names (never the values) of its
@@ -108,11 +108,16 @@ def clean_path(path: str | None) -> CleanPath:
     return CleanPath(os.pathsep.join(kept), dropped)
 
 
+# Passed on although FRACTA_*: the documented variable for state.url (fracta.yaml), which is
+# configuration, not identity.
+PASSED_ON = frozenset({"FRACTA_DATABASE_URL"})
+
+
 def for_control_plane(env: Mapping[str, str]) -> dict[str, str]:
     """The environment to start the control plane with: `env` with its PATH cleaned and without
     FRACTA_* variables (a `fracta serve` inside an agent carries that agent's identity, which is
-    never the control plane's, nor its agents')."""
-    out = {k: v for k, v in env.items() if not k.startswith("FRACTA_")}
+    never the control plane's, nor its agents'), but for PASSED_ON."""
+    out = {k: v for k, v in env.items() if not k.startswith("FRACTA_") or k in PASSED_ON}
     if "PATH" in out:
         out["PATH"] = clean_path(out["PATH"]).value
     return out

@@ -90,10 +90,16 @@ def _params(url: str) -> dict[str, Any]:
     try:
         return conninfo_to_dict(url)
     except psycopg.Error as exc:
-        raise ConfigError(
-            f"not a valid PostgreSQL URL: {redact(url)} ({scrub(str(exc).strip(), url)})",
-            f"check {WHERE}: postgresql://USER:PASSWORD@HOST:PORT/DATABASE",
-        ) from None
+        raise bad_url(url, exc) from None
+
+
+def bad_url(url: str, exc: BaseException) -> ConfigError:
+    """A URL libpq cannot read (exit 2, as a bad config): shown without its password."""
+    text = scrub(str(exc).strip(), url).removeprefix("connection is bad: ")
+    return ConfigError(
+        f"not a valid PostgreSQL URL: {redact(url)} ({text})",
+        f"check {WHERE}: postgresql://USER:PASSWORD@HOST:PORT/DATABASE",
+    )
 
 
 # --- connecting ----------------------------------------------------------------------------------
@@ -138,6 +144,8 @@ def connect(url: str, *, autocommit: bool = False) -> psycopg.Connection[Any]:
     try:
         return psycopg.connect(url, **_options(url, autocommit))
     except psycopg.OperationalError as exc:
+        if re.search(r"invalid .*(connection option|URI)", str(exc)):  # libpq reads some values only now
+            raise bad_url(url, exc) from None
         raise unavailable(url, exc) from None
 
 

@@ -84,9 +84,10 @@ class Listener:
                     self._receive(conn)
             except StoreUnavailable as exc:
                 self._error = exc
-                log.warning("listen: %s", exc.message)
+                log.warning("cannot LISTEN: %s", exc.message, extra={"event": "store.listen_failed"})
             except psycopg.OperationalError as exc:
-                log.warning("listen: connection lost (%s); connecting again", scrub(str(exc).strip(), self.url))
+                text = scrub(str(exc).strip(), self.url)
+                log.warning("LISTEN connection lost (%s); connecting again", text, extra={"event": "store.listen_lost"})
             finally:
                 self._conn = None
             self._stop.wait(delay)
@@ -103,7 +104,7 @@ class Listener:
         try:
             self.on_notify(notice)
         except Exception:  # a failing callback must not end the listening (it would go deaf)
-            log.exception("listen: the notification callback failed on %s", notice)
+            log.exception("a notification's callback failed on %s", notice, extra={"event": "store.notify_failed"})
 
 
 def listen(
