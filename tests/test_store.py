@@ -70,6 +70,12 @@ def test_a_created_agent_is_listed_loaded_and_named_in_creation_order(store: Sto
     assert store.agents.names() == ["a-two", "b-one"]
 
 
+def test_names_sort_character_by_character_whatever_the_locale(store: Store) -> None:
+    for name in ("ba", "b-a", "b9"):
+        store.agents.create(agent(name), f"tok-{name}")
+    assert store.agents.names() == ["b-a", "b9", "ba"]
+
+
 def test_creating_a_taken_name_is_refused_and_keeps_the_first(store: Store) -> None:
     store.agents.create(agent("one", intent="first"), "tok-1")
     with pytest.raises(AgentExists):
@@ -358,6 +364,24 @@ def test_a_claim_whose_lease_ran_out_is_pending_again_and_renew_keeps_it(store: 
     eventually(lambda: store.missions.pending()[0], "the short lease to run out")
     taken = store.missions.claim("cp-c", 60.0, 5)
     assert [m.name for m in taken] == ["short"]
+
+
+def test_a_claim_renewed_before_it_is_removed_or_released_is_still_the_same_claim(
+    store: Store, request: pytest.FixtureRequest
+) -> None:
+    if store.backend == "files":
+        # renew renames the claimed file (its name holds the lease's end), so the Mission that
+        # claim returned names a file that is gone: remove and release miss it (reported).
+        request.applymarker(pytest.mark.xfail(strict=True))
+    store.missions.enqueue(mission("done"))
+    store.missions.enqueue(mission("back"))
+    done, back = store.missions.claim("cp", 0.5, 2)
+    store.missions.renew("cp", 0.5)
+    store.missions.remove(done)
+    store.missions.release(back)
+    assert [m.name for m in store.missions.pending()[0]] == ["back"]
+    time.sleep(0.6)  # past the renewed lease: a claim left behind would be pending again now
+    assert [m.name for m in store.missions.pending()[0]] == ["back"]
 
 
 def test_drop_agent_forgets_its_missions(store: Store) -> None:

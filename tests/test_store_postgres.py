@@ -71,7 +71,8 @@ def test_a_schema_from_a_newer_fracta_is_refused(repo: Repo, pg_url: str, pg_ser
     assert "999" in caught.value.message
 
 
-def test_an_unreachable_database_is_a_clear_error_without_the_password(repo: Repo) -> None:
+def test_an_unreachable_database_is_a_clear_error_without_the_password(repo: Repo, pg_server: pg.PgServer) -> None:
+    # pg_server: this test, too, skips (loudly) where psycopg and PostgreSQL cannot be had
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

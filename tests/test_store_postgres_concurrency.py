@@ -63,7 +63,11 @@ class Workers:
     def collect(self, procs: list[subprocess.Popen[str]]) -> list[dict[str, object]]:
         lines: list[dict[str, object]] = []
         for proc in procs:
-            out, _ = proc.communicate(timeout=TIMEOUT)
+            assert proc.stdout is not None
+            # Not communicate(): with a timeout it reads the pipe itself, and would miss what
+            # start()'s readline has already buffered (a worker released at once prints early).
+            out = proc.stdout.read()
+            proc.wait(timeout=TIMEOUT)
             assert proc.returncode == 0, f"worker {proc.args} exited {proc.returncode}"
             lines += [json.loads(line) for line in out.splitlines()]
         return lines

@@ -4,6 +4,8 @@ A migration is never edited once released: a change is a new version appended to
 Times that only this fracta compares (message ids, read stamps, queued_ns) are nanoseconds from
 the clients' clocks, as in the files backend; leases that several control planes compare use
 the database's clock (clock_timestamp()), the one clock they share.
+Names and ids sort byte by byte (COLLATE "C"), as Python and the files backend sort them,
+whatever the database's locale.
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ from .migrations import Migration, latest
 # Version 1: agents, their inboxes, messages, retired read holders, missions, events, tokens, meta.
 _V1 = """
 CREATE TABLE agents (
-    name text PRIMARY KEY,
+    name text COLLATE "C" PRIMARY KEY,
     record jsonb NOT NULL,              -- records.Agent.to_dict()
-    created_at text NOT NULL,           -- ISO 8601 UTC as in the record: sorts by creation
+    created_at text COLLATE "C" NOT NULL, -- ISO 8601 UTC as in the record: sorts by creation
     token_hash text NOT NULL UNIQUE     -- sha256 hex of the agent's token, never the token
 );
 CREATE INDEX agents_by_creation ON agents (created_at, name);
@@ -23,23 +25,23 @@ CREATE INDEX agents_by_creation ON agents (created_at, name);
 -- What changes without holding the agent (AgentStore.holding locks its agents row FOR NO KEY
 -- UPDATE): activity and supervision are updated here, never blocked by a hold.
 CREATE TABLE agent_state (
-    name text PRIMARY KEY REFERENCES agents (name) ON DELETE CASCADE,
+    name text COLLATE "C" PRIMARY KEY REFERENCES agents (name) ON DELETE CASCADE,
     last_activity double precision,     -- epoch seconds (AgentStore.touch)
     supervisor text,                    -- the control plane supervising it (Store.supervise)
     supervised_until timestamptz        -- its lease, on the database's clock
 );
 
 -- One row per inbox: each agent's (removed with it) and the chessmaster's (no agent row).
--- Reads of one inbox take turns on this row (SELECT ... FOR UPDATE).
+-- Reads of one inbox take turns on this row (SELECT ... FOR NO KEY UPDATE).
 CREATE TABLE inboxes (
-    name text PRIMARY KEY,
-    agent text UNIQUE REFERENCES agents (name) ON DELETE CASCADE
+    name text COLLATE "C" PRIMARY KEY,
+    agent text COLLATE "C" UNIQUE REFERENCES agents (name) ON DELETE CASCADE
 );
 INSERT INTO inboxes (name) VALUES ('chessmaster');
 
 CREATE TABLE messages (
-    recipient text NOT NULL REFERENCES inboxes (name) ON DELETE CASCADE,
-    id text NOT NULL,                   -- made by the core: sorts by send time
+    recipient text COLLATE "C" NOT NULL REFERENCES inboxes (name) ON DELETE CASCADE,
+    id text COLLATE "C" NOT NULL,       -- made by the core: sorts by send time
     sent_ns bigint NOT NULL,            -- the send time the id starts with
     sender text NOT NULL,
     sent_at text NOT NULL,
@@ -61,7 +63,7 @@ CREATE INDEX messages_pending ON messages (recipient, held_ns) WHERE state = 'pe
 -- per inbox (mail.py trims), like the files backend's inbox/acked.
 CREATE TABLE retired_holders (
     seq bigserial PRIMARY KEY,
-    inbox text NOT NULL REFERENCES inboxes (name) ON DELETE CASCADE,
+    inbox text COLLATE "C" NOT NULL REFERENCES inboxes (name) ON DELETE CASCADE,
     holder text NOT NULL,
     UNIQUE (inbox, holder)
 );
