@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from . import procs
+from . import pgfaults, procs
 from .world import CHESSMASTER, Incarnation, World, wait_until
 
 FINISHED = frozenset({"idle", "done", "failed", "killed", "lost"})
@@ -38,6 +38,7 @@ def check_as_it_goes(world: World) -> None:
     check_finished_has_no_process(world, shown)
     check_commits_reachable(world)
     scan_logs(world)
+    pgfaults.check(world)
 
 
 def reconcile_model(world: World, shown: dict[str, dict[str, Any]]) -> None:
@@ -239,7 +240,8 @@ def check_messages(world: World) -> None:
 
 def scan_logs(world: World) -> None:
     """No traceback in control.log, control.out, any runner.log or agent output, or agents' CLI stderr."""
-    paths = [world.state / "logs" / "control.log", world.state / "logs" / "control.out"]
+    logs = world.state / "logs"  # every control plane's (control.log, control-b.log, ...)
+    paths = sorted([*logs.glob("control*.log"), *logs.glob("control*.out")]) if logs.is_dir() else []
     agents_dir = world.state / "agents"
     if agents_dir.is_dir():
         for entry in sorted(os.listdir(agents_dir)):
