@@ -93,13 +93,14 @@ def _steps(w: World, seed: int) -> Iterator[plan.Step]:
             yield plan.Step("check")
 
 
-def _report(w: World, seed: int, kinds: Counter[str], seconds: float) -> str:
+def _report(w: World, seed: int, kinds: Counter[str], seconds: float, spent: Counter[str]) -> str:
     replay = "; ".join(m.group(1) for line in w.log if (m := re.match(r"\s*\d+\. (.*)", line)))
     by_invariant = Counter(v.invariant for v in w.violations)
     return "\n".join(
         [
             f"chaos run ({w.backend}): seed {seed}, {sum(kinds.values())} steps in {seconds:.1f}s",
             f"operations: {dict(sorted(kinds.items()))}",
+            f"seconds by operation: { {k: round(v, 1) for k, v in spent.most_common()} }",
             f"checks: {dict(sorted(w.checks.items()))}",
             f"violations by invariant: {dict(by_invariant)}",
             *(str(v) for v in w.violations),
@@ -121,15 +122,20 @@ def test_a_seeded_run_of_spawns_merges_kills_messages_and_crashes_keeps_every_pr
     began = time.monotonic()
     world.create(max_agents=MAX_AGENTS)
     kinds: Counter[str] = Counter()
+    spent: Counter[str] = Counter()  # seconds by kind of operation (and the end)
     for step in _steps(world, seed):
         world.step += 1
         kinds[step.kind] += 1
         world.note(f"{world.step:3d}. {step}")
+        at = time.monotonic()
         ops.perform(world, step)
+        spent[step.kind] += time.monotonic() - at
+    at = time.monotonic()
     invariants.check_as_it_goes(world)
     ops.finish(world)
+    spent["end"] += time.monotonic() - at
     seconds = time.monotonic() - began
-    report = _report(world, seed, kinds, seconds)
+    report = _report(world, seed, kinds, seconds, spent)
     if not world.violations:
         print(report)  # the figures (with -s); a failure shows them in its message
     if REPORT:
@@ -138,6 +144,7 @@ def test_a_seeded_run_of_spawns_merges_kills_messages_and_crashes_keeps_every_pr
             "seed": seed,
             "seconds": round(seconds, 1),
             "operations": dict(kinds),
+            "seconds_by_operation": {k: round(v, 1) for k, v in spent.items()},
             "checks": dict(world.checks),
             "violations": [{"invariant": v.invariant, "step": v.step, "detail": v.detail} for v in world.violations],
             "steps": world.log,
