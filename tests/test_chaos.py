@@ -37,8 +37,8 @@ DEFAULT_SEED = 158
 # On PostgreSQL, a seed whose operations reach the database's faults: connections terminated
 # under running agents, the server crashed under a keyed send, control plane b up, SIGKILLed
 # and started again while agents run, and a spawn whose control plane is SIGKILLed.
-DEFAULT_PG_SEED = 0
-DEFAULT_PG_OPS = 30
+DEFAULT_PG_SEED = 357
+DEFAULT_PG_OPS = 20
 CHOSEN = os.environ.get("FRACTA_CHAOS_SEED", "")
 SEEDS = [int(s) for s in CHOSEN.split(",") if s.strip()]
 CHOSEN_OPS = os.environ.get("FRACTA_CHAOS_OPS", "")

@@ -25,6 +25,7 @@ EXACTLY_ONCE = "every message read exactly once"
 SAVED = "every uncommitted change of a force-killed agent is recoverable with its content"
 TRACEBACK = "no traceback in fracta's logs"
 MODEL = "fracta shows the agents the run made, and only those"
+LOST = "an agent is `lost` only if its runner died (SIGKILLed, or its control plane while it started)"
 
 
 def check_as_it_goes(world: World) -> None:
@@ -36,6 +37,7 @@ def check_as_it_goes(world: World) -> None:
     check_removed_processes(world)
     check_running_has_process(world, shown)
     check_finished_has_no_process(world, shown)
+    check_lost(world, shown)
     check_commits_reachable(world)
     scan_logs(world)
     pgfaults.check(world)
@@ -182,6 +184,15 @@ def check_finished_has_no_process(world: World, shown: dict[str, dict[str, Any]]
     wait_until(lambda: not suspects(world.agents()[1]), GRACE, interval=1.0)
     for name, what in suspects(world.agents()[1]).items():
         world.violate(UNSUPERVISED, f"fracta shows {name} {what}")
+
+
+def check_lost(world: World, shown: dict[str, dict[str, Any]]) -> None:
+    """A database away, a connection cut, a control plane stopped by `down`: none loses an agent."""
+    world.checks[LOST] += 1
+    for name, data in shown.items():
+        inc = world.live.get(name)
+        if data.get("status") == "lost" and inc is not None and not inc.may_be_lost:
+            world.violate(LOST, f"{name} ({inc.ident}, {inc.behaviour}) is lost, but nothing of it was SIGKILLed")
 
 
 def check_commits_reachable(world: World) -> None:

@@ -48,6 +48,7 @@ def spawn_sigkill_cp(world: World, step: Step) -> None:
     call = world.finish(started)
     world.expect(call, {0, 8}, "spawn whose control plane was SIGKILLed")
     inc.uncertain = True  # settled by what fracta shows once a control plane runs again
+    inc.may_be_lost = True
     world.live[step.target] = inc
     world.expect(world.cli("up"), {0}, "up after a crash")
     # The restarted control plane may adopt what the interrupted spawn left: give it a bounded
@@ -69,6 +70,7 @@ def _sigkill_control_plane(world: World) -> bool:
         return False
     if not wait_until(lambda: not procs.alive(*found), 10.0):
         raise AssertionError(f"the control plane (pid {found[0]}) did not die within 10s of SIGKILL")
+    world.control_plane_killed()
     return True
 
 
@@ -81,6 +83,7 @@ def sigkill_runner(world: World, step: Step) -> None:
     pid, start = shown.get("pid"), shown.get("pid_start")
     if isinstance(pid, int):
         world.live[step.target].runners.add((pid, start if isinstance(start, int) else None))
+    world.live[step.target].may_be_lost = True
     hit = isinstance(pid, int) and procs.sigkill(pid, start if isinstance(start, int) else None)
     left = procs.of_incarnation(world.run, world.live[step.target].ident)
     world.note(

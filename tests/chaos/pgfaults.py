@@ -78,6 +78,8 @@ def sigkill_cp_b(world: World, step: Step) -> None:
     hit = found is not None and procs.sigkill(*found)
     if found is not None and hit and not wait_until(lambda: not procs.alive(*found), 10.0):
         raise AssertionError(f"control plane b (pid {found[0]}) did not die within 10s of SIGKILL")
+    if hit:
+        world.control_plane_killed()
     world.note(f"   control plane b {'SIGKILLed' if hit else 'was not running'}")
 
 

@@ -55,6 +55,7 @@ class Incarnation:
     ident: str  # marks its processes (CHAOS_ID) and its files; unique in the run
     behaviour: str
     uncertain: bool = False  # spawned while the control plane was SIGKILLed: it may not exist
+    may_be_lost: bool = False  # its runner (or a control plane while it started) was SIGKILLed
     removed: bool = False
     runners: set[tuple[int, int | None]] = field(default_factory=set)  # (pid, start) seen on its record
     saved_refs: list[str] = field(default_factory=list)  # where a forced kill saved its work
@@ -217,6 +218,11 @@ class World:
             self.gone.append(inc)
         self.garbage.discard(name)
         return inc
+
+    def control_plane_killed(self) -> None:
+        """A control plane was SIGKILLed: an agent it was starting may be left `lost`."""
+        for inc in self.live.values():
+            inc.may_be_lost = True
 
     def names(self) -> list[str]:
         return sorted(self.live)
