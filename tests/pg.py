@@ -28,6 +28,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -114,6 +115,7 @@ class PgServer:
     port: int
     password: str
     host: str = "127.0.0.1"
+    options: str = ""  # the server's command-line options (restart starts it with them again)
     _watchdog: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -166,6 +168,26 @@ class PgServer:
             row = conn.execute("SELECT pg_terminate_backend(%s)", [pid]).fetchone()
         return bool(row and row[0])
 
+    def restart(self, down_for: float = 0.0) -> None:
+        """Crash and come back: stop at once (as a power cut would look to clients: no checkpoint,
+        crash recovery at start), stay down `down_for` seconds, start on the same port and data."""
+        ctl = [str(self.bindir / "pg_ctl"), "-D", str(self.data), "-w", "-t", str(START_TIMEOUT)]
+        for args in (["-m", "immediate", "stop"], ["-l", str(self.log), "-o", self.options, "start"]):
+            if args[-1] == "start":
+                time.sleep(down_for)
+            proc = subprocess.run(
+                _as_owner([*ctl, *args]),
+                cwd=self.base,
+                env=_env(),
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=START_TIMEOUT + 10,
+            )
+            if proc.returncode != 0:
+                log = self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
+                raise RuntimeError(f"pg_ctl {args[-1]} failed ({proc.returncode}): {proc.stdout}{proc.stderr}\n{log}")
+
     def stop(self) -> None:
         """Stop at once (no checkpoint: the data is thrown away) and remove the folder."""
         subprocess.run(
@@ -195,9 +217,9 @@ def start(bindir: Path) -> PgServer:
     initdb += ["--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C", "--no-sync"]
     _run(initdb, base)
     for _ in range(5):  # a free port may be taken by someone else before the server binds it
-        server = PgServer(bindir, base, _free_port(), password)
+        port = _free_port()
         options = [
-            f"-p {server.port}",
+            f"-p {port}",
             f"-k {base}",
             "-c listen_addresses=127.0.0.1",
             "-c fsync=off",
@@ -206,9 +228,10 @@ def start(bindir: Path) -> PgServer:
             "-c shared_buffers=16MB",
             "-c max_connections=200",
         ]
+        server = PgServer(bindir, base, port, password, options=" ".join(options))
         cmd = [str(bindir / "pg_ctl"), "-D", str(server.data), "-l", str(server.log), "-w", "-t", str(START_TIMEOUT)]
         proc = subprocess.run(
-            _as_owner([*cmd, "-o", " ".join(options), "start"]),
+            _as_owner([*cmd, "-o", server.options, "start"]),
             cwd=base,
             env=_env(),
             capture_output=True,

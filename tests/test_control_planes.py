@@ -81,6 +81,8 @@ def test_two_control_planes_share_one_queue_and_each_agent_has_one_supervisor(
         spawn_through(fr, b.url, "via-b", "sleep", "300")
         wait_status(fr, "via-a", "running")
         wait_status(fr, "via-b", "running")
+        # A runner records `running`, then the agent.started event: wait for the event too.
+        wait_for("both start events", lambda: starts(fr, "via-a") and starts(fr, "via-b"))
         assert starts(fr, "via-a") == starts(fr, "via-b") == 1
         owners = {name: (owner or "").split(":")[1:2] for name, owner in supervisors(url).items()}
         assert owners["via-a"] in ([str(a.pid)], [str(b.pid)])

@@ -21,12 +21,13 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from . import agents, atomic, clock, events, missions, processes, progress
+from . import agents, atomic, clock, events, journal, missions, processes, progress
 from . import repo as repo_mod
-from .errors import AgentNotFound, FractaError
+from .errors import AgentNotFound, FractaError, StoreUnavailable
 
 LAUNCH_FILE = "launch.json"
 EXIT_FILE = "exit.json"
+STORE_RETRY_PAUSE = 1.0  # seconds between a runner's attempts while the state store's database is away
 OUTPUT_FILE = "output.jsonl"
 KILL_MARK = "kill-requested"
 RUN_EVENT = "run"  # the `event` of the record that opens each run in output.jsonl
@@ -159,6 +160,20 @@ def _finish(repo: repo_mod.Repo, name: str, code: int, error: str | None, starte
     missions.wake(repo)
 
 
+def _record_start(repo: repo_mod.Repo, name: str) -> agents.Agent:
+    """Record that the program runs, waiting out a database that is away (postgres): giving up
+    would end this runner with its program unrecorded, and the reaper would settle it `lost`."""
+    while True:
+        try:
+            agent = agents.update(repo, name, status=agents.Status.RUNNING, started_at=clock.now())
+            events.record(repo, "agent.started", agent=name, pid=os.getpid())
+            progress.refresh(repo)
+            return agent
+        except StoreUnavailable as exc:
+            log.warning("cannot record the start yet", extra={"event": "runner.store_away", "error": exc.message})
+            time.sleep(STORE_RETRY_PAUSE)
+
+
 def _failure(code: int, recorder: Recorder) -> str | None:
     """The reason recorded for a run that exited with `code` (None for a clean exit)."""
     if code == 0:
@@ -201,9 +216,8 @@ def run(repo: repo_mod.Repo, name: str, launch_id: str | None = None, signalled:
     if proc is None:
         return 0  # killed (or replaced) before its program started: nothing to run, nothing to record
     started_ns = time.time_ns()
-    agent = agents.update(repo, name, status=agents.Status.RUNNING, started_at=clock.now())
-    events.record(repo, "agent.started", agent=name, pid=os.getpid())
-    progress.refresh(repo)
+    journal.checkpoint("runner-started")  # test-only: tests/test_database_outage.py
+    agent = _record_start(repo, name)
     atomic.append_line(out, json.dumps(run_mark(agent.session_id)))  # before the pumps: it precedes the run's output
     assert proc.stdout is not None and proc.stderr is not None
     secrets = [str(s) for s in launch.get("redact", [])]

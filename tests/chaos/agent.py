@@ -62,7 +62,9 @@ case $B in
     while [ ! -e "$GATE" ] && [ $k -lt {rounds} ]; do
       k=$((k+1))
       $FR say chessmaster "chaos $ID $k" --from "$FRACTA_AGENT" --json > "$LOG/sent-$ID-$k.json" 2>> "$ERR"
-      $FR inbox "$FRACTA_AGENT" --json > "$LOG/read-$ID-$k.json" 2>> "$ERR"
+      # A read that failed (the database away) acknowledged nothing: not a read of its messages.
+      R="$LOG/read-$ID-$k.json"
+      $FR inbox "$FRACTA_AGENT" --json > "$R" 2>> "$ERR" || mv "$R" "$LOG/failed-read-$ID-$k.json"
       sleep 0.3
     done ;;
   looper)

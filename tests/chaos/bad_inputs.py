@@ -7,9 +7,10 @@ intent), the worktrees, the feature/* and archive refs, main's HEAD and the main
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
+
+from fracta import agents
 
 from .invariants import leftovers
 from .world import World
@@ -49,17 +50,9 @@ BAD_INPUTS = [
 
 def snapshot(world: World) -> dict[str, Any]:
     """What a refused call must leave as it was."""
-    records = {}
-    agents_dir = world.state / "agents"
-    for name in sorted(os.listdir(agents_dir)) if agents_dir.is_dir() else []:
-        if name.startswith("."):
-            continue
-        try:
-            text = (agents_dir / name / "agent.json").read_text()
-        except FileNotFoundError:
-            text = ""
-        # Only the fields no running agent changes by itself.
-        records[name] = [line for line in text.splitlines() if '"created_at"' in line or '"intent"' in line]
+    # Only the fields no running agent changes by itself, read through fracta (either store).
+    listed, _ = agents.list_all(world.fracta)
+    records = {a.name: [a.created_at, a.intent] for a in listed}
     trees, branches = leftovers(world)
     return {
         "agents": records,

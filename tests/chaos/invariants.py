@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from . import procs
+from . import pgfaults, procs
 from .world import CHESSMASTER, Incarnation, World, wait_until
 
 FINISHED = frozenset({"idle", "done", "failed", "killed", "lost"})
@@ -25,6 +25,7 @@ EXACTLY_ONCE = "every message read exactly once"
 SAVED = "every uncommitted change of a force-killed agent is recoverable with its content"
 TRACEBACK = "no traceback in fracta's logs"
 MODEL = "fracta shows the agents the run made, and only those"
+LOST = "an agent is `lost` only if its runner died (SIGKILLed, or its control plane while it started)"
 
 
 def check_as_it_goes(world: World) -> None:
@@ -36,8 +37,10 @@ def check_as_it_goes(world: World) -> None:
     check_removed_processes(world)
     check_running_has_process(world, shown)
     check_finished_has_no_process(world, shown)
+    check_lost(world, shown)
     check_commits_reachable(world)
     scan_logs(world)
+    pgfaults.check(world)
 
 
 def reconcile_model(world: World, shown: dict[str, dict[str, Any]]) -> None:
@@ -183,6 +186,15 @@ def check_finished_has_no_process(world: World, shown: dict[str, dict[str, Any]]
         world.violate(UNSUPERVISED, f"fracta shows {name} {what}")
 
 
+def check_lost(world: World, shown: dict[str, dict[str, Any]]) -> None:
+    """A database away, a connection cut, a control plane stopped by `down`: none loses an agent."""
+    world.checks[LOST] += 1
+    for name, data in shown.items():
+        inc = world.live.get(name)
+        if data.get("status") == "lost" and inc is not None and not inc.may_be_lost:
+            world.violate(LOST, f"{name} ({inc.ident}, {inc.behaviour}) is lost, but nothing of it was SIGKILLed")
+
+
 def check_commits_reachable(world: World) -> None:
     """Every sha an agent logged is reachable from a ref (branches, tags, refs/fracta/archive/...)."""
     world.checks[REACHABLE] += 1
@@ -239,7 +251,8 @@ def check_messages(world: World) -> None:
 
 def scan_logs(world: World) -> None:
     """No traceback in control.log, control.out, any runner.log or agent output, or agents' CLI stderr."""
-    paths = [world.state / "logs" / "control.log", world.state / "logs" / "control.out"]
+    logs = world.state / "logs"  # every control plane's (control.log, control-b.log, ...)
+    paths = sorted([*logs.glob("control*.log"), *logs.glob("control*.out")]) if logs.is_dir() else []
     agents_dir = world.state / "agents"
     if agents_dir.is_dir():
         for entry in sorted(os.listdir(agents_dir)):

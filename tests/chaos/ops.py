@@ -3,11 +3,10 @@ what that step alone promises (its exit code, a merge's effect, a forced kill's 
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 
-from . import agent, bad_inputs, invariants, procs
+from . import agent, bad_inputs, invariants, pgfaults, procs
 from .plan import Step
 from .world import ACTIVE, CHESSMASTER, World, wait_until
 
@@ -49,6 +48,7 @@ def spawn_sigkill_cp(world: World, step: Step) -> None:
     call = world.finish(started)
     world.expect(call, {0, 8}, "spawn whose control plane was SIGKILLed")
     inc.uncertain = True  # settled by what fracta shows once a control plane runs again
+    inc.may_be_lost = True
     world.live[step.target] = inc
     world.expect(world.cli("up"), {0}, "up after a crash")
     # The restarted control plane may adopt what the interrupted spawn left: give it a bounded
@@ -64,21 +64,13 @@ def _spawn_settled(world: World, name: str) -> bool:
     return name not in trees and name not in branches
 
 
-def _control_pid(world: World) -> tuple[int, int | None] | None:
-    try:
-        data = json.loads((world.state / "control.json").read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-    pid, start = data.get("pid"), data.get("pid_start")
-    return (pid, start) if isinstance(pid, int) and procs.alive(pid, start) else None
-
-
 def _sigkill_control_plane(world: World) -> bool:
-    found = _control_pid(world)
+    found = pgfaults.control_pid(world)
     if found is None or not procs.sigkill(*found):
         return False
     if not wait_until(lambda: not procs.alive(*found), 10.0):
         raise AssertionError(f"the control plane (pid {found[0]}) did not die within 10s of SIGKILL")
+    world.control_plane_killed()
     return True
 
 
@@ -91,6 +83,7 @@ def sigkill_runner(world: World, step: Step) -> None:
     pid, start = shown.get("pid"), shown.get("pid_start")
     if isinstance(pid, int):
         world.live[step.target].runners.add((pid, start if isinstance(start, int) else None))
+    world.live[step.target].may_be_lost = True
     hit = isinstance(pid, int) and procs.sigkill(pid, start if isinstance(start, int) else None)
     left = procs.of_incarnation(world.run, world.live[step.target].ident)
     world.note(
@@ -196,6 +189,7 @@ def inbox(world: World, step: Step) -> None:
     world.expect(call, {6} if damaged else {0}, "an inbox read" + (" with a garbage file in it" if damaged else ""))
     for msg in call.json().get("messages", []):
         world.reads[str(msg.get("id"))] += 1
+        world.read_bodies[str(msg.get("body"))] += 1
     if damaged:  # reported once; now clear it, as the user told by the error would
         for path in (world.state / _inbox(step.target) / "new").glob("*.garbage"):
             path.unlink()
@@ -274,6 +268,10 @@ OPERATIONS: dict[str, Callable[[World, Step], None]] = {
     "damage-record": damage_record,
     "garbage-message": garbage_message,
     "check": check,
+    "pg-kill-conns": pgfaults.kill_connections,
+    "pg-restart": pgfaults.restart,
+    "up-b": pgfaults.up_b,
+    "sigkill-cp-b": pgfaults.sigkill_cp_b,
 }
 
 
@@ -305,6 +303,7 @@ def finish(world: World) -> None:
     for name in [*world.names(), CHESSMASTER]:
         inbox(world, Step("inbox", name))
     invariants.check_messages(world)
+    pgfaults.check_keyed(world)
     for name in world.names():
         kill(world, Step("kill-force", name), force=True)
     invariants.check_as_it_goes(world)

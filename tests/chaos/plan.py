@@ -39,6 +39,21 @@ WEIGHTS = {
     "damage-record": 1,
     "garbage-message": 1,
 }
+# The postgres backend's run: the operations that damage .fracta/'s files give way to the
+# database's own faults and to a second control plane on the same store.
+FILES_ONLY = {"damage-record", "garbage-message"}
+POSTGRES_ONLY = {
+    "pg-kill-conns": 2,  # terminate every fracta connection (pg_terminate_backend)
+    "pg-restart": 1,  # crash and restart the server, a keyed send racing the outage
+    "up-b": 2,  # start a second control plane, `fracta up --instance b`
+    "sigkill-cp-b": 1,
+}
+WEIGHTS_BY_BACKEND = {
+    "files": WEIGHTS,
+    "postgres": {**{k: w for k, w in WEIGHTS.items() if k not in FILES_ONLY}, **POSTGRES_ONLY},
+}
+KINDS = {*WEIGHTS, *POSTGRES_ONLY, "check"}
+
 TARGETED = {
     "merge",
     "kill",
@@ -74,14 +89,15 @@ class Step:
     @classmethod
     def parse(cls, text: str) -> Step:
         parts = text.split()
-        if not parts or parts[0] not in {*WEIGHTS, "check"}:
-            raise ValueError(f"not a chaos step: {text!r} (kinds: {', '.join(sorted({*WEIGHTS, 'check'}))})")
+        if not parts or parts[0] not in KINDS:
+            raise ValueError(f"not a chaos step: {text!r} (kinds: {', '.join(sorted(KINDS))})")
         return cls(*parts[:3])
 
 
-def draws(seed: int, count: int) -> list[Draw]:
+def draws(seed: int, count: int, backend: str = "files") -> list[Draw]:
     rng = random.Random(seed)
-    kinds, weights = list(WEIGHTS), list(WEIGHTS.values())
+    table = WEIGHTS_BY_BACKEND[backend]
+    kinds, weights = list(table), list(table.values())
     return [Draw(rng.choices(kinds, weights)[0], rng.randrange(1 << 30), rng.randrange(1 << 30)) for _ in range(count)]
 
 
@@ -114,6 +130,9 @@ def resolve(world: World, draw: Draw) -> Step:
     if draw.kind == "say":
         options = [*names, CHESSMASTER, "*"]
         return Step("say", options[pick % len(options)])
+    if draw.kind == "pg-restart":  # a keyed send to someone races the outage (down 0.5 to 6 s)
+        options = [*names, CHESSMASTER]
+        return Step("pg-restart", options[pick % len(options)], f"{5 + draw.extra % 56}")
     if draw.kind in ("inbox", "garbage-message"):
         options = [*names, CHESSMASTER]
         return Step(draw.kind, options[pick % len(options)])

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fracta import repo as repo_mod
+
 from . import agent
 
 CLI_TIMEOUT = 120.0  # no CLI call may take longer; a hang is reported as a failure, not waited out
@@ -53,6 +55,7 @@ class Incarnation:
     ident: str  # marks its processes (CHAOS_ID) and its files; unique in the run
     behaviour: str
     uncertain: bool = False  # spawned while the control plane was SIGKILLed: it may not exist
+    may_be_lost: bool = False  # its runner (or a control plane while it started) was SIGKILLed
     removed: bool = False
     runners: set[tuple[int, int | None]] = field(default_factory=set)  # (pid, start) seen on its record
     saved_refs: list[str] = field(default_factory=list)  # where a forced kill saved its work
@@ -71,8 +74,9 @@ class Violation:
 class World:
     """A chaos run in one temporary folder: the repository, the agents' logs, the model."""
 
-    def __init__(self, base: Path, run: str, env: dict[str, str]) -> None:
+    def __init__(self, base: Path, run: str, env: dict[str, str], backend: str = "files") -> None:
         self.run = run
+        self.backend = backend  # the state store: "files" or "postgres" (FRACTA_DATABASE_URL in env)
         self.root = base / "project"
         self.state = self.root / ".fracta"
         self.logs = base / "agent-logs"  # outside the repo: nothing fracta does can remove it
@@ -90,6 +94,11 @@ class World:
         # message id -> (recipient name, recipient incarnation ident or "chessmaster")
         self.sent: dict[str, tuple[str, str]] = {}
         self.reads: Counter[str] = Counter()
+        self.read_bodies: Counter[str] = Counter()  # message text -> reads by the run's own inbox calls
+        self.keyed: dict[str, tuple[str, str]] = {}  # text of a send retried by key -> (to, incarnation)
+        self.server: Any = None  # postgres: the suite's PgServer (tests/pg.py) holding `dbname`
+        self.dbname = ""
+        self._repo: repo_mod.Repo | None = None
         self.garbage: set[str] = set()  # inboxes holding a garbage message file
         self.checks: Counter[str] = Counter()  # invariant -> times checked
         self.names_made = 0
@@ -108,7 +117,25 @@ class World:
         self.git("commit", "-q", "-m", "initial commit")
         self.expect(self.cli("init", "--no-wire"), {0}, "init")
         config = self.state.parent / "fracta.yaml"
-        config.write_text(config.read_text().replace("max_agents: 4", f"max_agents: {max_agents}"))
+        text = config.read_text().replace("max_agents: 4", f"max_agents: {max_agents}")
+        if self.backend == "postgres":  # short leases and sweeps: takeovers happen within the run
+            chosen = "  backend: postgres\n  url: ${FRACTA_DATABASE_URL}\n"
+            text = text.replace("  backend: files ", chosen + "  #", 1).replace("lease_seconds: 15", "lease_seconds: 2")
+            text = text.replace("sweep_interval: 60", "sweep_interval: 1")
+            text = text.replace("retry_seconds: 10", "retry_seconds: 4")  # a crash longer than that: exit 8
+        config.write_text(text)
+
+    @property
+    def fracta(self) -> repo_mod.Repo:
+        """This run's fracta, read in this process through its API (either backend's store)."""
+        if self._repo is None:
+            self._repo = repo_mod.find(self.root, env=self.env)
+        return self._repo
+
+    def close(self) -> None:
+        if self._repo is not None and "store" in vars(self._repo):  # opened only if used
+            self._repo.store.close()
+        self._repo = None
 
     # -- running things -----------------------------------------------------------------------
 
@@ -191,6 +218,11 @@ class World:
             self.gone.append(inc)
         self.garbage.discard(name)
         return inc
+
+    def control_plane_killed(self) -> None:
+        """A control plane was SIGKILLed: an agent it was starting may be left `lost`."""
+        for inc in self.live.values():
+            inc.may_be_lost = True
 
     def names(self) -> list[str]:
         return sorted(self.live)
