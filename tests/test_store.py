@@ -303,10 +303,6 @@ def test_the_chessmaster_has_an_inbox_and_unknown_inboxes_do_not_exist(store: St
 
 
 def test_an_inbox_that_does_not_exist_is_agent_not_found(store: Store) -> None:
-    if store.backend == "files":
-        # base.py leaves a missing inbox to the core, which checks the recipient first; the files
-        # backend does not check again (a deliver racing a removal raises FileNotFoundError).
-        pytest.skip("the files backend leaves this check to the core")
     store.agents.create(agent("one"), "tok")
     store.agents.remove("one")
     for name in ("one", "ghost"):
@@ -366,13 +362,7 @@ def test_a_claim_whose_lease_ran_out_is_pending_again_and_renew_keeps_it(store: 
     assert [m.name for m in taken] == ["short"]
 
 
-def test_a_claim_renewed_before_it_is_removed_or_released_is_still_the_same_claim(
-    store: Store, request: pytest.FixtureRequest
-) -> None:
-    if store.backend == "files":
-        # renew renames the claimed file (its name holds the lease's end), so the Mission that
-        # claim returned names a file that is gone: remove and release miss it (reported).
-        request.applymarker(pytest.mark.xfail(strict=True))
+def test_a_claim_renewed_before_it_is_removed_or_released_is_still_the_same_claim(store: Store) -> None:
     store.missions.enqueue(mission("done"))
     store.missions.enqueue(mission("back"))
     done, back = store.missions.claim("cp", 0.5, 2)

@@ -83,7 +83,8 @@ class MailStore(Protocol):
 
         With `msg.dedup_key` set, the key is stored with it, once per inbox: if an earlier
         message holds the key (younger than `window` seconds, when given), nothing is stored and
-        that earlier message is returned with duplicate=True (the core checks it is the same)."""
+        that earlier message is returned with duplicate=True (the core checks it is the same).
+        AgentNotFound when `msg.to` has no inbox (its agent was removed meanwhile)."""
         ...
 
     def read(
@@ -103,6 +104,7 @@ class MailStore(Protocol):
         `held_by`: what it already holds (a repeated call), what `acked_by`'s holder got after its
         stamp (a duplicate's), what another holder held longer than `redeliver_after()` seconds,
         and every unread message, oldest first. Shows read ones too when `include_read`.
+        AgentNotFound when `name` has no inbox; a read never makes one.
         """
         ...
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ... import atomic, events, names
-from ...errors import CorruptRecord, IdempotencyConflict
+from ...errors import AgentNotFound, CorruptRecord, IdempotencyConflict
 from ...records import Message
 from ...repo import Repo
 from ..base import Held
@@ -288,16 +288,29 @@ def _names(folder: Path | str) -> list[str]:
         return []
 
 
+def _no_inbox(name: str) -> AgentNotFound:
+    return AgentNotFound(f"no agent named {name!r}", "run fracta list to see the agents")
+
+
 class FileMail:
     def __init__(self, repo: Repo) -> None:
         self.repo = repo
 
     def deliver(self, msg: Message, window: float | None) -> Message:
         box = self.repo.inbox_dir(msg.to)
-        if msg.dedup_key is None:
-            atomic.maildir_deliver(box, msg.id, render(msg))
-            return msg
-        return _deliver_once(box, msg, window)
+        try:
+            if msg.dedup_key is None:
+                atomic.maildir_deliver(box, msg.id, render(msg))
+                return msg
+            return _deliver_once(box, msg, window)
+        except FileNotFoundError:  # the inbox is gone (its agent removed meanwhile), or never was
+            raise _no_inbox(msg.to) from None
+
+    def _turn(self, box: Path) -> contextlib.AbstractContextManager[bool]:
+        """The inbox's read lock; AgentNotFound when the inbox is gone (never made again by a read)."""
+        if not box.is_dir():
+            raise _no_inbox(box.parent.name if box.name == "inbox" else box.name)
+        return atomic.lock(box / "read.lock", make_folder=False)
 
     def read(
         self,
@@ -321,7 +334,7 @@ class FileMail:
             out += _folder(f"{folder}/cur", problems)
         # One read at a time: a repeated call then sees all that the call it repeats handed out, and
         # the receipt's time separates what a response held from what a later duplicate added.
-        with atomic.lock(box / "read.lock"):
+        with self._turn(box):
             if acked_by is not None and _retired(folder, held_by):
                 # A copy of a call its retry already answered, and whose answer a later read
                 # acknowledged, run late (it sat in a server's queue): whatever it claimed would
@@ -341,7 +354,7 @@ class FileMail:
 
     def acknowledge(self, name: str, holder: tuple[str, int]) -> int:
         box = self.repo.inbox_dir(name)
-        with atomic.lock(box / "read.lock"):
+        with self._turn(box):
             _, acked = _pending(box, holder, None, (0, lambda: 0.0), [], False)
             _retire(os.fspath(box), holder[0])
         return acked
@@ -349,7 +362,7 @@ class FileMail:
     def acknowledge_run(self, name: str, since_ns: int) -> int:
         box = self.repo.inbox_dir(name)
         acked = 0
-        with atomic.lock(box / "read.lock"):
+        with self._turn(box):
             for entry in _names(box / "pending"):
                 msg_id, _, since = _held(entry)
                 if since >= since_ns:
