@@ -64,7 +64,7 @@ class PostgresAgents:
         """`work` on the connection holding `name` if this thread holds it, else in a transaction."""
         held = self._holds().get(name)
         if held is None:
-            return self.db.run(work)
+            return self.db.single(work)  # exists and load: one SELECT each
         try:
             return work(held)
         except psycopg.OperationalError as exc:
@@ -81,7 +81,9 @@ class PostgresAgents:
         return _agent(name, row[0])
 
     def list_all(self) -> tuple[list[Agent], list[CorruptRecord]]:
-        rows = self.db.run(lambda c: c.execute("SELECT name, record FROM agents ORDER BY created_at, name").fetchall())
+        rows = self.db.single(
+            lambda c: c.execute("SELECT name, record FROM agents ORDER BY created_at, name").fetchall()
+        )
         found: list[Agent] = []
         problems: list[CorruptRecord] = []
         for name, record in rows:
@@ -93,7 +95,7 @@ class PostgresAgents:
         return found, problems
 
     def names(self) -> list[str]:
-        return [r[0] for r in self.db.run(lambda c: c.execute("SELECT name FROM agents ORDER BY name").fetchall())]
+        return [r[0] for r in self.db.single(lambda c: c.execute("SELECT name FROM agents ORDER BY name").fetchall())]
 
     def create(self, agent: Agent, token: str) -> None:
         """The row, its inbox and the token's hash in one transaction; the launcher's copy of the
@@ -172,12 +174,12 @@ class PostgresAgents:
         if now - self._touched.get(name, -ACTIVITY_RESOLUTION) < ACTIVITY_RESOLUTION:
             return
         update = "UPDATE agent_state SET last_activity = %s WHERE name = %s"
-        self.db.run(lambda c: c.execute(update, (time.time(), name)))  # agent_state: never waits for a hold
+        self.db.single(lambda c: c.execute(update, (time.time(), name)))  # agent_state: never waits for a hold
         self._touched[name] = now
 
     def last_activity(self, name: str) -> float | None:
         query = "SELECT last_activity FROM agent_state WHERE name = %s"
-        row = self.db.run(lambda c: c.execute(query, (name,)).fetchone())
+        row = self.db.single(lambda c: c.execute(query, (name,)).fetchone())
         return None if row is None or row[0] is None else float(row[0])
 
 

@@ -31,6 +31,11 @@ class Database:
         every `work` in this package is safe to repeat."""
         return connect.run(self.pool, work, self.retry)
 
+    def single(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
+        """`work(conn)` issuing ONE statement, atomic by itself: no BEGIN/COMMIT round trips
+        around it (the pool's connections are autocommit). Retried like `run`."""
+        return connect.run(self.pool, work, self.retry, transaction=False)
+
     @contextlib.contextmanager
     def connection(self) -> Iterator[psycopg.Connection[Any]]:
         """A checked connection (not autocommit) for a hold; the caller commits or rolls back."""

@@ -17,7 +17,7 @@ from psycopg.types.json import Jsonb
 
 from ...records import Event
 from ..base import EVENTS
-from .db import Database, notify
+from .db import CHANNEL, Database
 
 APPEND_LOCK = 0x66726163_74612D65  # pg_advisory_xact_lock key serialising appends ("fracta-e")
 _BATCH = 1000  # rows fetched per query while following the log
@@ -42,18 +42,24 @@ class PostgresEvents:
         self.db = db
 
     def append(self, line: dict[str, Any]) -> None:
-        def work(conn: psycopg.Connection[Any]) -> None:
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (APPEND_LOCK,))
-            conn.execute("INSERT INTO events (data) VALUES (%s)", (Jsonb(line),))
-            notify(conn, EVENTS)
-
-        self.db.run(work)
+        """One statement, so one round trip in autocommit (an explicit transaction of three took
+        five: 2.4x the time on this machine): the row the INSERT reads comes from the lock's
+        SELECT, so its id (the column default) is taken after the lock, which the statement's
+        own transaction holds until it commits; the NOTIFY goes out with that commit."""
+        self.db.single(
+            lambda c: c.execute(
+                "WITH locked AS (SELECT pg_advisory_xact_lock(%s)),"
+                " added AS (INSERT INTO events (data) SELECT %s FROM locked RETURNING id)"
+                " SELECT pg_notify(%s, %s) FROM added",
+                (APPEND_LOCK, Jsonb(line), CHANNEL, EVENTS),
+            )
+        )
 
     def read(self, since: int, limit: int | None) -> Iterator[Event]:
         cursor, left = since, limit
         while left is None or left > 0:
             size = _BATCH if left is None else min(left, _BATCH)
-            rows = self.db.run(_batch(cursor, size))
+            rows = self.db.single(_batch(cursor, size))
             for row in rows:
                 yield _event(row)
             if len(rows) < size:
@@ -65,7 +71,7 @@ class PostgresEvents:
     def tail(self, n: int) -> list[Event]:
         if n <= 0:
             return []
-        rows = self.db.run(
+        rows = self.db.single(
             lambda c: c.execute("SELECT id, data FROM events ORDER BY id DESC LIMIT %s", (n,)).fetchall()
         )
         return [_event(r) for r in reversed(rows)]

@@ -126,7 +126,7 @@ class PostgresMail:
         return self.db.run(work)
 
     def unread_count(self, name: str) -> int:
-        row = self.db.run(
+        row = self.db.single(
             lambda c: c.execute(
                 "SELECT count(*) FROM messages WHERE recipient = %s AND state = 'new'", (name,)
             ).fetchone()
@@ -134,7 +134,7 @@ class PostgresMail:
         return int(row[0]) if row else 0
 
     def unread_since(self, name: str, since_ns: int) -> bool:
-        row = self.db.run(
+        row = self.db.single(
             lambda c: c.execute(
                 "SELECT 1 FROM messages WHERE recipient = %s AND state = 'new' AND sent_ns > %s LIMIT 1",
                 (name, since_ns),

@@ -58,7 +58,7 @@ class PostgresMissions:
         return self.db.run(work)
 
     def pending(self) -> tuple[list[Mission], list[CorruptRecord]]:
-        rows = self.db.run(
+        rows = self.db.single(
             lambda c: c.execute(f"SELECT {_COLUMNS} FROM missions WHERE {_PENDING} ORDER BY queued_ns, id").fetchall()
         )
         found: list[Mission] = []
@@ -102,7 +102,7 @@ class PostgresMissions:
                 (lease, owner),
             ).rowcount
 
-        return self.db.run(work)
+        return self.db.single(work)
 
     def release(self, mission: Mission) -> None:
         mission_id = _id(mission)
@@ -119,10 +119,10 @@ class PostgresMissions:
     def remove(self, mission: Mission) -> None:
         mission_id = _id(mission)
         if mission_id is not None:
-            self.db.run(lambda c: c.execute("DELETE FROM missions WHERE id = %s", (mission_id,)))
+            self.db.single(lambda c: c.execute("DELETE FROM missions WHERE id = %s", (mission_id,)))
 
     def drop_agent(self, name: str) -> None:
-        self.db.run(lambda c: c.execute("DELETE FROM missions WHERE name = %s", (name,)))
+        self.db.single(lambda c: c.execute("DELETE FROM missions WHERE name = %s", (name,)))
 
     @contextlib.contextmanager
     def scheduling(self) -> Iterator[None]:
@@ -142,4 +142,4 @@ class PostgresMissions:
                     conn.commit()
 
     def wake(self) -> None:
-        self.db.run(lambda c: notify(c, MISSIONS))
+        self.db.single(lambda c: notify(c, MISSIONS))

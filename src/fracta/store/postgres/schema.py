@@ -82,6 +82,7 @@ CREATE TABLE missions (
 );
 CREATE INDEX missions_fifo ON missions (queued_ns, id);
 CREATE INDEX missions_by_owner ON missions (claimed_by) WHERE claimed_by IS NOT NULL;
+CREATE INDEX missions_by_claim ON missions (claim) WHERE claim IS NOT NULL;  -- a retried claim finds its own
 CREATE INDEX missions_by_name ON missions (name);
 
 CREATE TABLE events (

@@ -43,7 +43,7 @@ class PostgresStore:
 
     def record_action(self, action: str, at: str) -> None:
         value = Jsonb({"action": action, "at": at})
-        self.db.run(
+        self.db.single(
             lambda c: c.execute(
                 "INSERT INTO meta (key, value) VALUES ('last_action', %s)"
                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -52,7 +52,7 @@ class PostgresStore:
         )
 
     def last_action(self) -> tuple[str, str] | None:
-        row = self.db.run(lambda c: c.execute("SELECT value FROM meta WHERE key = 'last_action'").fetchone())
+        row = self.db.single(lambda c: c.execute("SELECT value FROM meta WHERE key = 'last_action'").fetchone())
         if row is None or not isinstance(row[0], dict):
             return None
         return str(row[0].get("action", "")), str(row[0].get("at", ""))
@@ -77,7 +77,7 @@ class PostgresStore:
         """One UPDATE: the row locks make two control planes taking over at once agree (the
         second re-checks each row after the first commits and finds it taken). agent_state, not
         agents: an agent held by anyone is still supervised."""
-        rows = self.db.run(
+        rows = self.db.single(
             lambda c: c.execute(
                 f"UPDATE agent_state SET supervisor = %s, supervised_until = {_UNTIL}"
                 " WHERE supervisor = %s OR supervisor IS NULL OR supervised_until < clock_timestamp()"
@@ -88,7 +88,7 @@ class PostgresStore:
         return frozenset(r[0] for r in rows)
 
     def adopt(self, owner: str, name: str, lease: float) -> None:
-        found = self.db.run(
+        found = self.db.single(
             lambda c: c.execute(
                 f"UPDATE agent_state SET supervisor = %s, supervised_until = {_UNTIL} WHERE name = %s RETURNING 1",
                 (owner, lease, name),

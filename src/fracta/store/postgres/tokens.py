@@ -49,7 +49,7 @@ class PostgresTokens:
         except FileNotFoundError:
             pass
         digest = token_hash(token)
-        row = self.db.run(
+        row = self.db.single(
             lambda c: c.execute(
                 "SELECT name FROM agents WHERE token_hash = %s"
                 " UNION ALL SELECT %s FROM chessmaster_tokens WHERE hash = %s LIMIT 1",
