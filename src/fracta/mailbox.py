@@ -38,13 +38,12 @@ def _known(repo: Repo, name: str) -> bool:
 
 
 def recipients(repo: Repo, sender: str, to: str) -> list[str]:
-    """Resolve `to` (a name, or * for every agent but the sender); unknown names are an error."""
+    """Resolve `to` (a name, or * for every agent but the sender). A name is only validated here:
+    the store's delivery refuses one with no agent (AgentNotFound), in the same round trip."""
     if to == names.BROADCAST:
         everyone, _ = agents.list_all(repo)
         return [a.name for a in everyone if a.name != sender]
     names.validate_participant(to)
-    if not _known(repo, to):
-        raise AgentNotFound(f"cannot send to {to!r}: no such agent", "run fracta list to see the agents")
     return [to]
 
 
@@ -75,7 +74,12 @@ def send(
     sent: list[Message] = []
     for target in targets:
         msg = Message(_new_id(), sender, target, clock.now(), body, subject, reply_to, dedup_key=dedup)
-        stored = repo.store.mail.deliver(msg, None if key is not None else same_call_within)
+        try:
+            stored = repo.store.mail.deliver(msg, None if key is not None else same_call_within)
+        except AgentNotFound as exc:
+            if to == names.BROADCAST:
+                raise
+            raise AgentNotFound(f"cannot send to {to!r}: no such agent", exc.hint) from None
         if stored.duplicate and (stored.to, stored.body, stored.subject, stored.reply_to) != (
             msg.to,
             msg.body,
@@ -147,7 +151,7 @@ def read(
     another receipt are handed out again. Reads of one inbox take turns. A corrupt message is
     reported and left where it is; it never hides the others.
     """
-    _check_inbox(repo, name)
+    names.validate_participant(name)  # an unknown reader: the store's read says so (AgentNotFound)
     acked_by = _receipt(ack) if ack is not None else None
     held_by = _next_holder(name, ack)
 

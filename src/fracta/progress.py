@@ -18,6 +18,19 @@ def refresh(repo: Repo) -> None:
     regenerate(repo)
 
 
+# How long a long-lived process lets changes gather before regenerating progress.md. On files a
+# regeneration reads a few local files; on PostgreSQL it is about ten queries, which at one per
+# 20 ms slot cost more than the messages themselves (bench/store_postgres.py, messages row).
+MIRROR_DELAY = {"files": 0.02, "postgres": 0.2}
+
+
+def coalescer_for(repo: Repo) -> Coalescer:
+    """The coalescing sink a long-lived process (control plane, gateway) gives its Repo."""
+    from .store import backend_of
+
+    return Coalescer(delay=MIRROR_DELAY.get(backend_of(repo), MIRROR_DELAY["files"]))
+
+
 def regenerate(repo: Repo, requested: int | None = None, *, wait: bool = True) -> bool:
     """Regenerate progress.md now. Concurrent callers coalesce: a regeneration that started after
     our change already covers it, so we skip ours (this keeps heavy message traffic cheap).

@@ -281,7 +281,7 @@ def _serve(repo: repo_mod.Repo, instance: str | None) -> int | None:
     from . import app as app_mod
 
     # Many agents' messages and intents arrive here: coalesce progress.md regenerations.
-    sink = progress.Coalescer()
+    sink = progress.coalescer_for(repo)
     repo = dataclasses.replace(repo, progress_sink=sink)
     try:
         shared = instance is not None and store_mod.backend_of(repo) != "files"

@@ -224,7 +224,7 @@ def serve(repo: Repo, host: str | None = None, port: int | None = None) -> int:
         logs.raise_on_signals()  # until it serves (serve_all handles them then): a logged exit, not a silent one
     with logs.exit_logged("gateway") as ending:
         log.info("gateway starting", extra={"event": "gateway.started", "pid": os.getpid()})
-        sink = progress.Coalescer()  # many agents' sends: coalesce progress.md regenerations
+        sink = progress.coalescer_for(repo)  # many agents' sends: coalesce progress.md regenerations
         repo = dataclasses.replace(repo, progress_sink=sink)
         endpoint = listen(repo, host, port)
         log.info("gateway listening", extra={"event": "gateway.listening", "url": endpoint.url})

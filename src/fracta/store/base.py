@@ -84,7 +84,8 @@ class MailStore(Protocol):
         With `msg.dedup_key` set, the key is stored with it, once per inbox: if an earlier
         message holds the key (younger than `window` seconds, when given), nothing is stored and
         that earlier message is returned with duplicate=True (the core checks it is the same).
-        AgentNotFound when `msg.to` has no inbox (its agent was removed meanwhile)."""
+        AgentNotFound when `msg.to` is no agent (nor the chessmaster) or its inbox is gone: the core
+        relies on this instead of looking the recipient up first."""
         ...
 
     def read(
@@ -104,7 +105,8 @@ class MailStore(Protocol):
         `held_by`: what it already holds (a repeated call), what `acked_by`'s holder got after its
         stamp (a duplicate's), what another holder held longer than `redeliver_after()` seconds,
         and every unread message, oldest first. Shows read ones too when `include_read`.
-        AgentNotFound when `name` has no inbox; a read never makes one.
+        AgentNotFound when `name` is no agent (nor the chessmaster) or has no inbox; a read never
+        makes one.
         """
         ...
 

@@ -296,7 +296,14 @@ class FileMail:
     def __init__(self, repo: Repo) -> None:
         self.repo = repo
 
+    def _require_agent(self, name: str) -> None:
+        """An inbox serves an agent with a record (or the chessmaster): a folder left by a spawn
+        cut short, or by a removal under way, has none."""
+        if name != names.CHESSMASTER and not os.path.exists(self.repo.agent_file(name, "agent.json")):
+            raise _no_inbox(name)
+
     def deliver(self, msg: Message, window: float | None) -> Message:
+        self._require_agent(msg.to)
         box = self.repo.inbox_dir(msg.to)
         try:
             if msg.dedup_key is None:
@@ -321,6 +328,7 @@ class FileMail:
         held_by: str,
         redeliver_after: Callable[[], float],
     ) -> Held:
+        self._require_agent(name)
         box = self.repo.inbox_dir(name)
         folder = os.fspath(box)  # plain strings: this runs once per message
         # An orphan waits ORPHAN_AGE before anyone delivers it: looking a tenth as often is enough.
