@@ -11,6 +11,8 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -72,8 +74,37 @@ def test_an_unreachable_server_is_unavailable_exit_8_naming_host_and_port_not_th
     assert "FRACTA_DATABASE_URL" in err.value.hint and "state.url" in err.value.hint
     assert_secret_free(err.value, "s3cret-pw")
     with pytest.raises(StoreUnavailable) as err:
-        connect.open_pool(url)
+        connect.open_pool(url, retry_seconds=0.5)  # refused is tried again for the retry time, then final
+    assert "connection refused" in err.value.message
     assert_secret_free(err.value, "s3cret-pw")
+
+
+def test_a_server_that_is_away_when_fracta_starts_is_waited_for_within_the_retry_time(pg_server: pg.PgServer) -> None:
+    url = pg_server.url(pg_server.create_database())
+    down = threading.Event()
+
+    def crash() -> None:
+        down.set()
+        pg_server.restart(down_for=2.0)
+
+    crashing = threading.Thread(target=crash)
+    crashing.start()
+    try:
+        down.wait()
+        while _answers(url):  # until the immediate stop has taken it down
+            time.sleep(0.01)
+        with connect.open_pool(url, size=1, retry_seconds=60) as pool:  # refused now: waited for, not final
+            assert connect.run(pool, lambda c: c.execute("SELECT 41 + 1").fetchone()) == (42,)
+    finally:
+        crashing.join()
+
+
+def _answers(url: str) -> bool:
+    try:
+        psycopg.connect(url, connect_timeout=2).close()
+    except psycopg.OperationalError:
+        return False
+    return True
 
 
 def test_a_wrong_password_says_password_authentication_failed_for_the_user_and_never_the_password(

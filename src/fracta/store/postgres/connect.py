@@ -139,19 +139,44 @@ def _options(url: str, autocommit: bool) -> dict[str, Any]:
     return {k: v for k, v in defaults.items() if k not in params} | {"autocommit": autocommit}
 
 
-def connect(url: str, *, autocommit: bool = False) -> psycopg.Connection[Any]:
-    """One connection, or a StoreUnavailable saying why not."""
-    try:
-        return psycopg.connect(url, **_options(url, autocommit))
-    except psycopg.OperationalError as exc:
-        if re.search(r"invalid .*(connection option|URI)", str(exc)):  # libpq reads some values only now
-            raise bad_url(url, exc) from None
-        raise unavailable(url, exc) from None
+def connect(url: str, *, autocommit: bool = False, retry_seconds: float = 0.0) -> psycopg.Connection[Any]:
+    """One connection, or a StoreUnavailable saying why not.
+
+    A server that is away for a moment (refusing connections, starting up or shutting down: a
+    restart, a Compose service not up yet) is tried again for `retry_seconds`, with backoff; a
+    wrong password, an unknown database or host is final at once.
+    """
+    deadline = time.monotonic() + retry_seconds
+    delay = 0.05
+    while True:
+        try:
+            return psycopg.connect(url, **_options(url, autocommit))
+        except psycopg.OperationalError as exc:
+            if re.search(r"invalid .*(connection option|URI)", str(exc)):  # libpq reads some values only now
+                raise bad_url(url, exc) from None
+            if not _transient(exc) or time.monotonic() + delay > deadline:
+                raise unavailable(url, exc) from None
+        time.sleep(delay)
+        delay = min(delay * 2, 1.0)
+
+
+# libpq's answers that trying again will not change (a connection's failure mostly carries no
+# SQLSTATE: the text is what there is). Anything else while connecting (refused, reset, "the
+# database system is starting up", "not yet accepting connections") is a server not there yet.
+_FINAL = ("password", "does not exist", "could not translate host name", "permission denied", "ssl", "certificate")
+
+
+def _transient(exc: psycopg.OperationalError) -> bool:
+    """The server is not there yet or just now, rather than refusing us for good."""
+    if exc.sqlstate is not None:
+        return exc.sqlstate.startswith(RETRY_STATES)
+    low = str(exc).lower()
+    return not any(word in low for word in _FINAL)
 
 
 def open_pool(url: str, *, size: int = 4, retry_seconds: float = RETRY_SECONDS) -> ConnectionPool:
     """A pool of `size` connections, opened: the first is made here, so a bad URL fails clearly."""
-    connect(url).close()
+    connect(url, retry_seconds=retry_seconds).close()
     # Autocommit: a one-statement operation (run with transaction=False) is one round trip, not
     # three (BEGIN, the statement, COMMIT); run() opens its transaction explicitly. One connection
     # at first, more only when threads wait: psycopg_pool hands connections out first in, first
