@@ -280,3 +280,32 @@ def test_fracta_logs_follow_prints_lines_appended_after_it_started_across_rotati
         assert proc.stdout is not None
         proc.stdout.close()
     assert log.with_name("control.log.3").exists()  # it followed through more rotations than files kept
+
+
+@pytest.mark.both_backends
+def test_an_agents_timeline_shows_its_lifecycle_events_from_either_store(fr: repo_mod.Repo, cli: CliRunner) -> None:
+    with cleanup(fr):
+        assert cli("up").returncode == 0
+        spawn(cli, "quick", PY, "-c", "print('hi')")
+        wait_for("quick's runner to end", lambda: runner_ended(fr, "quick"))
+        assert cli("down").returncode == 0
+    timeline = cli("logs", "quick").stdout
+    for key in ("agent.spawned", "agent.started", "runner.started", "agent.exited"):
+        assert f" {key} [quick]" in timeline, timeline
+
+
+@pytest.mark.both_backends
+def test_following_an_agents_timeline_shows_events_recorded_after_it_started(fr: repo_mod.Repo) -> None:
+    from fracta import events, logview
+
+    events.record(fr, "agent.spawned", agent="later")
+    fr.agent_dir("later").mkdir(parents=True, exist_ok=True)  # its runner.log's folder: a known name
+    view = logview.view(fr, "later")
+    lines, tails = logview.read(view, 10)
+    assert [line.data["event"] for line in lines if line.data] == ["agent.spawned"]
+    events.record(fr, "agent.killed", agent="later")
+    events.record(fr, "agent.killed", agent="someone-else")
+    followed = logview.follow(view, tails, poll=0.01)
+    line = next(followed)
+    assert line.data is not None and (line.data["event"], line.data["agent"]) == ("agent.killed", "later")
+    followed.close()

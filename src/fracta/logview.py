@@ -7,7 +7,8 @@ runner's start, the agent's exit, the runner's end), the lines of control.log an
 name it, and its lifecycle events (`agent.*`) from the event log (events.jsonl: spawned, started,
 killed, commits, written by whichever process acted, the CLI included; `agent.exited` is left to
 the runner's own line, which also names the signal). A removed agent's timeline is shown while
-the event log still names it (its runner.log went with it).
+the event log still names it (its runner.log went with it). On the postgres backend the event
+log is the store's (EventTail), not a file.
 
 Following reads each file from where it stopped; when a log is rotated (its name then holds a
 new file), the rest of the old file is read first, then the new one from its start.
@@ -28,9 +29,13 @@ from . import logs, names
 from .errors import AgentNotFound, FractaError, InvalidName
 from .repo import Repo
 from .store import backend_of
+from .store.base import EventStore
 
 PROCESSES = {"control": "control", "gateway": "gateway", "hooks": "hooks", "hook": "hooks", "serve": "serve"}
 POLL = 0.2  # seconds between looks at the files when following
+# Events a first read of the database's event log goes back: an agent's view keeps its own among
+# them, so an agent with nothing in the last this many events shows only its log files' lines.
+STORE_BACKLOG = 20000
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,7 @@ class Line:
 class Source:
     path: Path
     keep: Callable[[Line], bool] | None = None  # None: every line
+    events: EventStore | None = None  # the event log kept in a database: read there, not at `path`
 
 
 @dataclass(frozen=True)
@@ -100,8 +106,7 @@ def view(repo: Repo, name: str | None) -> View:
         Source(repo.logs_dir / "control.log", about),
         Source(repo.logs_dir / "hooks.log", about),
     ]
-    if files:  # the event log is a file to follow; in a database it is served by GET /v1/events
-        sources.append(Source(repo.events_path, lifecycle))
+    sources.append(Source(repo.events_path, lifecycle, events=None if files else repo.store.events))
     return View(name, tuple(sources))
 
 
@@ -188,8 +193,37 @@ class Tail:
             self._fh.close()
 
 
-def _older(path: Path) -> Iterator[list[str]]:
-    """The lines of a log's rotated files, newest file first."""
+class EventTail:
+    """The event log kept in the store (postgres), read as Tail reads a file: the first read
+    returns the last STORE_BACKLOG events, each later one what was appended since."""
+
+    def __init__(self, events: EventStore) -> None:
+        self.events = events
+        self._cursor: int | None = None
+
+    def read(self) -> list[str]:
+        if self._cursor is None:
+            found = self.events.tail(STORE_BACKLOG)
+            self._cursor = found[-1].end if found else 0
+        else:
+            found = list(self.events.read(self._cursor, None))
+            if found:
+                self._cursor = found[-1].end
+        return [json.dumps(e.data, sort_keys=True, separators=(",", ":")) for e in found]
+
+    def close(self) -> None:
+        return None
+
+
+def _tail(source: Source) -> Tail | EventTail:
+    return Tail(source.path) if source.events is None else EventTail(source.events)
+
+
+def _older(source: Source) -> Iterator[list[str]]:
+    """The lines of a log's rotated files, newest file first (none for the store's event log)."""
+    if source.events is not None:
+        return
+    path = source.path
     for n in range(1, logs.KEEP + 1):
         try:
             yield path.with_name(f"{path.name}.{n}").read_text(errors="replace").splitlines()
@@ -202,13 +236,13 @@ def _kept(source: Source, texts: list[str]) -> list[Line]:
     return [line for line in found if source.keep is None or source.keep(line)]
 
 
-def read(view: View, n: int) -> tuple[list[Line], list[Tail]]:
+def read(view: View, n: int) -> tuple[list[Line], list[Tail | EventTail]]:
     """The last `n` lines of `view`, and the tails that carry on right after them."""
-    tails = [Tail(source.path) for source in view.sources]
+    tails = [_tail(source) for source in view.sources]
     picked: list[Line] = []
     for source, tail in zip(view.sources, tails, strict=True):
         lines = _kept(source, tail.read())
-        for older in _older(source.path):
+        for older in _older(source):
             if len(lines) >= n:
                 break
             lines = _kept(source, older) + lines
@@ -227,7 +261,7 @@ def _by_time(lines: list[Line]) -> list[Line]:
     return [line for _, _, line in sorted(stamped, key=lambda item: (item[0], item[1]))]
 
 
-def follow(view: View, tails: list[Tail], poll: float = POLL) -> Iterator[Line]:
+def follow(view: View, tails: list[Tail | EventTail], poll: float = POLL) -> Iterator[Line]:
     """Lines appended to `view` after `read`, as they come, until the caller stops iterating."""
     try:
         while True:
