@@ -21,6 +21,7 @@ DEFAULTS: dict[str, Any] = {
     "reaper": {"ttl": 86400, "sweep_interval": 60, "kill_grace": 5},
     "hooks": {"notify_chessmaster": True, "subscribers": {}},
     "state": {"backend": "files", "pool_size": 4, "lease_seconds": 15.0, "retry_seconds": 10.0},
+    "graph": {"name": "fracta", "timeout": 10.0},
     "mcp_servers": {},
     "auth": {"credentials": {"profiles": {}}},
 }
@@ -102,6 +103,15 @@ state:
   # For PostgreSQL, the URL from the environment (its password never written here):
   # backend: postgres
   # url: ${FRACTA_DATABASE_URL}     # postgresql://USER:PASSWORD@HOST:5432/DATABASE
+
+graph:                   # the knowledge graph agents share (graph_query, graph_upsert, graph_schema)
+  name: fracta           # the graph's name on the server
+  timeout: 10            # seconds one graph query may run
+  # Local mode runs FalkorDB itself under .fracta/graph/ (needs fracta[graph]). Compose and
+  # Kubernetes connect to a FalkorDB service instead (its password never written here):
+  # embedded: false
+  # url: redis://falkordb:6379
+  # password: ${FRACTA_GRAPH_PASSWORD}
 
 # LLM credentials for agents, resolved at spawn (and again right before launch). A profile has one
 # resolver (where the secret comes from) and bindings (how the agent receives it). Secrets are

@@ -212,6 +212,30 @@ class State(Section):
         return self
 
 
+class Graph(Section):
+    """The knowledge graph agents share (graph_* tools): FalkorDB, embedded or a service."""
+
+    embedded: bool | None = Field(
+        default=None,
+        description="Run FalkorDB under .fracta/graph/ with the control plane (needs fracta[graph]); "
+        "default: true unless url is given.",
+    )
+    url: str | None = Field(
+        default=None, description="A FalkorDB service: redis://HOST:PORT, rediss://..., or a unix socket path."
+    )
+    password: str | None = Field(default=None, description="The service's password; best ${FRACTA_GRAPH_PASSWORD}.")
+    name: str = Field(default="fracta", min_length=1, description="The graph's name on the server.")
+    timeout: float = Field(default=10.0, gt=0, le=3600, description="Seconds one graph query may run.")
+
+    @model_validator(mode="after")
+    def _one_place(self) -> Graph:
+        if self.embedded is True and self.url:
+            raise ValueError("url is for a FalkorDB service: set embedded: false with it (or drop url)")
+        if self.embedded is False and not self.url:
+            raise ValueError("embedded: false needs url (redis://HOST:PORT of a FalkorDB service)")
+        return self
+
+
 # --- backend MCP servers -------------------------------------------------------------------------
 
 
@@ -310,6 +334,7 @@ class Settings(Section):
     reaper: Reaper = Reaper()
     hooks: Hooks = Hooks()
     state: State = State()
+    graph: Graph = Graph()
     mcp_servers: Annotated[dict[str, McpServer], _none_is_empty(dict)] = Field(
         default_factory=dict, description="Backend MCP servers proxied to agents as <server>__<tool>."
     )

@@ -138,6 +138,20 @@ class SchemaTooNew(FractaError):
         self.known = known
 
 
+class GraphQueryError(FractaError):
+    """The knowledge graph refused a query: its own error message, said as it said it."""
+
+    exit_code = EXIT_USAGE
+    http_status = 422
+
+
+class GraphUnavailable(FractaError):
+    """The knowledge graph (FalkorDB) cannot be reached, or is not set up here."""
+
+    exit_code = EXIT_UNAVAILABLE
+    http_status = 503
+
+
 class GitError(FractaError):
     """A git (or other) command failed; carries the command, return code and output."""
 

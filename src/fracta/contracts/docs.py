@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import shapes
+from . import graph, shapes
 from .base import Contract
 from .operations import Schema
 
@@ -24,9 +24,9 @@ def anchor(name: str) -> str:
 
 
 def model(name: str) -> type[Contract]:
-    found = getattr(shapes, name, None)
+    found = getattr(shapes, name, None) or getattr(graph, name, None)
     if not (isinstance(found, type) and issubclass(found, Contract)):
-        raise KeyError(f"docs/json.md names {name!r}, which is not a model of fracta.contracts.shapes")
+        raise KeyError(f"docs/json.md names {name!r}, which is not a model of fracta.contracts.shapes or .graph")
     return found
 
 
