@@ -20,8 +20,10 @@ Primitive = str | int | float | bool
 Value = Primitive | list[Primitive] | None
 Properties = Annotated[
     dict[str, Value],
-    Field(description="properties set on it (merged with those it has; null removes one; names starting with _ "
-    "are fracta's provenance)"),
+    Field(
+        description="properties set on it (merged with those it has; null removes one; names starting with _ "
+        "are fracta's provenance)"
+    ),
 ]
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic.json_schema import GenerateJsonSchema
 
+from . import graph as gr
 from . import requests as rq
 from . import shapes as sh
 from .base import Contract
@@ -155,6 +156,10 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     Operation("say", "Send a message as the chessmaster", rq.Say, sh.Sent, tool="fracta_say"),
     Operation("find_tools", "List or search the tools", rq.FindTools, sh.ToolsFound, tool="fracta_tools"),
+    Operation("graph_query", "Read the knowledge graph", gr.GraphQuery, gr.GraphRows, tool="graph_query"),
+    Operation("graph_upsert", "Write to the knowledge graph", gr.GraphUpsert, gr.GraphWritten, tool="graph_upsert"),
+    Operation("graph_schema", "The knowledge graph's shape", rq.NoInput, gr.GraphSchema, tool="graph_schema"),
+    Operation("graph_drop", "Drop the knowledge graph", gr.GraphDrop, gr.GraphDropped, tool="graph_drop"),
     Operation("progress", "progress.md", rq.NoInput, None, "GET", "/v1/progress"),
     Operation(
         "events",

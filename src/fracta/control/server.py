@@ -315,7 +315,13 @@ def _serve(repo: repo_mod.Repo, instance: str | None) -> int | None:
             supervisor = Supervisor(repo, spawner.Urls(control=url, gateway=endpoint.url), changes)
             closing = threading.Event()
             app = app_mod.build(repo, supervisor.kick, closing.is_set, supervisor.start_queued, changes)
-            gateway = gateway_app.build(repo, endpoint.host, kick=supervisor.kick)
+            embedded = _start_graph(repo)
+            graph = None
+            if embedded is not None:
+                from ..graph import client, settings
+
+                graph = client.Graph(settings.of(repo), embedded.socket, reconnect=embedded.ensure)
+            gateway = gateway_app.build(repo, endpoint.host, kick=supervisor.kick, graph=graph)
             supervisor.start()
             extra = {"event": "control.listening", "url": url, "gateway_url": endpoint.url, "pid": me}
             log.info("control plane listening", extra=extra)
@@ -323,6 +329,8 @@ def _serve(repo: repo_mod.Repo, instance: str | None) -> int | None:
                 return serve_all([(app, sock, False), (gateway, endpoint.sock, True)], closing)
             finally:
                 supervisor.stop()
+                if embedded is not None:
+                    embedded.stop()
                 sink.flush()
                 _forget(info_path, me)
     except LockTimeout:
@@ -332,6 +340,18 @@ def _serve(repo: repo_mod.Repo, instance: str | None) -> int | None:
         if instance is not None and not shared:
             hint += "; several control planes side by side need the postgres backend (state.backend in fracta.yaml)"
         raise FractaError(f"a control plane is already running for {repo.root}{where}", hint) from None
+
+
+def _start_graph(repo: repo_mod.Repo) -> Any:
+    """The embedded knowledge graph (graph.Embedded), when fracta.yaml wants one; a graph that
+    fails to start leaves the rest of the control plane working (its tools then say why)."""
+    from ..graph import server as graph_server
+
+    try:
+        return graph_server.for_control_plane(repo)
+    except FractaError as exc:
+        log.warning("the knowledge graph failed to start", extra={"event": "graph.start_failed", "error": exc.message})
+        return None
 
 
 def _adopt_leftovers(repo: repo_mod.Repo) -> None:

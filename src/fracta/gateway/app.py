@@ -31,6 +31,7 @@ from ..repo import Repo
 from . import tools
 
 if TYPE_CHECKING:
+    from ..graph.client import Graph
     from .proxy import BackendPool
 
 log = logging.getLogger("fracta.gateway")
@@ -74,17 +75,24 @@ def load_pool(repo: Repo) -> BackendPool | None:
 class Gateway:
     """tools/list and tools/call for one repo: fracta's tools by the caller's identity, then the backends'."""
 
-    def __init__(self, repo: Repo, pool: BackendPool | None = None, kick: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        repo: Repo,
+        pool: BackendPool | None = None,
+        kick: Callable[[], None] | None = None,
+        graph: Graph | None = None,
+    ) -> None:
         self.repo = repo
         self.pool = pool
         self.kick = kick or (lambda: None)
+        self.graph = graph
 
     def backend_tools(self) -> list[types.Tool]:
         return self.pool.tools() if self.pool is not None else []
 
     async def list_tools(self, ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
         caller = _caller(ctx)
-        mine = [_describe(t, caller) for t in tools.visible(caller)]
+        mine = [_describe(t, caller) for t in tools.visible(caller, self.graph is not None)]
         return types.ListToolsResult(tools=mine + self.backend_tools())
 
     def input_schema(self, name: str) -> dict[str, Any] | None:
@@ -99,8 +107,8 @@ class Gateway:
             caller = _caller(ctx)
             args = dict(params.arguments or {})
             tool = tools.get(params.name)
-            if tool is not None:
-                call = tools.Call(self.repo, caller, params.name, args, self.backend_tools(), self.kick)
+            if tool is not None and (self.graph is not None or not tool.needs_graph):
+                call = tools.Call(self.repo, caller, params.name, args, self.backend_tools(), self.kick, self.graph)
                 return _ok(await anyio.to_thread.run_sync(tool.invoke, call))
             if self.pool is not None and any(t.name == params.name for t in self.pool.tools()):
                 return await self.pool.call(params.name, args)
@@ -169,10 +177,18 @@ def transport_security(repo: Repo, host: str) -> TransportSecuritySettings:
 
 
 def build(
-    repo: Repo, host: str, *, pool: BackendPool | None = None, kick: Callable[[], None] | None = None
+    repo: Repo,
+    host: str,
+    *,
+    pool: BackendPool | None = None,
+    kick: Callable[[], None] | None = None,
+    graph: Graph | None = None,
 ) -> AuthMiddleware:
-    """The gateway's ASGI app; its lifespan runs the MCP session manager and the backend pool."""
-    gateway = Gateway(repo, pool if pool is not None else load_pool(repo), kick)
+    """The gateway's ASGI app; its lifespan runs the MCP session manager and the backend pool.
+    `graph`: the knowledge graph it serves (default: the one fracta.yaml names, if installed)."""
+    if graph is None:
+        graph = serving_graph(repo)
+    gateway = Gateway(repo, pool if pool is not None else load_pool(repo), kick, graph)
     server = gateway.server()
     mcp_app = server.streamable_http_app(
         streamable_http_path=PATH,
@@ -193,6 +209,21 @@ def build(
                     await gateway.pool.stop()
 
     return AuthMiddleware(Starlette(routes=[Mount("/", app=mcp_app)], lifespan=lifespan), repo)
+
+
+def serving_graph(repo: Repo) -> Graph | None:
+    """The knowledge graph a gateway serves: the service fracta.yaml names, or the embedded server
+    the control plane runs (connected on first use); None without fracta[graph]."""
+    from ..graph import settings
+
+    if not settings.available(repo):
+        return None
+    from ..graph import ops
+    from ..graph.client import Graph
+
+    if not settings.of(repo).embedded:
+        return Graph(settings.of(repo))
+    return Graph(settings.of(repo), reconnect=lambda: ops.embedded_socket(repo))
 
 
 async def _start(gateway: Gateway) -> None:

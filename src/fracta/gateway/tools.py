@@ -10,14 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import lifecycle, liveness, mailbox, messaging, names, peek, project, results
 from ..contracts import base as contracts
+from ..contracts import graph as gr
 from ..contracts import operations
 from ..contracts import requests as rq
+from ..errors import GraphUnavailable
 from ..identity import Caller
 from ..repo import Repo
+
+if TYPE_CHECKING:
+    from ..graph.client import Graph
 
 RHYTHM = (
     "The inbox rhythm: call fracta_inbox at the start of every iteration and again after every commit; "
@@ -36,6 +41,12 @@ class Call:
     args: dict[str, Any]
     backends: Sequence[Any] = ()  # the proxied backends' tools (mcp.types.Tool), for discovery
     kick: Callable[[], None] = field(default=lambda: None)  # wakes the spawner after a spawn
+    graph: Graph | None = None  # the knowledge graph this gateway serves, if any
+
+    def knowledge_graph(self) -> Graph:
+        if self.graph is None:
+            raise GraphUnavailable("this gateway serves no knowledge graph", "install fracta[graph] and restart it")
+        return self.graph
 
 
 @dataclass(frozen=True)
@@ -47,6 +58,7 @@ class Tool:
     read_only: bool = False
     destructive: bool = False
     speaks_as_self: bool = False  # takes the caller's own name: its description tells an agent its name
+    needs_graph: bool = False  # listed only where the gateway serves a knowledge graph
 
     @property
     def operation(self) -> operations.Operation:
@@ -72,9 +84,10 @@ class Tool:
         return self.run(call, args)
 
 
-def visible(caller: Caller) -> list[Tool]:
-    """The fracta tools this caller may use: agents do not see the chessmaster's."""
-    return [t for t in TOOLS if caller.is_chessmaster or not t.chessmaster_only]
+def visible(caller: Caller, graph: bool = False) -> list[Tool]:
+    """The fracta tools this caller may use: agents do not see the chessmaster's, nobody sees the
+    graph's where there is no graph."""
+    return [t for t in TOOLS if (caller.is_chessmaster or not t.chessmaster_only) and (graph or not t.needs_graph)]
 
 
 def get(name: str) -> Tool | None:
@@ -143,8 +156,34 @@ def _kill(call: Call, args: rq.Kill) -> dict[str, Any]:
 def _tools(call: Call, args: rq.FindTools) -> dict[str, Any]:
     from . import discovery
 
-    mine = [(t.name, t.describe(call.caller), t.input_schema()) for t in visible(call.caller)]
+    mine = [(t.name, t.describe(call.caller), t.input_schema()) for t in visible(call.caller, call.graph is not None)]
     return discovery.found(args.query, discovery.search(discovery.catalog(mine, call.backends), args.query))
+
+
+def _graph_query(call: Call, args: gr.GraphQuery) -> dict[str, Any]:
+    from ..graph import ops
+
+    return ops.query(call.knowledge_graph(), args.query, args.params, args.limit)
+
+
+def _graph_upsert(call: Call, args: gr.GraphUpsert) -> dict[str, Any]:
+    from ..graph import ops
+
+    nodes = [n.node() for n in args.nodes]
+    relationships = [r.relationship() for r in args.relationships]
+    return ops.upsert(call.knowledge_graph(), nodes, relationships, by=call.caller.name)
+
+
+def _graph_schema(call: Call, args: rq.NoInput) -> dict[str, Any]:
+    from ..graph import ops
+
+    return ops.schema(call.knowledge_graph())
+
+
+def _graph_drop(call: Call, args: gr.GraphDrop) -> dict[str, Any]:
+    from ..graph import ops
+
+    return ops.drop(call.knowledge_graph(), confirm=args.confirm)
 
 
 RETRIES = (
@@ -238,5 +277,37 @@ TOOLS: tuple[Tool, ...] = (
         "whose name or description contains all of its words; empty lists them all.",
         _tools,
         read_only=True,
+    ),
+    Tool(
+        "graph_query",
+        "Read the shared knowledge graph (FalkorDB) with Cypher and $parameters; writes are refused. "
+        "At most `limit` rows come back, with a note when cut. Nodes have a label and a `key`; "
+        "_by/_at say who wrote each and when.",
+        _graph_query,
+        read_only=True,
+        needs_graph=True,
+    ),
+    Tool(
+        "graph_upsert",
+        "Write findings to the shared knowledge graph: nodes merged by label+key, relationships by "
+        "type+from+to (missing endpoints are made); properties merged, null removes one. Stamped with "
+        "you and the time; repeating a call is harmless.",
+        _graph_upsert,
+        needs_graph=True,
+    ),
+    Tool(
+        "graph_schema",
+        "The shared knowledge graph's labels and relationship types, their counts and property names.",
+        _graph_schema,
+        read_only=True,
+        needs_graph=True,
+    ),
+    Tool(
+        "graph_drop",
+        "Chessmaster only. Delete the whole knowledge graph; needs confirm=true.",
+        _graph_drop,
+        chessmaster_only=True,
+        destructive=True,
+        needs_graph=True,
     ),
 )

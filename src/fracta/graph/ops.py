@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .. import clock
@@ -59,16 +60,17 @@ def open_graph(repo: Repo) -> Graph:
         raise GraphUnavailable("the knowledge graph needs the falkordb package", graph_settings.INSTALL_HINT)
     if not settings.embedded:
         return Graph(settings)
+    return Graph(settings, embedded_socket(repo), reconnect=lambda: embedded_socket(repo))
 
-    def find() -> Any:
-        from . import server
 
-        found = server.running(repo)
-        if found is None or not server.answers(found.socket):
-            raise GraphUnavailable("the knowledge graph is not running", "fracta up starts it with the control plane")
-        return found.socket
+def embedded_socket(repo: Repo) -> Path:
+    """The socket of the embedded server the control plane runs; GraphUnavailable if none answers."""
+    from . import server
 
-    return Graph(settings, find(), reconnect=find)
+    found = server.running(repo)
+    if found is None or not server.answers(found.socket):
+        raise GraphUnavailable("the knowledge graph is not running", "fracta up starts it with the control plane")
+    return found.socket
 
 
 # --- reading ---------------------------------------------------------------------------------------
