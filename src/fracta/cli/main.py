@@ -42,6 +42,7 @@ COMMAND_MODULES = {
     "hook": "hooks",
     "serve": "serve",
     "gateway": "gateway",
+    "graph": "graph",
     "completion": "completion",
     "logs": "logs",
 }
@@ -80,6 +81,7 @@ SECTIONS: dict[str, dict[str, str]] = {
     "Integration": {
         "serve": "The stdio MCP server your AI CLI launches.",
         "gateway": "Serve the MCP gateway alone (Compose, Kubernetes).",
+        "graph": "Query the knowledge graph agents share (query, schema, drop).",
         "hooks": "Install the git hook that records agent commits.",
     },
 }
