@@ -39,6 +39,7 @@ class Graph:
         self.reconnect = reconnect
         self.indexed: set[str] = set()  # labels whose `key` index exists (ops.upsert makes them)
         self._db: Any = None
+        self._graph: Any = None
 
     @property
     def name(self) -> str:
@@ -68,10 +69,18 @@ class Graph:
                 self._db = falkordb.FalkorDB(unix_socket_path=self.settings.url, password=self.settings.password)
         return self._db
 
+    def _selected(self, db: Any) -> Any:
+        """The client's graph object, kept: it caches the labels and property names that results
+        refer to by number (a new one would fetch them again for every query)."""
+        if self._graph is None:
+            self._graph = db.select_graph(self.name)
+        return self._graph
+
     def close(self) -> None:
         if self._db is not None:
             self._db.connection.close()
             self._db = None
+            self._graph = None
 
     def read(self, cypher: str, params: dict[str, Any] | None = None) -> Answer:
         """A read-only query: the server refuses one that would write."""
@@ -89,7 +98,7 @@ class Graph:
     def delete(self) -> bool:
         """Drop the whole graph; False if there was none."""
         try:
-            self._call(lambda db: db.select_graph(self.name).delete())
+            self._call(lambda db: self._selected(db).delete())
         except GraphQueryError as exc:
             if exc.message == EMPTY_KEY:
                 return False
@@ -100,7 +109,7 @@ class Graph:
         timeout = max(1, math.ceil(self.settings.timeout * 1000))
 
         def query(db: Any) -> Any:
-            graph = db.select_graph(self.name)
+            graph = self._selected(db)
             run = graph.ro_query if read_only else graph.query
             return run(cypher, params or None, timeout=timeout)
 

@@ -1,0 +1,169 @@
+"""graph_query and graph_upsert through the gateway, against the same Cypher sent straight to FalkorDB.
+
+Run: .venv/bin/python bench/graph.py [--calls 300] [--dir /tmp]
+
+A real control plane (`fracta up`) with its embedded FalkorDB in a temporary repository. One
+agent's MCP session (official client, streamable HTTP) calls each tool `--calls` times after a
+warm-up; the baseline sends the very Cypher the tool runs (the same parameters, GRAPH.RO_QUERY or
+GRAPH.QUERY) with the falkordb client on the same unix socket, in the same run. The graph holds
+2,000 File nodes touched by 20 agents; the query reads one agent's files (100 rows), the upsert
+writes 10 nodes and 10 relationships. Every write is fsync'd (appendfsync always) on both sides.
+Target: the gateway's p50 at most 2x the direct p50.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import bytecode  # bench/bytecode.py, beside this script
+
+BIN = Path(sys.executable).parent
+WARMUP = 20
+TARGET = 2.0
+QUERY = "MATCH (a:Agent {key: $agent})-[:TOUCHES]->(f:File) RETURN f.key AS file, f.lines AS lines ORDER BY file"
+
+
+def fracta(root: Path, *args: str) -> str:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run([str(BIN / "fracta"), *args], cwd=root, check=True, capture_output=True, text=True, env=env)
+    return done.stdout
+
+
+def batch(i: int) -> dict[str, Any]:
+    nodes = [{"label": "File", "key": f"src/m{i % 50}/f{j}.py", "properties": {"lines": i + j}} for j in range(10)]
+    agent = {"label": "Agent", "key": f"agent-{i % 20}"}
+    rels = [{"type": "TOUCHES", "from": agent, "to": {"label": "File", "key": n["key"]}} for n in nodes]
+    return {"nodes": nodes, "relationships": rels}
+
+
+def pct(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def through_gateway(url: str, token: str, calls: int) -> dict[str, list[float]]:
+    import anyio
+    import httpx2
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+
+    async def run() -> dict[str, list[float]]:
+        out: dict[str, list[float]] = {"graph_query": [], "graph_upsert": []}
+        async with (
+            httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http,
+            streamable_http_client(url, http_client=http) as (read, write),
+            ClientSession(read, write) as session,
+        ):
+            await session.initialize()
+            for i in range(200):  # the graph: 2,000 files, 20 agents
+                await session.call_tool("graph_upsert", batch(i))
+            for i in range(WARMUP + calls):
+                for tool, args in (
+                    ("graph_query", {"query": QUERY, "params": {"agent": f"agent-{i % 20}"}, "limit": 1000}),
+                    ("graph_upsert", batch(i)),
+                ):
+                    start = time.perf_counter()
+                    result = await session.call_tool(tool, args)
+                    took = time.perf_counter() - start
+                    assert not result.is_error, result.content
+                    if i >= WARMUP:
+                        out[tool].append(took)
+        return out
+
+    result: dict[str, list[float]] = anyio.run(run)
+    return result
+
+
+def direct(socket: Path, calls: int) -> dict[str, list[float]]:
+    """The same Cypher the tools run, straight to FalkorDB (ops.upsert's query, captured once)."""
+    import falkordb
+
+    from fracta.graph import ops
+    from fracta.graph.client import Graph
+    from fracta.graph.settings import GraphSettings
+
+    captured: list[tuple[str, dict[str, Any]]] = []
+
+    class Capture(Graph):
+        def write(self, cypher: str, params: dict[str, Any] | None = None) -> Any:
+            captured.append((cypher, params or {}))
+            return super().write(cypher, params)
+
+    spy = Capture(GraphSettings(name="fracta", timeout=10.0), socket)
+    spy.indexed.update({"File", "Agent"})
+    g = falkordb.FalkorDB(unix_socket_path=str(socket)).select_graph("fracta")
+    out: dict[str, list[float]] = {"graph_query": [], "graph_upsert": []}
+    for i in range(WARMUP + calls):
+        start = time.perf_counter()
+        g.ro_query(QUERY, {"agent": f"agent-{i % 20}"}, timeout=10000)
+        took = time.perf_counter() - start
+        if i >= WARMUP:
+            out["graph_query"].append(took)
+        b = batch(i)
+        nodes = [ops.Node(n["label"], n["key"], n["properties"]) for n in b["nodes"]]
+        rels = [
+            ops.Relationship("TOUCHES", ops.NodeRef("Agent", r["from"]["key"]), ops.NodeRef("File", r["to"]["key"]))
+            for r in b["relationships"]
+        ]
+        captured.clear()
+        ops.upsert(spy, nodes, rels, by="bench")  # writes once to capture the Cypher; the timed write repeats it
+        cypher, params = captured[-1]
+        start = time.perf_counter()
+        g.query(cypher, params, timeout=10000)
+        took = time.perf_counter() - start
+        if i >= WARMUP:
+            out["graph_upsert"].append(took)
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--calls", type=int, default=300)
+    parser.add_argument("--dir", default="/tmp")
+    args = parser.parse_args()
+    bytecode.ensure()
+    with tempfile.TemporaryDirectory(prefix="fracta-bench-graph-", dir=args.dir) as tmp:
+        root = Path(tmp) / "repo"
+        root.mkdir()
+        subprocess.run(["git", "init", "-q", "-b", "main"], cwd=root, check=True)
+        fracta(root, "init")
+        fracta(root, "join", "bench")
+        fracta(root, "up")
+        try:
+            from fracta import project
+            from fracta import repo as repo_mod
+            from fracta.control import daemon
+            from fracta.graph import server
+
+            r = repo_mod.find(root, env={})
+            info = daemon.read_info(r)
+            running = server.running(r)
+            assert info is not None and info.gateway_url is not None and running is not None
+            gw = through_gateway(info.gateway_url, project.agent_token(r, "bench"), args.calls)
+            raw = direct(running.socket, args.calls)
+        finally:
+            fracta(root, "down")
+    missed = False
+    print(f"{args.calls} calls each after {WARMUP} warm-up; ms (p50 / p99); ratio = gateway p50 / direct p50")
+    for tool in ("graph_query", "graph_upsert"):
+        g50, g99 = pct(gw[tool], 0.5) * 1e3, pct(gw[tool], 0.99) * 1e3
+        d50, d99 = pct(raw[tool], 0.5) * 1e3, pct(raw[tool], 0.99) * 1e3
+        ratio = g50 / d50
+        missed |= ratio > TARGET
+        print(
+            f"{tool:13s} gateway {g50:6.2f} / {g99:6.2f}   direct {d50:6.2f} / {d99:6.2f}   "
+            f"ratio p50 {ratio:4.2f}x  p99 {g99 / d99:4.2f}x  (mean {statistics.mean(gw[tool]) * 1e3:.2f})"
+        )
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
