@@ -46,6 +46,7 @@ Start and stop:
 Integration:
   serve    The stdio MCP server your AI CLI launches.
   gateway  Serve the MCP gateway alone (Compose, Kubernetes).
+  graph    Query the knowledge graph agents share (query, schema, drop).
   hooks    Install the git hook that records agent commits.
 """
 

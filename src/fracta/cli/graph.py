@@ -24,7 +24,13 @@ def graph_cmd() -> None:
     """The knowledge graph agents share (graph_query, graph_upsert, graph_schema); needs `fracta up`."""
 
 
-@graph_cmd.command("query")
+@graph_cmd.command(
+    "query",
+    epilog=examples(
+        "fracta graph query 'MATCH (f:File)<-[:TOUCHES]-(a) RETURN a.key, f.key' --limit 20",
+        "fracta graph query 'MATCH (n {key: $k}) RETURN n' -p k=api.py --json",
+    ),
+)
 @click.argument("cypher")
 @click.option("-p", "--param", "params", multiple=True, metavar="NAME=JSON", help="A parameter ($NAME); repeatable.")
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 1000), help="At most this many rows.")
@@ -43,7 +49,7 @@ def query_cmd(cypher: str, params: tuple[str, ...], limit: int, as_json: bool) -
         click.echo(found["note"], err=True)
 
 
-@graph_cmd.command("schema")
+@graph_cmd.command("schema", epilog=examples("fracta graph schema", "fracta graph schema --json"))
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def schema_cmd(as_json: bool) -> None:
     """Labels and relationship types, their counts and property names."""
@@ -58,7 +64,7 @@ def schema_cmd(as_json: bool) -> None:
     click.echo(table(rows, ["kind", "count", "properties"]) if rows else f"(the graph {found['graph']!r} is empty)")
 
 
-@graph_cmd.command("drop")
+@graph_cmd.command("drop", epilog=examples("fracta graph drop --confirm"))
 @click.option("--confirm", is_flag=True, help="Required: every node and relationship is deleted.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def drop_cmd(confirm: bool, as_json: bool) -> None:

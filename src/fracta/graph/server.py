@@ -87,9 +87,7 @@ class Embedded:
     """The embedded server this process started or adopted: `stop()` ends it, `ensure()` restarts
     it if it died."""
 
-    def __init__(
-        self, repo: Repo, server: Running, started: bool, proc: subprocess.Popen[bytes] | None = None
-    ) -> None:
+    def __init__(self, repo: Repo, server: Running, started: bool, proc: subprocess.Popen[bytes] | None = None) -> None:
         self.repo = repo
         self.server = server
         self.started = started  # False: adopted from an earlier control plane
