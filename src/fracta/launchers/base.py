@@ -63,8 +63,9 @@ class Launcher(Protocol):
 
     def alive(self, repo: Repo, agent: Agent) -> bool | None:
         """Whether the turn of `agent` (starting or running) still runs: False once it is gone
-        without its end recorded (the reaper then settles it, see reaper.settle); None when this
-        launcher cannot tell from here (the control plane following the turn settles it)."""
+        without its end recorded (the reaper then settles it, see reaper.settle); None when no
+        turn of it is known yet (a `starting` agent is then given reaper.STARTING_GRACE before
+        it is settled `lost`; a `running` one with none is a joined agent's, left alone)."""
         ...
 
     def output(self, repo: Repo, name: str) -> Path:
