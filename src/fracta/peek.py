@@ -37,6 +37,16 @@ def peek(repo: Repo, name: str, n: int = 20, since: int | None = None) -> Peek:
     agent = agents.load(repo, name)
     path = repo.agent_dir(name) / runner.OUTPUT_FILE
     lines, offset = _read(path, n, since)
+    return _events(agent, lines, n, offset, tail=since is None)
+
+
+def from_lines(repo: Repo, name: str, lines: list[str], n: int = 20) -> Peek:
+    """The last `n` readable events of output records read elsewhere (a Kubernetes pod's log)."""
+    return _events(agents.load(repo, name), lines, n, 0, tail=True)
+
+
+def _events(agent: agents.Agent, lines: list[str], n: int, offset: int, tail: bool) -> Peek:
+    name = agent.name
     if not lines:  # nothing recorded yet, or an agent run by hand (joined): fracta holds no output
         return Peek(name=name, status=agent.status.value, events=[], offset=offset)
     reader = _Reader(runtimes.get(agent.runtime))
@@ -47,7 +57,7 @@ def peek(repo: Repo, name: str, n: int = 20, since: int | None = None) -> Peek:
             record = {"line": raw, "stream": "stdout"}
         reader.read(record if isinstance(record, dict) else {"line": raw, "stream": "stdout"})
     found = reader.found
-    if since is None:
+    if tail:
         found = found[-n:] if n > 0 else []
     return Peek(name=name, status=agent.status.value, events=found, offset=offset)
 

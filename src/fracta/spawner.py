@@ -33,7 +33,8 @@ log = logging.getLogger("fracta.spawner")
 LOCAL_OWNER = "local"  # the claimer when no control plane names itself (the CLI starting queued agents)
 DEFAULT_LEASE = store.DEFAULT_LEASE
 # Starts the runner for an agent; returns its (pid, start time). The control plane keeps a warm one.
-LaunchRunner = Callable[[Repo, str, str], tuple[int, int | None]]
+# A launcher whose runner has no local pid (a Kubernetes Job) returns (None, None).
+LaunchRunner = Callable[[Repo, str, str], tuple[int | None, int | None]]
 
 
 @dataclass(frozen=True)
@@ -190,7 +191,7 @@ def start(
     def record_pid(current: agents.Agent) -> agents.Agent:
         # The runner records itself before it starts the program, and may already have moved on
         # (running, or even finished): only fill in a pid not yet there.
-        if current.status == agents.Status.STARTING and current.pid is None:
+        if pid is not None and current.status == agents.Status.STARTING and current.pid is None:
             return dataclasses.replace(current, pid=pid, pid_start=pid_start)
         return current
 
