@@ -7,7 +7,7 @@ starts it, tests/pg.py), against kmock as the Kubernetes API (tests/kube_mock.py
 A turn is prepared by fracta's spawner as usual (the runtime's launch, launch.json, `starting`);
 what is timed is the launcher's call alone, the spawner's LaunchRunner:
 
-  k8s        KubernetesLauncher.launch: the agent's record read from the store, the Job manifest
+  k8s        KubernetesLauncher.start: the agent's record read from the store, the Job manifest
              built, the session's HOME made on the volume, the Job created through the official
              client, its answer read.
   api        inside that same call, the client's create call timed on its own (Api.create_job,
@@ -17,7 +17,7 @@ what is timed is the launcher's call alone, the spawner's LaunchRunner:
              (A separate bare create after each call was tried first: two noisy ~25 ms round
              trips on a busy machine, subtracted, gave negative medians. Timing the very request
              inside the call removes the second round trip's noise.)
-  local      runner.Launcher.launch, as the control plane runs it: a warm spare runner handed the
+  local      LocalLauncher.start, as the control plane runs it: a warm spare runner handed the
              agent's name (the default), and `cold`, a runner started by spawn_detached.
 
 Spawns run the `command` runtime; wakes resume a `claude` session (the adapter adds --resume; the
@@ -44,14 +44,21 @@ import pg  # tests/pg.py: the test suite's PostgreSQL server
 import store_helpers  # tests/store_helpers.py: a repo's state folder as fracta init leaves it
 from kube_mock import NAMESPACE, KubeMock  # tests/kube_mock.py: kmock in a thread
 
-from fracta import agents, lifecycle, runner, spawner, wake
+from fracta import agents, lifecycle, spawner, wake
+from fracta.launchers import Started
 from fracta.launchers.kubernetes.api import Api
 from fracta.launchers.kubernetes.launcher import KubernetesLauncher
 from fracta.launchers.kubernetes.settings import Settings
+from fracta.launchers.local import LocalLauncher, spawn_detached
 from fracta.repo import Repo
 
 URLS = spawner.Urls(control="http://fracta-control:8000", gateway="http://fracta-gateway:8765")
-Launch = Callable[[Repo, str, str], tuple[int | None, int | None]]
+Launch = Callable[[Repo, str, str], Started]
+
+
+def cold(repo: Repo, name: str, launch_id: str) -> Started:
+    """A runner started without a spare, as the local launcher does when none is warm."""
+    return Started(*spawn_detached(repo, name, launch_id))
 
 
 @dataclasses.dataclass
@@ -73,7 +80,7 @@ def make_repo(base: Path, url: str) -> Repo:
 
 
 def timed(launch: Launch, into: list[float]) -> Launch:
-    def run(repo: Repo, name: str, launch_id: str) -> tuple[int | None, int | None]:
+    def run(repo: Repo, name: str, launch_id: str) -> Started:
         t0 = time.perf_counter()
         found = launch(repo, name, launch_id)
         into.append(time.perf_counter() - t0)
@@ -118,7 +125,7 @@ def measure(repo: Repo, kube: KubeMock, rounds: int) -> dict[str, Times]:
     settings = Settings(namespace=NAMESPACE, image="fracta-agent", pvc="workspace", mount_path=str(repo.root))
     api = TimedApi(NAMESPACE, kube.configuration())
     k8s = KubernetesLauncher(repo, settings, api)
-    local = runner.Launcher(repo, refill_delay=3600)  # refilled by hand, between measurements
+    local = LocalLauncher(repo, refill_delay=3600)  # refilled by hand, between measurements
     results = {key: Times() for key in ("k8s spawn", "k8s wake", "local spawn", "local wake", "local cold")}
     try:
         for i in range(rounds):
@@ -126,22 +133,22 @@ def measure(repo: Repo, kube: KubeMock, rounds: int) -> dict[str, Times]:
                 name = f"k{kind[0]}{i}"
                 if wake_it:
                     spawn(repo, name, runtime)  # its first turn, not timed
-                    assert spawner.schedule(repo, URLS, k8s.launch) == [name]
+                    assert spawner.schedule(repo, URLS, k8s.start) == [name]
                 times = results[f"k8s {kind}"]
-                turn(repo, name, runtime, wake_it, timed(k8s.launch, times.launch))
+                turn(repo, name, runtime, wake_it, timed(k8s.start, times.launch))
                 times.api.append(api.creates[-1])
                 local.refill()
                 time.sleep(0.3)  # the spare's imports done: a handoff, as after a quiet second
                 name = f"l{kind[0]}{i}"
                 if wake_it:
                     spawn(repo, name, runtime)
-                    assert spawner.schedule(repo, URLS, runner.spawn_detached) == [name]
+                    assert spawner.schedule(repo, URLS, cold) == [name]
                     wait_finished(repo, name)
-                turn(repo, name, runtime, wake_it, timed(local.launch, results[f"local {kind}"].launch))
+                turn(repo, name, runtime, wake_it, timed(local.start, results[f"local {kind}"].launch))
             name = f"lc{i}"
-            turn(repo, name, "command", False, timed(runner.spawn_detached, results["local cold"].launch))
+            turn(repo, name, "command", False, timed(cold, results["local cold"].launch))
     finally:
-        local.stop()
+        local.close()
         k8s.close()
     return results
 

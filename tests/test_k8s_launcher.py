@@ -83,7 +83,7 @@ def spawn(r: repo_mod.Repo, launcher: KubernetesLauncher, name: str, *args: str,
 
 
 def start_turn(r: repo_mod.Repo, launcher: KubernetesLauncher, name: str) -> str:
-    assert spawner.schedule(r, URLS, launcher.launch) == [name]
+    assert spawner.schedule(r, URLS, launcher.start) == [name]
     return latest_job(launcher, name)
 
 
@@ -159,9 +159,13 @@ def test_the_pods_runner_records_its_run_and_peek_reads_the_pod_log(
     assert agents.load(initialized, "beta").status == agents.Status.DONE  # the runner recorded it itself
     kube.set_status(job_name, {"active": 0, "succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]})
     kube.add_pod(job_name, ran.stdout, terminated={"exitCode": 0, "reason": "Completed"})
-    lines = launcher.output("beta")
+    lines = launcher.pod_output("beta")
     assert any("hello from the pod" in line for line in lines)
-    seen = peek.from_lines(initialized, "beta", lines)
+    # Where the volume's output file is missing, peek reads the pod log, mirrored into it.
+    output = initialized.agent_dir("beta") / "output.jsonl"
+    output.unlink()
+    assert launcher.output(initialized, "beta") == output
+    seen = peek.peek(initialized, "beta")
     assert [e.text for e in seen.events if e.kind == "line"] == ["hello from the pod"]
     assert event_names(initialized, "beta")[-2:] == ["agent.started", "agent.exited"]
     assert agents.load(initialized, "beta").status == agents.Status.DONE  # the watch left it as recorded
@@ -255,11 +259,13 @@ def test_kill_deletes_the_agents_jobs_with_foreground_propagation(
 ) -> None:
     job_name = spawn(initialized, launcher, "zeta", "true")
     kube.set_status(job_name, {"active": 1})
-    assert launcher.stop("zeta") is True
+    agent = agents.load(initialized, "zeta")
+    assert launcher.alive(initialized, agent) is True
+    assert launcher.stop(initialized, agent, grace=5) is True
     [delete] = kube.requests("DELETE", f"/jobs/{job_name}")
     assert delete.data["propagationPolicy"] == "Foreground"
     assert kube.jobs() == []
-    assert launcher.stop("zeta") is False  # nothing left to delete
+    assert launcher.stop(initialized, agent, grace=5) is False  # nothing left to delete
 
 
 def test_the_watch_lists_again_when_its_version_is_gone(
@@ -300,6 +306,8 @@ def test_a_real_cluster_runs_a_turn_as_a_job(initialized: repo_mod.Repo, tmp_pat
             "the Job in a list", lambda: any(j["metadata"]["name"] == job_name for j in real.jobs("cluster-probe"))
         )
         assert watch.lists >= 1
-        assert real.stop("cluster-probe") in (True, False)  # it may have failed already (no such image)
+        probe = agents.load(initialized, "cluster-probe")
+        real.stop(initialized, probe, grace=5)  # it may have failed already (no such image): either way, gone
+        assert real.jobs("cluster-probe") == []
     finally:
         real.close()

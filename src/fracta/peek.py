@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from . import agents, runner, runtimes
+from . import agents, launchers, runner, runtimes
 from .repo import Repo
 from .runtimes import stream
 from .runtimes.base import OutputEvent, Runtime
@@ -35,18 +35,8 @@ class Peek:
 def peek(repo: Repo, name: str, n: int = 20, since: int | None = None) -> Peek:
     """The last `n` readable events (or everything after byte offset `since`)."""
     agent = agents.load(repo, name)
-    path = repo.agent_dir(name) / runner.OUTPUT_FILE
+    path = launchers.create(repo).output(repo, name)
     lines, offset = _read(path, n, since)
-    return _events(agent, lines, n, offset, tail=since is None)
-
-
-def from_lines(repo: Repo, name: str, lines: list[str], n: int = 20) -> Peek:
-    """The last `n` readable events of output records read elsewhere (a Kubernetes pod's log)."""
-    return _events(agents.load(repo, name), lines, n, 0, tail=True)
-
-
-def _events(agent: agents.Agent, lines: list[str], n: int, offset: int, tail: bool) -> Peek:
-    name = agent.name
     if not lines:  # nothing recorded yet, or an agent run by hand (joined): fracta holds no output
         return Peek(name=name, status=agent.status.value, events=[], offset=offset)
     reader = _Reader(runtimes.get(agent.runtime))
@@ -57,7 +47,7 @@ def _events(agent: agents.Agent, lines: list[str], n: int, offset: int, tail: bo
             record = {"line": raw, "stream": "stdout"}
         reader.read(record if isinstance(record, dict) else {"line": raw, "stream": "stdout"})
     found = reader.found
-    if tail:
+    if since is None:
         found = found[-n:] if n > 0 else []
     return Peek(name=name, status=agent.status.value, events=found, offset=offset)
 

@@ -5,3 +5,21 @@ official client: the only import of `kubernetes`) → launcher (start, stop, out
 settle (Job status followed by watch; turns whose runner could not record are settled).
 Importing this package imports nothing heavy; `launcher` and `api` do.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .launcher import KubernetesLauncher
+
+__all__ = ["KubernetesLauncher"]
+
+
+def __getattr__(name: str) -> Any:
+    """KubernetesLauncher on first use (launchers.create): the client is imported only then."""
+    if name == "KubernetesLauncher":
+        from .launcher import KubernetesLauncher
+
+        return KubernetesLauncher
+    raise AttributeError(name)

@@ -13,11 +13,10 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from urllib3.exceptions import HTTPError
-
 import kubernetes.client
 import kubernetes.config
 from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
 
 from ...errors import ClusterError
 from .settings import Settings
