@@ -377,13 +377,13 @@ def main(argv: list[str]) -> int:
         return exc.exit_code
 
 
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
-
-
 def agents_gateway(repo: repo_mod.Repo, here: str) -> str:
     """The gateway URL agents are given: this one, or for Kubernetes Jobs the Service URL pods
     reach it by (launcher.kubernetes.gateway_url)."""
     if launchers.kind_of(repo) == launchers.KUBERNETES:
         return str(repo.config.resolved("launcher.kubernetes.gateway_url") or here)
     return here
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
