@@ -117,6 +117,18 @@ class StoreUnavailable(FractaError):
     http_status = 503
 
 
+class ClusterError(FractaError):
+    """The Kubernetes API refused or could not answer a launcher's request (create, delete,
+    list, logs): what was asked, and the API's status and reason, never a token."""
+
+    exit_code = EXIT_UNAVAILABLE
+    http_status = 503
+
+    def __init__(self, message: str, hint: str = "", status: int | None = None) -> None:
+        super().__init__(message, hint)
+        self.status = status  # the API's HTTP status, when it answered
+
+
 class SchemaTooNew(FractaError):
     """The database's schema was made by a newer fracta than this one.
 

@@ -80,15 +80,28 @@ def run_mark(session_id: str | None) -> dict[str, Any]:
     return {"ts": clock.now(), "stream": "fracta", "event": RUN_EVENT, "session_id": session_id, "line": line}
 
 
+IN_JOB_VAR = "FRACTA_LAUNCHER"  # "kubernetes" in a Job's pod (launchers/kubernetes/manifest.py)
+
+
+def in_job() -> bool:
+    """True in a Kubernetes Job's pod: the pid is the pod's (nothing the control plane can check),
+    and the output goes to the pod's log too, for `peek` where the volume is not mounted."""
+    return os.environ.get(IN_JOB_VAR) == "kubernetes"
+
+
 def _pump(
     stream: IO[bytes], name: str, out: Path, recorder: Recorder | None = None, secrets: list[str] | None = None
 ) -> None:
     from .credentials import redact
 
+    echo = in_job()
     for raw in stream:
         line = redact(raw.decode("utf-8", errors="replace").rstrip("\n"), secrets or [])
         record = {"ts": clock.now(), "stream": name, "line": line}
-        atomic.append_line(out, json.dumps(record, ensure_ascii=False))
+        text = json.dumps(record, ensure_ascii=False)
+        atomic.append_line(out, text)
+        if echo:  # one write a record: the two pumps' lines never interleave within a line
+            os.write(1, (text + "\n").encode())
         if recorder is not None:
             try:
                 recorder.see(record)
@@ -280,7 +293,8 @@ def _start_program(
             if (folder / KILL_MARK).exists() or agent.status != agents.Status.STARTING or (current or "") != launch_id:
                 return None
             atomic.write_json(folder / GROUP_FILE, group.to_dict())
-            agents.write(repo, dataclasses.replace(agent, pid=me, pid_start=group.leader_start))
+            if not in_job():  # a pod's pid means nothing to the control plane: its Job is followed instead
+                agents.write(repo, dataclasses.replace(agent, pid=me, pid_start=group.leader_start))
             return subprocess.Popen(
                 launch["argv"],
                 cwd=launch["cwd"],

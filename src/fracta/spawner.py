@@ -193,7 +193,7 @@ def start(
     def record_pid(current: agents.Agent) -> agents.Agent:
         # The runner records itself before it starts the program, and may already have moved on
         # (running, or even finished): only fill in a pid not yet there.
-        if current.status == agents.Status.STARTING and current.pid is None:
+        if pid is not None and current.status == agents.Status.STARTING and current.pid is None:
             return dataclasses.replace(current, pid=pid, pid_start=pid_start)
         return current
 

@@ -312,7 +312,9 @@ def _serve(repo: repo_mod.Repo, instance: str | None) -> int | None:
                 },
             )
             changes = Changes()
-            supervisor = Supervisor(repo, spawner.Urls(control=url, gateway=endpoint.url), changes)
+            supervisor = Supervisor(
+                repo, spawner.Urls(control=url, gateway=agents_gateway(repo, endpoint.url)), changes
+            )
             closing = threading.Event()
             app = app_mod.build(repo, supervisor.kick, closing.is_set, supervisor.start_queued, changes)
             embedded = _start_graph(repo)
@@ -393,6 +395,14 @@ def main(argv: list[str]) -> int:
             print(f"hint: {exc.hint}", file=sys.stderr)
         print(f"exit: {exc.exit_code}", file=sys.stderr, flush=True)
         return exc.exit_code
+
+
+def agents_gateway(repo: repo_mod.Repo, here: str) -> str:
+    """The gateway URL agents are given: this one, or for Kubernetes Jobs the Service URL pods
+    reach it by (launcher.kubernetes.gateway_url)."""
+    if launchers.kind_of(repo) == launchers.KUBERNETES:
+        return str(repo.config.resolved("launcher.kubernetes.gateway_url") or here)
+    return here
 
 
 if __name__ == "__main__":
