@@ -23,6 +23,7 @@ DEFAULTS: dict[str, Any] = {
     "state": {"backend": "files", "pool_size": 4, "lease_seconds": 15.0, "retry_seconds": 10.0},
     "graph": {"name": "fracta", "timeout": 10.0},
     "mcp_servers": {},
+    "strategies": {"folder": "strategies", "timeout": 300.0, "step_timeout": 60.0, "bindings": {}},
     "auth": {"credentials": {"profiles": {}}},
 }
 
@@ -142,6 +143,16 @@ graph:                   # the knowledge graph agents share (graph_query, graph_
 #   time:
 #     command: uvx
 #     args: [mcp-server-time]
+
+# Strategies (strategies/*.py, run by the strategy runner; docs/strategies.md). Each contract entry
+# of a strategy is bound to a tool of an MCP server above (or to fracta's own sources):
+# strategies:
+#   folder: strategies     # where the strategy modules are
+#   timeout: 300           # seconds one run may take
+#   step_timeout: 60       # seconds one step may take before it is cancelled
+#   bindings:
+#     conflict_radar:
+#       diff: {server: git, tool: git_diff, arguments: {context_lines: 0}}
 """
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
