@@ -144,7 +144,7 @@ class Strategy:
             if not ready:
                 cycle = _cycle({s.name: s.needs for s in self.steps.values() if s.name not in done})
                 raise StrategyInvalid(
-                    f"the steps of {self.name} form a cycle: {' -> '.join(cycle)}",
+                    f"the steps of {self.name} form a cycle (each needs the next): {' -> '.join(cycle)}",
                     "a step may depend only on steps that do not depend on it",
                 )
             layers.append(ready)

@@ -56,10 +56,9 @@ _FILE = re.compile(r"^diff --git a/(.+?) b/(.+)$", re.M)
 
 @strategy.step
 async def branches(ctx: Context) -> list[dict[str, Any]]:
-    """The live agents that work on a git branch of their own."""
+    """The agents that work in a git worktree on a branch of their own (a killed one's is gone)."""
     found = await ctx.fetch("agents")
-    live = ("queued", "starting", "running", "idle", "done")
-    return [a for a in found if a["branch"] and a["workspace"] and a["status"] in live]
+    return [a for a in found if a["branch"] and a["workspace_kind"] == "git" and a["status"] != "killed"]
 
 
 @strategy.step
