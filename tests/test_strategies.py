@@ -255,7 +255,8 @@ def test_the_conflict_radar_finds_two_agents_conflicting_edits_the_same_for_ever
     rows = alpha.data(
         "graph_query",
         {
-            "query": "MATCH (a:Agent)-[r:CONFLICTS_WITH]->(b:Agent) RETURN a.key AS a, b.key AS b, r.files AS files, r._by AS by"
+            "query": "MATCH (a:Agent)-[r:CONFLICTS_WITH]->(b:Agent) "
+            "RETURN a.key AS a, b.key AS b, r.files AS files, r._by AS by"
         },
     )["rows"]
     assert rows == [{"a": "alpha", "b": "beta", "files": ["shared.txt"], "by": "chessmaster"}]  # the last run's
