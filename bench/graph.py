@@ -9,6 +9,11 @@ GRAPH.QUERY) with the falkordb client on the same unix socket, in the same run. 
 2,000 File nodes touched by 20 agents; the query reads one agent's files (100 rows), the upsert
 writes 10 nodes and 10 relationships. Every write is fsync'd (appendfsync always) on both sides.
 Target: the gateway's p50 at most 2x the direct p50.
+
+The floor: in the same session, the cheapest gateway tool call (`fracta_list`, one agent), so
+that each graph tool is also shown as overhead above what any MCP call through the gateway costs.
+And a no-op strategy (`strategy_run noop`: one step, no data) for the strategy runner's overhead:
+gateway -> runner (unix socket) -> load (cached) -> run -> back.
 """
 
 from __future__ import annotations
@@ -29,6 +34,18 @@ BIN = Path(sys.executable).parent
 WARMUP = 20
 TARGET = 2.0
 QUERY = "MATCH (a:Agent {key: $agent})-[:TOUCHES]->(f:File) RETURN f.key AS file, f.lines AS lines ORDER BY file"
+
+
+NOOP = """
+from fracta.strategies import Strategy
+
+strategy = Strategy("noop", "Does nothing.")
+
+
+@strategy.step
+async def nothing(ctx):
+    return None
+"""
 
 
 def fracta(root: Path, *args: str) -> str:
@@ -56,7 +73,7 @@ def through_gateway(url: str, token: str, calls: int) -> dict[str, list[float]]:
     from mcp.client.streamable_http import streamable_http_client
 
     async def run() -> dict[str, list[float]]:
-        out: dict[str, list[float]] = {"graph_query": [], "graph_upsert": []}
+        out: dict[str, list[float]] = {"graph_query": [], "graph_upsert": [], "floor": [], "strategy_run": []}
         async with (
             httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http,
             streamable_http_client(url, http_client=http) as (read, write),
@@ -66,16 +83,22 @@ def through_gateway(url: str, token: str, calls: int) -> dict[str, list[float]]:
             for i in range(200):  # the graph: 2,000 files, 20 agents
                 await session.call_tool("graph_upsert", batch(i))
             for i in range(WARMUP + calls):
-                for tool, args in (
-                    ("graph_query", {"query": QUERY, "params": {"agent": f"agent-{i % 20}"}, "limit": 1000}),
-                    ("graph_upsert", batch(i)),
+                for key, tool, args in (
+                    ("floor", "fracta_list", {}),
+                    (
+                        "graph_query",
+                        "graph_query",
+                        {"query": QUERY, "params": {"agent": f"agent-{i % 20}"}, "limit": 1000},
+                    ),
+                    ("graph_upsert", "graph_upsert", batch(i)),
+                    ("strategy_run", "strategy_run", {"name": "noop", "params": {}}),
                 ):
                     start = time.perf_counter()
                     result = await session.call_tool(tool, args)
                     took = time.perf_counter() - start
                     assert not result.is_error, result.content
                     if i >= WARMUP:
-                        out[tool].append(took)
+                        out[key].append(took)
         return out
 
     result: dict[str, list[float]] = anyio.run(run)
@@ -135,6 +158,8 @@ def main() -> int:
         root.mkdir()
         subprocess.run(["git", "init", "-q", "-b", "main"], cwd=root, check=True)
         fracta(root, "init")
+        (root / "strategies").mkdir()
+        (root / "strategies" / "noop.py").write_text(NOOP)
         fracta(root, "join", "bench")
         fracta(root, "up")
         try:
@@ -152,7 +177,9 @@ def main() -> int:
         finally:
             fracta(root, "down")
     missed = False
+    f50, f99 = pct(gw["floor"], 0.5) * 1e3, pct(gw["floor"], 0.99) * 1e3
     print(f"{args.calls} calls each after {WARMUP} warm-up; ms (p50 / p99); ratio = gateway p50 / direct p50")
+    print(f"{'floor':13s} gateway {f50:6.2f} / {f99:6.2f}   (fracta_list: the cheapest MCP call through the gateway)")
     for tool in ("graph_query", "graph_upsert"):
         g50, g99 = pct(gw[tool], 0.5) * 1e3, pct(gw[tool], 0.99) * 1e3
         d50, d99 = pct(raw[tool], 0.5) * 1e3, pct(raw[tool], 0.99) * 1e3
@@ -162,6 +189,11 @@ def main() -> int:
             f"{tool:13s} gateway {g50:6.2f} / {g99:6.2f}   direct {d50:6.2f} / {d99:6.2f}   "
             f"ratio p50 {ratio:4.2f}x  p99 {g99 / d99:4.2f}x  (mean {statistics.mean(gw[tool]) * 1e3:.2f})"
         )
+        print(f"{'':13s} above the floor: p50 {g50 - f50:+6.2f} ms ({(g50 - f50) / d50:4.2f}x the direct call's p50)")
+    s50, s99 = pct(gw["strategy_run"], 0.5) * 1e3, pct(gw["strategy_run"], 0.99) * 1e3
+    print(
+        f"{'strategy_run':13s} gateway {s50:6.2f} / {s99:6.2f}   no-op strategy: {s50 - f50:+6.2f} ms above the floor"
+    )
     return 1 if missed else 0
 
 

@@ -44,10 +44,11 @@ Start and stop:
   logs    Show fracta's logs, or an agent's timeline.
 
 Integration:
-  serve    The stdio MCP server your AI CLI launches.
-  gateway  Serve the MCP gateway alone (Compose, Kubernetes).
-  graph    Query the knowledge graph agents share (query, schema, drop).
-  hooks    Install the git hook that records agent commits.
+  serve     The stdio MCP server your AI CLI launches.
+  gateway   Serve the MCP gateway alone (Compose, Kubernetes).
+  graph     Query the knowledge graph agents share (query, schema, drop).
+  strategy  List, describe and run the shared strategies.
+  hooks     Install the git hook that records agent commits.
 """
 
 

@@ -29,6 +29,7 @@ from fracta.control import daemon
 PY = sys.executable
 FRACTA_TOOLS = {"fracta_inbox", "fracta_send", "fracta_set_intent", "fracta_list", "fracta_peek", "fracta_tools"}
 FRACTA_TOOLS |= {"graph_query", "graph_upsert", "graph_schema"}  # the knowledge graph (fracta[graph])
+FRACTA_TOOLS |= {"strategy_list", "strategy_describe", "strategy_run"}
 CHESSMASTER_TOOLS = {"fracta_spawn", "fracta_merge", "fracta_kill", "fracta_say", "graph_drop"}
 
 

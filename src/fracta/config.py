@@ -36,6 +36,7 @@ DEFAULTS: dict[str, Any] = {
     "state": {"backend": "files", "pool_size": 4, "lease_seconds": 15.0, "retry_seconds": 10.0},
     "graph": {"name": "fracta", "timeout": 10.0},
     "mcp_servers": {},
+    "strategies": {"folder": "strategies", "timeout": 300.0, "step_timeout": 60.0, "bindings": {}},
     "auth": {"credentials": {"profiles": {}}},
 }
 
@@ -149,6 +150,14 @@ graph:                   # the knowledge graph agents share (graph_query, graph_
   # url: redis://falkordb:6379
   # password: ${FRACTA_GRAPH_PASSWORD}
 
+# Strategies (strategies/*.py, run by the strategy runner; docs/strategies.md). Each contract entry
+# of a strategy is bound to a tool of a server of mcp_servers (or to fracta's own sources).
+strategies:
+  folder: strategies     # where the strategy modules are
+  timeout: 300           # seconds one run may take
+  step_timeout: 60       # seconds one step may take before it is cancelled
+  bindings: {}           # by strategy, by contract entry: {server, tool, arguments} (docs/strategies.md)
+
 # LLM credentials for agents, resolved at spawn (and again right before launch). A profile has one
 # resolver (where the secret comes from) and bindings (how the agent receives it). Secrets are
 # never written to logs, events or progress.md; only 0600 files under .fracta/agents/<name>/.
@@ -178,6 +187,7 @@ graph:                   # the knowledge graph agents share (graph_query, graph_
 #   time:
 #     command: uvx
 #     args: [mcp-server-time]
+
 """
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")

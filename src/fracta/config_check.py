@@ -8,9 +8,10 @@ plane, `doctor`), and the control plane runs it again before it listens.
 
 Which `${VAR}`s must be set: those of the settings the control plane itself uses (ports, limits,
 hooks, ...) — an unset one is an error. Those of a runtime's options (`agents.agent_runtimes`),
-of a backend MCP server (`mcp_servers`) and of a credential resolver (`auth`) are filled in
-later, where they are used, and are only reported here (`Checked.deferred`): a spawn of that
-runtime fails naming them, a backend server is skipped naming them.
+of a backend MCP server (`mcp_servers`), of a credential resolver (`auth`) and of a strategy's
+bindings (`strategies.bindings`) are filled in later, where they are used, and are only reported
+here (`Checked.deferred`): a spawn of that runtime fails naming them, a backend server is skipped
+naming them, a strategy run lists them as what its contract misses.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from .errors import ConfigError
 
 REFERENCE = "docs/config.md"
 # Sections whose ${VAR}s are filled in where they are used, not when the control plane starts.
-DEFERRED = (("agents", "agent_runtimes"), ("mcp_servers",), ("auth",))
+DEFERRED = (("agents", "agent_runtimes"), ("mcp_servers",), ("auth",), ("strategies", "bindings"))
 
 
 # --- checking a file -----------------------------------------------------------------------------

@@ -386,6 +386,37 @@ class Auth(Section):
     credentials: Annotated[Credentials, _none_is_empty(dict)] = Field(default_factory=Credentials)
 
 
+# --- strategies ----------------------------------------------------------------------------------
+
+
+class StrategySource(Section):
+    """Where one contract entry of a strategy gets its data: a tool of an MCP server and its arguments."""
+
+    server: str = Field(
+        description="A server of mcp_servers, or `fracta` for fracta's own sources (agents, events, "
+        "merge_base, dry_merge)."
+    )
+    tool: str = Field(min_length=1, description="The server's tool (its own name, without the <server>__ prefix).")
+    arguments: Table = Field(
+        default_factory=dict, description="Arguments given on every call (${VAR} filled in when the strategy runs)."
+    )
+
+
+class Strategies(Section):
+    """Strategies: Python DAGs in the repository's strategies/ folder, run by the strategy runner."""
+
+    folder: str = Field(
+        default="strategies", description="Where the strategy modules are (relative: to the repository)."
+    )
+    timeout: float = Field(default=300.0, gt=0, le=86400, description="Seconds one strategy run may take in all.")
+    step_timeout: float = Field(
+        default=60.0, gt=0, le=86400, description="Seconds one step may run before it is cancelled."
+    )
+    bindings: Annotated[dict[str, Annotated[dict[str, StrategySource], _none_is_empty(dict)]], _none_is_empty(dict)] = (
+        Field(default_factory=dict, description="By strategy, then by contract entry: the source that feeds it.")
+    )
+
+
 # --- the whole file ------------------------------------------------------------------------------
 
 
@@ -406,6 +437,7 @@ class Settings(Section):
         default_factory=dict, description="Backend MCP servers proxied to agents as <server>__<tool>."
     )
     auth: Auth = Auth()
+    strategies: Strategies = Strategies()
 
 
 def cross_checks(settings: Settings) -> Iterator[tuple[tuple[Any, ...], str]]:
@@ -422,6 +454,14 @@ def cross_checks(settings: Settings) -> Iterator[tuple[tuple[Any, ...], str]]:
         if not _SERVER_NAME.match(name):
             why = "a server name may use letters, digits, '-' and single '_' (it prefixes tool names)"
             yield ("mcp_servers", name), why
+    for strategy, entries in settings.strategies.bindings.items():
+        for entry, source in entries.items():
+            if source.server != "fracta" and source.server not in settings.mcp_servers:
+                known = ", ".join(["fracta", *sorted(settings.mcp_servers)])
+                yield (
+                    ("strategies", "bindings", strategy, entry, "server"),
+                    f"{source.server!r} is not a server here (known: {known})",
+                )
     profiles = settings.auth.credentials.profiles
     for runtime, options in settings.agents.agent_runtimes.items():
         at = ("agents", "agent_runtimes", runtime, "auth_profile")

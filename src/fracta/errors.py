@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 # Named exit codes, shared by every face (the CLI maps errors to these; HTTP maps them to 4xx).
 EXIT_ERROR = 1
@@ -196,3 +197,42 @@ class IdempotencyConflict(FractaError):
 
     exit_code = EXIT_CONFLICT
     http_status = 409
+
+
+class StrategyError(FractaError):
+    """A strategy could not be loaded or run. `details` is structured data for the faces (a failed
+    step's name, the finished steps' results, what a contract misses)."""
+
+    def __init__(self, message: str, hint: str = "", details: dict[str, Any] | None = None) -> None:
+        super().__init__(message, hint)
+        self.details = details
+
+
+class StrategyNotFound(StrategyError):
+    exit_code = EXIT_NOT_FOUND
+    http_status = 404
+
+
+class StrategyInvalid(StrategyError):
+    """A strategy file that does not import, or declares a cycle, an unknown step, a bad contract."""
+
+    exit_code = EXIT_USAGE
+    http_status = 422
+
+
+class ContractUnsatisfied(StrategyError):
+    """The bindings in fracta.yaml cannot give a strategy the data its contract requires."""
+
+    exit_code = EXIT_USAGE
+    http_status = 422
+
+
+class StepFailed(StrategyError):
+    """A step raised or ran past its timeout; the steps finished before it keep their results."""
+
+    http_status = 500
+
+
+class StrategyRunnerUnavailable(StrategyError):
+    exit_code = EXIT_UNAVAILABLE
+    http_status = 503

@@ -32,7 +32,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -277,3 +277,24 @@ def terminate_group(pgid: int, started: int | None, grace: float) -> bool:
     Returns True if anything was signalled. The recorded start time guards against pid reuse.
     """
     return stop(Group(pgid=pgid, leader_start=started, home="", marker=""), grace)
+
+
+def die_with_parent() -> Callable[[], None] | None:
+    """Linux: a preexec_fn that has the child sent SIGTERM when the process that started it dies (even by SIGKILL)."""
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+    import signal
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    parent = os.getpid()
+    pr_set_pdeathsig = 1
+
+    def set_it() -> None:  # runs in the child between fork and exec: C calls only
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return set_it

@@ -71,7 +71,11 @@ def joined(agent: agents.Agent, env: dict[str, str]) -> dict[str, Any]:
 
 
 def error(exc: FractaError) -> dict[str, Any]:
-    return {"version": VERSION, "error": {"type": type(exc).__name__, "message": exc.message, "hint": exc.hint}}
+    body: dict[str, Any] = {"type": type(exc).__name__, "message": exc.message, "hint": exc.hint}
+    details = getattr(exc, "details", None)  # a strategy's failed step: its name, the finished steps' results
+    if details is not None:
+        body["details"] = details
+    return {"version": VERSION, "error": body}
 
 
 def killed(result: KillResult) -> dict[str, Any]:

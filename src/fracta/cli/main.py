@@ -43,6 +43,7 @@ COMMAND_MODULES = {
     "serve": "serve",
     "gateway": "gateway",
     "graph": "graph",
+    "strategy": "strategy",
     "completion": "completion",
     "logs": "logs",
 }
@@ -82,6 +83,7 @@ SECTIONS: dict[str, dict[str, str]] = {
         "serve": "The stdio MCP server your AI CLI launches.",
         "gateway": "Serve the MCP gateway alone (Compose, Kubernetes).",
         "graph": "Query the knowledge graph agents share (query, schema, drop).",
+        "strategy": "List, describe and run the shared strategies.",
         "hooks": "Install the git hook that records agent commits.",
     },
 }

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import graph, shapes
+from . import graph, shapes, strategies
 from .base import Contract
 from .operations import Schema
 
@@ -24,9 +24,11 @@ def anchor(name: str) -> str:
 
 
 def model(name: str) -> type[Contract]:
-    found = getattr(shapes, name, None) or getattr(graph, name, None)
+    found = getattr(shapes, name, None) or getattr(graph, name, None) or getattr(strategies, name, None)
     if not (isinstance(found, type) and issubclass(found, Contract)):
-        raise KeyError(f"docs/json.md names {name!r}, which is not a model of fracta.contracts.shapes or .graph")
+        raise KeyError(
+            f"docs/json.md names {name!r}, which is not a model of fracta.contracts.shapes, .graph or .strategies"
+        )
     return found
 
 
@@ -60,7 +62,9 @@ def type_words(prop: dict[str, Any], defs: dict[str, Any], documented: set[str])
         return f"object of string to {type_words(values, defs, documented)}" if isinstance(values, dict) else "object"
     if "const" in prop and kind is None:
         kind = {bool: "boolean", int: "integer", str: "string"}[type(prop["const"])]
-    return {"string": "string", "integer": "integer", "boolean": "boolean", "null": "null"}[str(kind)]
+    return {"string": "string", "integer": "integer", "number": "number", "boolean": "boolean", "null": "null"}[
+        str(kind)
+    ]
 
 
 def render(page: str) -> str:

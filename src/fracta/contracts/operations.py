@@ -15,6 +15,7 @@ from pydantic.json_schema import GenerateJsonSchema
 from . import graph as gr
 from . import requests as rq
 from . import shapes as sh
+from . import strategies as st
 from .base import Contract
 
 # The errors every route may answer besides its own: no token, input the model refuses.
@@ -160,6 +161,9 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("graph_upsert", "Write to the knowledge graph", gr.GraphUpsert, gr.GraphWritten, tool="graph_upsert"),
     Operation("graph_schema", "The knowledge graph's shape", rq.NoInput, gr.GraphSchema, tool="graph_schema"),
     Operation("graph_drop", "Drop the knowledge graph", gr.GraphDrop, gr.GraphDropped, tool="graph_drop"),
+    Operation("strategy_list", "The strategies", rq.NoInput, st.StrategyList, tool="strategy_list"),
+    Operation("strategy_describe", "One strategy", st.StrategyName, st.StrategyDescription, tool="strategy_describe"),
+    Operation("strategy_run", "Run a strategy", st.StrategyRun, st.StrategyResult, tool="strategy_run"),
     Operation("progress", "progress.md", rq.NoInput, None, "GET", "/v1/progress"),
     Operation(
         "events",

@@ -278,6 +278,7 @@ def serve(
 def _serve(repo: repo_mod.Repo, instance: str | None) -> int | None:
     """Serve until a signal (returned) or a failure (raised)."""
     from ..gateway import app as gateway_app
+    from ..strategies import sidecar as strategies_sidecar
     from . import app as app_mod
 
     # Many agents' messages and intents arrive here: coalesce progress.md regenerations.
@@ -324,6 +325,7 @@ def _serve(repo: repo_mod.Repo, instance: str | None) -> int | None:
 
                 graph = client.Graph(settings.of(repo), embedded.socket, reconnect=embedded.ensure)
             gateway = gateway_app.build(repo, endpoint.host, kick=supervisor.kick, graph=graph)
+            strategy_runner = strategies_sidecar.for_control_plane(repo, endpoint.url)
             supervisor.start()
             extra = {"event": "control.listening", "url": url, "gateway_url": endpoint.url, "pid": me}
             log.info("control plane listening", extra=extra)
@@ -331,6 +333,8 @@ def _serve(repo: repo_mod.Repo, instance: str | None) -> int | None:
                 return serve_all([(app, sock, False), (gateway, endpoint.sock, True)], closing)
             finally:
                 supervisor.stop()
+                if strategy_runner is not None:
+                    strategy_runner.stop()
                 if embedded is not None:
                     embedded.stop()
                 sink.flush()

@@ -17,6 +17,7 @@ from ..contracts import base as contracts
 from ..contracts import graph as gr
 from ..contracts import operations
 from ..contracts import requests as rq
+from ..contracts import strategies as st
 from ..errors import GraphUnavailable
 from ..identity import Caller
 from ..repo import Repo
@@ -186,6 +187,24 @@ def _graph_drop(call: Call, args: gr.GraphDrop) -> dict[str, Any]:
     return ops.drop(call.knowledge_graph(), confirm=args.confirm)
 
 
+def _strategy_list(call: Call, args: rq.NoInput) -> dict[str, Any]:
+    from ..strategies import client
+
+    return client.list_strategies(call.repo)
+
+
+def _strategy_describe(call: Call, args: st.StrategyName) -> dict[str, Any]:
+    from ..strategies import client
+
+    return client.describe(call.repo, args.name)
+
+
+def _strategy_run(call: Call, args: st.StrategyRun) -> dict[str, Any]:
+    from ..strategies import client
+
+    return client.run(call.repo, args.name, args.params, by=call.caller.name)
+
+
 RETRIES = (
     "If a call fails without a result (a network error, fracta restarting), make the identical call again: "
     "the message is stored once. A call is taken as a retry when it has the same idempotency_key as an "
@@ -301,6 +320,25 @@ TOOLS: tuple[Tool, ...] = (
         _graph_schema,
         read_only=True,
         needs_graph=True,
+    ),
+    Tool(
+        "strategy_list",
+        "The strategies you can run: shared analyses over the repo and its agents, run by fracta, the "
+        "same answer from any workspace.",
+        _strategy_list,
+        read_only=True,
+    ),
+    Tool(
+        "strategy_describe",
+        "A strategy's parameters (JSON schema), the data it requires and its steps.",
+        _strategy_describe,
+        read_only=True,
+    ),
+    Tool(
+        "strategy_run",
+        "Run a strategy with `params`; returns its findings (some strategies also write them to the "
+        "knowledge graph, in your name). A failed step comes back as an error naming it.",
+        _strategy_run,
     ),
     Tool(
         "graph_drop",

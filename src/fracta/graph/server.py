@@ -19,12 +19,10 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from .. import atomic, clock, processes
 from ..errors import CorruptRecord, GraphUnavailable
@@ -156,7 +154,7 @@ def _launch(repo: Repo, folder: Path, wait: float) -> tuple[Running, subprocess.
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # a Ctrl-C meant for `fracta up --foreground` is not its
-            preexec_fn=_die_with_parent(),
+            preexec_fn=processes.die_with_parent(),
         )
     server = Running(proc.pid, processes.start_time(proc.pid), sock)
     info = {"schema": 1, "pid": server.pid, "pid_start": server.pid_start, "socket": str(sock)}
@@ -181,24 +179,6 @@ def _await(server: Running, deadline: float, proc: subprocess.Popen[bytes] | Non
             return False
         time.sleep(0.01)
     return False
-
-
-def _die_with_parent() -> Any:
-    """Linux: have the server sent SIGTERM when the process that started it dies (even by SIGKILL)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    parent = os.getpid()
-    pr_set_pdeathsig = 1
-
-    def set_it() -> None:  # runs in the child between fork and exec: C calls only
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os._exit(1)
-
-    return set_it
 
 
 def stop(repo: Repo, server: Running, wait: float = STOP_WAIT) -> None:
