@@ -146,7 +146,11 @@ class CodexRuntime:
             return _item(data["item"], ts, done=kind == "item.completed")
         if kind == "turn.completed":
             use = data.get("usage") or {}
-            return [stream.usage(ts, stream.number(use.get("input_tokens")), stream.number(use.get("output_tokens")))]
+            tokens_in, tokens_out = stream.number(use.get("input_tokens")), stream.number(use.get("output_tokens"))
+            # OpenAI's input_tokens count the cached ones too (cached_input_tokens is a part of them).
+            cached = dict(cache_read=stream.number(use.get("cached_input_tokens")))
+            cached["cache_write"] = stream.number(use.get("cache_write_input_tokens"))
+            return [stream.usage(ts, tokens_in, tokens_out, **cached)]
         if kind in ("turn.failed", "error"):
             err = data.get("error")
             message = _api_message(
