@@ -116,6 +116,10 @@ state:
   # backend: postgres
   # url: ${FRACTA_DATABASE_URL}     # postgresql://USER:PASSWORD@HOST:5432/DATABASE
 
+# Prices: USD per million tokens by model name (or its prefix), over fracta's defaults; used when a runtime
+# reports tokens but no cost (Codex), e.g. {gpt-5-codex: {input: 1.25, output: 10, cache_read: 0.125}}
+pricing: {}
+
 # LLM credentials for agents, resolved at spawn (and again right before launch). A profile has one
 # resolver (where the secret comes from) and bindings (how the agent receives it). Secrets are
 # never written to logs, events or progress.md; only 0600 files under .fracta/agents/<name>/.
@@ -139,10 +143,6 @@ state:
 #         bindings:
 #           - file: llm-token                # written to .fracta/agents/<name>/credentials/llm-token
 #             path_env: LLM_TOKEN_FILE       # optional: tell the agent where it is
-
-# USD per million tokens by model name (or its prefix), over fracta's defaults; used when a runtime
-# reports tokens but no cost (Codex), e.g. {gpt-5-codex: {input: 1.25, output: 10, cache_read: 0.125}}
-pricing: {}
 
 # Backend MCP servers proxied to agents (tools appear as <server>__<tool>):
 # mcp_servers:
