@@ -99,8 +99,8 @@ def _total(steps: list[OutputEvent], ts: str | None) -> OutputEvent:
 
     costs = [e.data["cost_usd"] for e in steps if e.data.get("cost_usd") is not None]
     cost = sum(costs) if costs else None
-    cached = {"cache_read": total("cache_read_tokens"), "cache_write": total("cache_write_tokens")}
-    return stream.usage(ts, total("input_tokens"), total("output_tokens"), cost, **cached)
+    read, wrote = total("cache_read_tokens"), total("cache_write_tokens")
+    return stream.usage(ts, total("input_tokens"), total("output_tokens"), cost, cache_read=read, cache_write=wrote)
 
 
 def _read(path: os.PathLike[str], n: int, since: int | None) -> tuple[list[str], int]:

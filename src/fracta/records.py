@@ -61,7 +61,6 @@ class Agent:
     usage: dict[str, Any] | None = None  # fracta.usage.Usage.to_dict(): tokens by kind and cost, over all runs
     stopped: str | None = None  # why fracta stopped waking it (its budget reached); None: it may run
 
-
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["status"] = self.status.value

@@ -153,8 +153,13 @@ def _record_exit(
         from . import mailbox
 
         mailbox.acknowledge_run(repo, name, started_ns)  # its last read reached it: never hand it out again
+    stopped = None
+    if status != agents.Status.KILLED:
+        from . import budget
+
+        stopped = budget.settle(repo, name)  # the turn's end: the one place a budget stops an agent
     progress.refresh(repo)
-    if status == agents.Status.IDLE:
+    if status == agents.Status.IDLE and stopped is None:
         from . import wake
 
         wake.after_run(repo, name, started_ns)  # messages that came while it ran and it never read

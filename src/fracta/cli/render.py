@@ -58,27 +58,61 @@ def terminal_width() -> int | None:
         return None
 
 
-def agent_table(views: list[dict[str, Any]], width: int | None = None) -> str:
-    """`fracta list`: one row an agent; a queued one says its place in the queue and what it waits for.
+def agent_table(views: list[dict[str, Any]], width: int | None = None, totals: dict[str, Any] | None = None) -> str:
+    """`fracta list`: one row an agent, its state first; a queued one says its place in the queue.
 
     Fitted to `width`: the intent is cut first, then the branch, then the status; never the name.
+    Below: why each agent that needs you (or stalled, or failed) is so, and the fleet's totals.
     """
     rows = [
         [
             a["name"],
+            a["state"],
             a["status"] + (f" ({a['waiting']})" if a.get("waiting") else ""),
             a["runtime"],
             str(a["unread"]),
-            str(a["tokens_used"] or "-"),
+            tokens(a["usage"]),
+            cost(a["usage"]),
             a["branch"] or "-",
             a["intent"] or "-",
         ]
         for a in views
     ]
-    headers = ["name", "status", "runtime", "unread", "tokens", "branch", "intent"]
-    text = table(rows, headers, width, shrink=[(6, 8), (5, 10), (1, 10)])
-    reasons = [f"  {a['name']} {a['status']}: {a['error']}" for a in views if a["error"]]
-    return text + ("\nwhy:\n" + "\n".join(reasons) if reasons else "")
+    headers = ["name", "state", "status", "runtime", "unread", "tokens", "cost", "branch", "intent"]
+    text = table(rows, headers, width, shrink=[(8, 8), (7, 10), (2, 10)])
+    loud = ("needs-you", "stalled", "failed")
+    reasons = [f"  {a['name']} {a['state']}: {a['state_reason']}" for a in views if a["state"] in loud]
+    text += "\nwhy:\n" + "\n".join(reasons) if reasons else ""
+    return text + (f"\n{fleet_line(totals)}" if totals else "")
+
+
+def tokens(used: dict[str, Any] | None) -> str:
+    total = int((used or {}).get("total") or 0)
+    if not total:
+        return "-"
+    return f"{total / 1e6:.1f}M" if total >= 1e6 else f"{total / 1e3:.1f}k" if total >= 1e4 else str(total)
+
+
+def cost(used: dict[str, Any] | None) -> str:
+    value = (used or {}).get("cost_usd")
+    if value is None:
+        return "-" if not (used or {}).get("total") else "?"
+    return f"${value:.2f}" + ("~" if (used or {}).get("estimated") else "")
+
+
+def fleet_line(totals: dict[str, Any]) -> str:
+    """agents 5: 1 needs-you, 2 working · 1.2M tokens · $3.40 · 1 queued"""
+    counts = ", ".join(f"{n} {state}" for state, n in totals["states"].items() if n)
+    line = f"agents {totals['agents']}" + (f": {counts}" if counts else "")
+    line += f" · {tokens(totals['usage'])} tokens · {cost(totals['usage'])}"
+    return line + (f" · {totals['queued']} queued" if totals["queued"] else "")
+
+
+def message_state(m: Any) -> str:
+    """One sent message and what became of it (delivery.MessageState)."""
+    about = f" [{m.subject}]" if m.subject else ""
+    flag = "!" if m.state == "undeliverable" or m.alert else " "
+    return f"{flag} {m.sent_at}  to {m.to}{about}  {m.state}: {m.reason}"
 
 
 def init_next_steps(result: InitResult) -> list[str]:

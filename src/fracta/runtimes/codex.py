@@ -148,9 +148,11 @@ class CodexRuntime:
             use = data.get("usage") or {}
             tokens_in, tokens_out = stream.number(use.get("input_tokens")), stream.number(use.get("output_tokens"))
             # OpenAI's input_tokens count the cached ones too (cached_input_tokens is a part of them).
-            cached = dict(cache_read=stream.number(use.get("cached_input_tokens")))
-            cached["cache_write"] = stream.number(use.get("cache_write_input_tokens"))
-            return [stream.usage(ts, tokens_in, tokens_out, **cached)]
+            read, wrote = (
+                stream.number(use.get("cached_input_tokens")),
+                stream.number(use.get("cache_write_input_tokens")),
+            )
+            return [stream.usage(ts, tokens_in, tokens_out, cache_read=read, cache_write=wrote)]
         if kind in ("turn.failed", "error"):
             err = data.get("error")
             message = _api_message(

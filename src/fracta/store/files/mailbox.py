@@ -386,7 +386,9 @@ class FileMail:
                 try:
                     msg = parse(path, _read(path), read=state == "read")
                     # Moving a file into cur/ stamps its inode's change time: when its reading was confirmed.
-                    at = _held(entry)[2] if state == "handed" else os.stat(path).st_ctime_ns if state == "read" else None
+                    at = (
+                        _held(entry)[2] if state == "handed" else os.stat(path).st_ctime_ns if state == "read" else None
+                    )
                 except (CorruptRecord, FileNotFoundError):
                     continue  # being moved by a reader right now, or corrupt (a read reports it)
                 found.append(Delivery(msg, state, at))
