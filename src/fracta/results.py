@@ -62,6 +62,14 @@ def totals(views: list[dict[str, Any]]) -> dict[str, Any]:
     return {"agents": len(views), "states": by_state, "usage": used, "queued": queued}
 
 
+def fleet_line(totals: dict[str, Any]) -> str:
+    """`totals` in one line: agents 5: 1 needs-you, 2 working · 1.2M tokens · $3.40 · 1 queued"""
+    counts = ", ".join(f"{n} {state}" for state, n in totals["states"].items() if n)
+    line = f"agents {totals['agents']}" + (f": {counts}" if counts else "")
+    line += f" · {usage.tokens_text(totals['usage'])} tokens · {usage.cost_text(totals['usage'])}"
+    return line + (f" · {totals['queued']} queued" if totals["queued"] else "")
+
+
 def sent_states(sender: str, found: list[Any]) -> dict[str, Any]:
     """`fracta inbox --sent`: what became of the sender's messages (delivery.MessageState)."""
     return {"version": VERSION, "sender": sender, "messages": [m.to_dict() for m in found]}

@@ -112,3 +112,19 @@ def total(found: Iterable[Usage]) -> Usage:
     for used in found:
         out = out + dataclasses.replace(used, model=None)
     return out
+
+
+def tokens_text(used: Mapping[str, Any] | None) -> str:
+    """A Usage.to_dict()'s tokens, short: 950, 12.3k, 1.2M; '-' for none."""
+    total = int((used or {}).get("total") or 0)
+    if not total:
+        return "-"
+    return f"{total / 1e6:.1f}M" if total >= 1e6 else f"{total / 1e3:.1f}k" if total >= 1e4 else str(total)
+
+
+def cost_text(used: Mapping[str, Any] | None) -> str:
+    """A Usage.to_dict()'s cost: $0.42, $0.42~ when estimated from the price table, ? when unknown."""
+    value = (used or {}).get("cost_usd")
+    if value is None:
+        return "-" if not (used or {}).get("total") else "?"
+    return f"${value:.2f}" + ("~" if (used or {}).get("estimated") else "")

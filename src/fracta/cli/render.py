@@ -87,25 +87,22 @@ def agent_table(views: list[dict[str, Any]], width: int | None = None, totals: d
 
 
 def tokens(used: dict[str, Any] | None) -> str:
-    total = int((used or {}).get("total") or 0)
-    if not total:
-        return "-"
-    return f"{total / 1e6:.1f}M" if total >= 1e6 else f"{total / 1e3:.1f}k" if total >= 1e4 else str(total)
+    from ..usage import tokens_text  # light: dataclasses only
+
+    return tokens_text(used)
 
 
 def cost(used: dict[str, Any] | None) -> str:
-    value = (used or {}).get("cost_usd")
-    if value is None:
-        return "-" if not (used or {}).get("total") else "?"
-    return f"${value:.2f}" + ("~" if (used or {}).get("estimated") else "")
+    from ..usage import cost_text
+
+    return cost_text(used)
 
 
 def fleet_line(totals: dict[str, Any]) -> str:
     """agents 5: 1 needs-you, 2 working · 1.2M tokens · $3.40 · 1 queued"""
-    counts = ", ".join(f"{n} {state}" for state, n in totals["states"].items() if n)
-    line = f"agents {totals['agents']}" + (f": {counts}" if counts else "")
-    line += f" · {tokens(totals['usage'])} tokens · {cost(totals['usage'])}"
-    return line + (f" · {totals['queued']} queued" if totals["queued"] else "")
+    from ..results import fleet_line as line  # the caller built `totals` with results: already imported
+
+    return line(totals)
 
 
 def message_state(m: Any) -> str:
