@@ -48,13 +48,19 @@ def never_read(agent: Agent | None) -> str | None:
     return None
 
 
+WAKE_WINDOW = 5000  # the last events looked at for wake stories (a wake older than that is not told)
+
+
 def _wakes(repo: Repo, who: set[str]) -> dict[str, list[dict[str, Any]]]:
-    """The wake-related events of agents `who`, oldest first."""
+    """The wake-related events of agents `who` among the log's last WAKE_WINDOW, oldest first.
+
+    Bounded: `inbox --sent` must not read a long-lived project's whole log (tail reads only the
+    end of the file, or the last rows)."""
     kinds = {"agent.woken", "agent.wake_refused", "agent.wake_failed", "agent.started", "agent.exited"}
     found: dict[str, list[dict[str, Any]]] = {}
     if not who:
         return found
-    for event in events.read(repo, 0):
+    for event in events.tail(repo, WAKE_WINDOW):
         data = event.data
         if data.get("agent") in who and data.get("event") in kinds:
             found.setdefault(str(data["agent"]), []).append(data)
