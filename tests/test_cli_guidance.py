@@ -159,10 +159,11 @@ def test_list_fits_its_rows_to_columns_on_a_terminal(initialized: repo_mod.Repo,
     assert cli("join", "reviewer-of-everything").returncode == 0
     fitted = in_a_terminal(["list"], initialized.root, {**os.environ, "COLUMNS": "80"})
     assert fitted == (
-        "NAME                    STATUS   RUNTIME  UNREAD  TOKENS  BRANCH  INTENT\n"
-        "api                     running  manual   0       -       -       design the RE…\n"
-        "reviewer-of-everything  running  manual   0       -       -       -\n"
-    )
+        "NAME                    STATE    STATUS   UNREAD  TOKENS  COST  BRANCH  INTENT\n"
+        "api                     working  running  0       -       -     -       design …\n"
+        "reviewer-of-everything  working  running  0       -       -     -       -\n"
+        "agents 2: 2 working · - tokens · -\n"
+    )  # 80 columns: the intent cut short, and the runtime column left out
     assert max(len(line) for line in fitted.splitlines()) == 80
     narrow = in_a_terminal(["list"], initialized.root, {**os.environ, "COLUMNS": "40"})
     assert "reviewer-of-everything  " in narrow  # too narrow even cut: the name is never cut

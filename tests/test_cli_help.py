@@ -26,6 +26,7 @@ Set-up:
 Agents:
   spawn     Start an agent on a task, in its own worktree.
   list      Every agent's status, intent, branch and unread count.
+  watch     Every agent's state, tokens and cost, redrawn live.
   peek      Show an agent's recent output without disturbing it.
   intent    Show or set an agent's one-line intent.
   progress  Print .fracta/progress.md, the shared snapshot.

@@ -35,6 +35,15 @@ DOCS = Path(__file__).resolve().parent.parent / "docs" / "json.md"
 # shape (dict), or a one-item list [spec] for "a list whose items all match spec".
 Spec = Any
 
+USAGE: dict[str, Spec] = {
+    "input": (int,),
+    "output": (int,),
+    "cache_read": (int,),
+    "cache_write": (int,),
+    "total": (int,),
+    "cost_usd": (float, NULL),
+    "estimated": (bool,),
+}
 AGENT: dict[str, Spec] = {
     "name": (str,),
     "runtime": (str,),
@@ -61,6 +70,10 @@ AGENT: dict[str, Spec] = {
     "unread": (int,),
     "last_activity": (str, NULL),
     "waiting": (str, NULL),
+    "usage": USAGE | {"model": (str, NULL)},
+    "stopped": (str, NULL),
+    "state": (str,),
+    "state_reason": (str,),
 }
 MESSAGE: dict[str, Spec] = {
     "id": (str,),
@@ -73,7 +86,8 @@ MESSAGE: dict[str, Spec] = {
     "read": (bool,),
 }
 PROBLEM: dict[str, Spec] = {"path": (str,), "error": (str,)}
-LIST: dict[str, Spec] = {"version": (int,), "agents": [AGENT], "problems": [PROBLEM]}
+TOTALS: dict[str, Spec] = {"agents": (int,), "states": {}, "usage": USAGE, "queued": (int,)}
+LIST: dict[str, Spec] = {"version": (int,), "agents": [AGENT], "problems": [PROBLEM], "totals": TOTALS}
 INBOX: dict[str, Spec] = {
     "version": (int,),
     "agent": (str,),
@@ -81,7 +95,7 @@ INBOX: dict[str, Spec] = {
     "problems": [PROBLEM],
     "receipt": (str,),
 }
-SENT: dict[str, Spec] = {"version": (int,), "sent": [MESSAGE], "duplicates": [(str,)]}
+SENT: dict[str, Spec] = {"version": (int,), "sent": [MESSAGE], "duplicates": [(str,)], "undeliverable": {}}
 INTENT: dict[str, Spec] = {"version": (int,), "agent": (str,), "intent": (str,)}
 JOINED: dict[str, Spec] = {"version": (int,), "agent": (str,), "env": {}}  # env: checked on its own below
 ERROR: dict[str, Spec] = {"version": (int,), "error": {"type": (str,), "message": (str,), "hint": (str,)}}
@@ -209,9 +223,9 @@ def test_error_shape_used_by_the_http_api() -> None:
     assert data["error"]["type"] == "AgentNotFound"
 
 
-def test_the_agent_shape_is_the_record_plus_unread_last_activity_and_waiting() -> None:
+def test_the_agent_shape_is_the_record_plus_unread_last_activity_waiting_and_state() -> None:
     record = {f for f in agents.Agent.__dataclass_fields__}
-    assert record | {"unread", "last_activity", "waiting"} == set(AGENT), (
+    assert record | {"unread", "last_activity", "waiting", "state", "state_reason"} == set(AGENT), (
         "agent.json changed: update docs/json.md and AGENT"
     )
     assert {s.value for s in agents.Status} == STATUSES

@@ -96,7 +96,7 @@ def test_each_mcp_tool_takes_exactly_what_its_rest_route_takes() -> None:
     both = [op for op in OPERATIONS if op.tool and op.path]
     assert {op.tool for op in both} == {
         "fracta_list", "fracta_spawn", "fracta_kill", "fracta_merge", "fracta_inbox", "fracta_set_intent",
-        "fracta_peek", "fracta_send",
+        "fracta_peek", "fracta_send", "fracta_sent",
     }  # fmt: skip
     for op in both:
         assert op.tool is not None and op.method is not None and op.path is not None

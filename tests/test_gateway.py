@@ -27,7 +27,15 @@ from fracta import repo as repo_mod
 from fracta.control import daemon
 
 PY = sys.executable
-FRACTA_TOOLS = {"fracta_inbox", "fracta_send", "fracta_set_intent", "fracta_list", "fracta_peek", "fracta_tools"}
+FRACTA_TOOLS = {
+    "fracta_inbox",
+    "fracta_send",
+    "fracta_sent",
+    "fracta_set_intent",
+    "fracta_list",
+    "fracta_peek",
+    "fracta_tools",
+}
 FRACTA_TOOLS |= {"graph_query", "graph_upsert", "graph_schema"}  # the knowledge graph (fracta[graph])
 FRACTA_TOOLS |= {"strategy_list", "strategy_describe", "strategy_run"}
 CHESSMASTER_TOOLS = {"fracta_spawn", "fracta_merge", "fracta_kill", "fracta_say", "graph_drop"}
@@ -182,6 +190,8 @@ def test_every_tool_works_for_the_chessmaster(fr: repo_mod.Repo, cli: CliRunner,
     inbox = boss.data("fracta_inbox", {"name": "worker"})
     assert [m["body"] for m in inbox["messages"]] == ["well done", "one more"]
     assert boss.data("fracta_inbox", {"name": "worker"})["messages"] == []
+    followed = boss.data("fracta_sent", {"name": "chessmaster"})["messages"]
+    assert [(m["to"], m["state"]) for m in followed] == [("worker", "handed"), ("worker", "handed")]
     intent = boss.data("fracta_set_intent", {"name": "worker", "intent": "wrapping up"})
     assert intent == {"version": 1, "agent": "worker", "intent": "wrapping up"}
 

@@ -15,7 +15,14 @@ from .errors import ConfigError
 DEFAULTS: dict[str, Any] = {
     "control_plane": {"host": "127.0.0.1", "port": 0},
     "gateway": {"host": "127.0.0.1", "port": 0, "allowed_hosts": []},
-    "agents": {"max_agents": 4, "default_runtime": "command", "wake": True, "agent_runtimes": {}},
+    "agents": {
+        "max_agents": 4,
+        "default_runtime": "command",
+        "wake": True,
+        "agent_runtimes": {},
+        "stall_after": 300,
+        "budget": {"agent": {}, "fleet": {}},
+    },
     "workspaces": {"kind": "git", "root": "/workspace/agents", "spares": 1},
     "launcher": {
         "kind": "local",
@@ -30,7 +37,7 @@ DEFAULTS: dict[str, Any] = {
             "active_deadline_seconds": 7200,
         },
     },
-    "mailbox": {"max_message_bytes": 65536, "redeliver_after": 300},
+    "mailbox": {"max_message_bytes": 65536, "redeliver_after": 300, "unread_alert": 600},
     "reaper": {"ttl": 86400, "sweep_interval": 60, "kill_grace": 5},
     "hooks": {"notify_chessmaster": True, "subscribers": {}},
     "state": {"backend": "files", "pool_size": 4, "lease_seconds": 15.0, "retry_seconds": 10.0},
@@ -38,6 +45,7 @@ DEFAULTS: dict[str, Any] = {
     "mcp_servers": {},
     "strategies": {"folder": "strategies", "timeout": 300.0, "step_timeout": 60.0, "bindings": {}},
     "auth": {"credentials": {"profiles": {}}},
+    "pricing": {},
 }
 
 TEMPLATE = """\
@@ -58,6 +66,10 @@ agents:
   max_agents: 4          # agents running at once; further spawns wait in the mission queue
   default_runtime: command
   wake: true             # a message to an idle agent resumes its session to read the inbox
+  stall_after: 300       # seconds a running agent may print nothing before it shows as stalled
+  budget:                # caps: an agent that reaches one is not run again; the chessmaster is told
+    agent: {}            # each agent, e.g. {tokens: 2000000, cost_usd: 5} (tokens: input+output+cache)
+    fleet: {}            # all agents together, e.g. {cost_usd: 50}
   agent_runtimes: {}     # per runtime (claude, codex, opencode, command): options, env, auth_profile
   # With nothing here an agent gets what your own CLI would use: the control plane's environment
   # (ANTHROPIC_*, OPENAI_*, AWS_*, ...) and your login under HOME. The three usual set-ups:
@@ -119,6 +131,7 @@ mailbox:
   max_message_bytes: 65536
   redeliver_after: 300   # seconds: messages handed to a reader that never acknowledged them are
                          # handed out again after this long (see "Messages: exactly once" in README)
+  unread_alert: 600      # seconds a running agent may leave a message unread before it is flagged
 
 reaper:
   ttl: 86400             # seconds after an agent finished before it may be removed
@@ -157,6 +170,10 @@ strategies:
   timeout: 300           # seconds one run may take
   step_timeout: 60       # seconds one step may take before it is cancelled
   bindings: {}           # by strategy, by contract entry: {server, tool, arguments} (docs/strategies.md)
+
+# Prices: USD per million tokens by model name (or its prefix), over fracta's defaults; used when a runtime
+# reports tokens but no cost (Codex), e.g. {gpt-5-codex: {input: 1.25, output: 10, cache_read: 0.125}}
+pricing: {}
 
 # LLM credentials for agents, resolved at spawn (and again right before launch). A profile has one
 # resolver (where the secret comes from) and bindings (how the agent receives it). Secrets are

@@ -148,6 +148,21 @@ class RuntimeTable(Section):
                 yield name, options
 
 
+class Budget(Section):
+    tokens: int | None = Field(default=None, ge=1, description="Tokens (input, output and cache); none: no cap.")
+    cost_usd: float | None = Field(default=None, gt=0, description="Cost in USD; none: no cap.")
+
+
+class Budgets(Section):
+    """An agent that reaches a cap is not run again (it stops at the end of its turn)."""
+
+    agent: Annotated[Budget, _none_is_empty(dict)] = Field(default_factory=Budget, description="Each agent's cap.")
+    fleet: Annotated[Budget, _none_is_empty(dict)] = Field(default_factory=Budget, description="All agents together.")
+
+
+Price = Annotated[dict[Literal["input", "output", "cache_read", "cache_write"], float], _none_is_empty(dict)]
+
+
 class Agents(Section):
     max_agents: int = Field(default=4, ge=1, description="Agents running at once; further spawns wait in the queue.")
     default_runtime: Literal["claude", "codex", "command", "opencode"] = Field(
@@ -156,6 +171,12 @@ class Agents(Section):
     wake: bool = Field(default=True, description="A message to an idle agent resumes its session to read the inbox.")
     agent_runtimes: Annotated[RuntimeTable, _none_is_empty(dict)] = Field(
         default_factory=RuntimeTable, description="Per runtime: options, env, auth_profile."
+    )
+    stall_after: int = Field(
+        default=300, ge=1, description="Seconds a running agent may print nothing before it shows as stalled."
+    )
+    budget: Annotated[Budgets, _none_is_empty(dict)] = Field(
+        default_factory=Budgets, description="Token and cost caps, per agent and for the fleet."
     )
 
 
@@ -235,6 +256,9 @@ class Launcher(Section):
 class Mailbox(Section):
     max_message_bytes: int = Field(default=65536, ge=1, description="The largest message accepted.")
     redeliver_after: int = Field(default=300, ge=1, description="Seconds before unacknowledged messages go out again.")
+    unread_alert: int = Field(
+        default=600, ge=1, description="Seconds a running agent may leave a message unread before it is flagged."
+    )
 
 
 class Reaper(Section):
@@ -438,6 +462,11 @@ class Settings(Section):
     )
     auth: Auth = Auth()
     strategies: Strategies = Strategies()
+    pricing: Annotated[dict[str, Price], _none_is_empty(dict)] = Field(
+        default_factory=dict,
+        description="USD per million tokens by model (name or prefix), over fracta's defaults, for runtimes "
+        "that report tokens but no cost.",
+    )
 
 
 def cross_checks(settings: Settings) -> Iterator[tuple[tuple[Any, ...], str]]:

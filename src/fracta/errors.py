@@ -74,6 +74,10 @@ class Refused(FractaError):
     http_status = 409
 
 
+class BudgetReached(Refused):
+    """A spawn or a wake that agents.budget does not allow."""
+
+
 class Forbidden(FractaError):
     """The caller's identity does not allow this action."""
 

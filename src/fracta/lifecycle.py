@@ -12,6 +12,7 @@ from . import (
     adopt,
     agents,
     archive,
+    budget,
     clock,
     credentials,
     events,
@@ -52,6 +53,7 @@ def spawn(repo: Repo, req: SpawnRequest) -> agents.Agent:
     if agents.exists(repo, req.name):
         raise _exists(req.name)
     refuse_if_still_running(repo, req.name)
+    budget.check_spawn(repo, req.name)
     prompt = req.prompt.strip() if req.prompt else None
     _check(repo, req, prompt)
     with journal.holding(repo, req.name):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import mailbox, wake
+from . import delivery, events, mailbox, wake
 from .repo import Repo
 
 
@@ -13,6 +13,7 @@ from .repo import Repo
 class Delivery:
     sent: list[mailbox.Message]
     woken: list[str]  # idle recipients whose sessions are being resumed to read it
+    undeliverable: dict[str, str]  # recipient -> why it will never read this message (stored all the same)
 
 
 def send(
@@ -37,4 +38,9 @@ def send(
         repo, sender, to, body, subject=subject, reply_to=reply_to, key=key, same_call_within=same_call_within
     )
     fresh = [m for m in sent if not m.duplicate]  # a retry's recipients were woken by the first call
-    return Delivery(sent=sent, woken=wake.after_send(repo, fresh, kick))
+    woken = wake.after_send(repo, fresh, kick)
+    lost = delivery.undeliverable(repo, [m.to for m in fresh])
+    for m in fresh:
+        if m.to in lost:  # reported to the sender now, and in `fracta inbox --sent`: never silently dropped
+            events.record(repo, "message.undeliverable", agent=sender, to=m.to, id=m.id, reason=lost[m.to])
+    return Delivery(sent=sent, woken=woken, undeliverable=lost)

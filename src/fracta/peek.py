@@ -98,7 +98,9 @@ def _total(steps: list[OutputEvent], ts: str | None) -> OutputEvent:
         return sum(int(e.data.get(key) or 0) for e in steps)
 
     costs = [e.data["cost_usd"] for e in steps if e.data.get("cost_usd") is not None]
-    return stream.usage(ts, total("input_tokens"), total("output_tokens"), sum(costs) if costs else None)
+    cost = sum(costs) if costs else None
+    read, wrote = total("cache_read_tokens"), total("cache_write_tokens")
+    return stream.usage(ts, total("input_tokens"), total("output_tokens"), cost, cache_read=read, cache_write=wrote)
 
 
 def _read(path: os.PathLike[str], n: int, since: int | None) -> tuple[list[str], int]:

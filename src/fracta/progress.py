@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 from . import agents, alerts, atomic, clock, names
 from .errors import FractaError, LockTimeout
@@ -170,33 +171,42 @@ def _cell(text: str | None) -> str:
     return (text or "").replace("|", "\\|").replace("\n", " ") or "-"
 
 
+LOUD = ("needs-you", "stalled", "failed")  # the states whose reason is shown in the table
+
+
 def render(repo: Repo) -> str:
-    from . import mailbox
+    # Regenerated after every state change: one look at the chessmaster's mail and last action
+    # for every agent's state (states.gather), a stat of each agent's output for the rest.
+    from . import mailbox, results, states, usage
 
     everyone, problems = agents.list_all(repo)
-    counts: dict[str, int] = {}
+    facts = states.gather(repo)
+    views: list[dict[str, Any]] = []
     for a in everyone:
-        counts[a.status.value] = counts.get(a.status.value, 0) + 1
-    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none"
+        now = states.of(repo, a, facts)
+        views.append({"state": now.state, "reason": now.reason, "status": a.status, "usage": a.usage or {}})
+    totals = results.totals(views)
     lines = [
         "# fracta progress",
         "",
-        f"Updated {clock.now()}. Agents: {len(everyone)} ({summary}). "
+        f"Updated {clock.now()}. {results.fleet_line(totals)}. "
         f"Chessmaster unread: {mailbox.unread_count(repo, names.CHESSMASTER)}.",
         "",
-        "| agent | status | intent | branch | unread | last commit | last activity |",
-        "|---|---|---|---|---|---|---|",
+        "| agent | status | intent | branch | unread | state | tokens | cost | last commit | last activity |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for a in everyone:
+    for a, view in zip(everyone, views, strict=True):
         seen = agents.last_activity(repo, a.name)
         commit = f"{a.last_commit[:10]} {a.last_commit_subject or ''}".strip() if a.last_commit else None
+        state = view["state"] + (f" ({view['reason'][:100]})" if view["state"] in LOUD else "")
+        used = usage.Usage.from_dict(a.usage).to_dict()
         lines.append(
             f"| {a.name} | {a.status.value} | {_cell(a.intent)} | {_cell(a.branch)} "
-            f"| {mailbox.unread_count(repo, a.name)} | {_cell(commit)} "
-            f"| {clock.stamp(seen) if seen else '-'} |"
+            f"| {mailbox.unread_count(repo, a.name)} | {_cell(state)} | {usage.tokens_text(used)} "
+            f"| {usage.cost_text(used)} | {_cell(commit)} | {clock.stamp(seen) if seen else '-'} |"
         )
     for problem in problems:
-        lines.append(f"| {problem.path.parent.name} | corrupt record | {_cell(str(problem))} | - | - | - | - |")
+        lines.append(f"| {problem.path.parent.name} | corrupt record | {_cell(str(problem))} |" + " - |" * 7)
     raised = alerts.lines(repo)  # commits outside an agent's branch (commits.py)
     if raised:
         lines += ["", "## Alerts", "", *(f"- {line}" for line in raised)]

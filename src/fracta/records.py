@@ -58,6 +58,8 @@ class Agent:
     last_commit_subject: str | None = None
     tokens_used: int | None = None
     error: str | None = None
+    usage: dict[str, Any] | None = None  # fracta.usage.Usage.to_dict(): tokens by kind and cost, over all runs
+    stopped: str | None = None  # why fracta stopped waking it (its budget reached); None: it may run
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -107,6 +109,15 @@ class Message:
             "body": self.body,
             "read": self.read,
         }
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """Where a message stands in its recipient's inbox (MailStore.listing)."""
+
+    message: Message
+    state: str  # "stored": not yet handed to its reader; "handed": handed, not yet acknowledged; "read"
+    at_ns: int | None = None  # handed: when it was handed out; read: when its reading was confirmed
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from . import agents, clock, liveness, mailbox
+from . import agents, clock, liveness, mailbox, states, usage
 from .errors import CorruptRecord, FractaError
 from .repo import Repo
 
@@ -18,10 +18,16 @@ if TYPE_CHECKING:
 VERSION = 1
 
 
-def agent_view(repo: Repo, agent: agents.Agent, queue: dict[str, str] | None = None) -> dict[str, Any]:
-    """One agent; `queue` is liveness.waiting() of the whole list (computed here if not given)."""
+def agent_view(
+    repo: Repo, agent: agents.Agent, queue: dict[str, str] | None = None, facts: states.Facts | None = None
+) -> dict[str, Any]:
+    """One agent; `queue` is liveness.waiting() of the whole list (computed here if not given),
+    `facts` what its state is derived from (gathered here if not given)."""
     data = agent.to_dict()
     data.pop("schema", None)
+    now = states.of(repo, agent, facts or states.gather(repo))
+    data["state"], data["state_reason"] = now.state, now.reason
+    data["usage"] = usage.Usage.from_dict(agent.usage).to_dict()
     seen = agents.last_activity(repo, agent.name)
     data["unread"] = mailbox.unread_count(repo, agent.name)
     data["last_activity"] = clock.stamp(seen) if seen else None
@@ -37,11 +43,36 @@ def problem_view(problem: CorruptRecord) -> dict[str, Any]:
 
 def agent_list(repo: Repo, found: list[agents.Agent], problems: list[CorruptRecord]) -> dict[str, Any]:
     queue = liveness.waiting(repo, found)
+    facts = states.gather(repo)
+    views = [agent_view(repo, a, queue, facts) for a in found]
     return {
         "version": VERSION,
-        "agents": [agent_view(repo, a, queue) for a in found],
+        "agents": views,
         "problems": [problem_view(p) for p in problems],
+        "totals": totals(views),
     }
+
+
+def totals(views: list[dict[str, Any]]) -> dict[str, Any]:
+    """The fleet at a glance: agents by state, tokens and cost, queued and unread."""
+    by_state = {state: sum(1 for v in views if v["state"] == state) for state in states.STATES}
+    used = usage.total(usage.Usage.from_dict(v["usage"]) for v in views).to_dict()
+    used.pop("model", None)
+    queued = sum(1 for v in views if v["status"] == agents.Status.QUEUED)
+    return {"agents": len(views), "states": by_state, "usage": used, "queued": queued}
+
+
+def fleet_line(totals: dict[str, Any]) -> str:
+    """`totals` in one line: agents 5: 1 needs-you, 2 working · 1.2M tokens · $3.40 · 1 queued"""
+    counts = ", ".join(f"{n} {state}" for state, n in totals["states"].items() if n)
+    line = f"agents {totals['agents']}" + (f": {counts}" if counts else "")
+    line += f" · {usage.tokens_text(totals['usage'])} tokens · {usage.cost_text(totals['usage'])}"
+    return line + (f" · {totals['queued']} queued" if totals["queued"] else "")
+
+
+def sent_states(sender: str, found: list[Any]) -> dict[str, Any]:
+    """`fracta inbox --sent`: what became of the sender's messages (delivery.MessageState)."""
+    return {"version": VERSION, "sender": sender, "messages": [m.to_dict() for m in found]}
 
 
 def inbox(name: str, box: mailbox.Inbox) -> dict[str, Any]:
@@ -54,11 +85,12 @@ def inbox(name: str, box: mailbox.Inbox) -> dict[str, Any]:
     }
 
 
-def sent(messages: list[mailbox.Message]) -> dict[str, Any]:
+def sent(messages: list[mailbox.Message], undeliverable: dict[str, str] | None = None) -> dict[str, Any]:
     return {
         "version": VERSION,
         "sent": [m.to_dict() for m in messages],
         "duplicates": [m.id for m in messages if m.duplicate],
+        "undeliverable": dict(undeliverable or {}),
     }
 
 

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from . import agents, atomic, clock, events, journal, missions, processes, progress
+from . import agents, atomic, clock, events, journal, missions, processes, progress, usage
 from . import repo as repo_mod
 from .errors import AgentNotFound, FractaError, StoreUnavailable
 
@@ -48,6 +48,9 @@ class Recorder:
         self.runtime = runtimes.get(agent.runtime)
         self.session = agent.session_id
         self.tokens = agent.tokens_used or 0  # a resumed session adds to what earlier runs used
+        self.used = usage.Usage.from_dict(agent.usage)
+        self.model = runtime_model(repo, agent.runtime)
+        self.prices: dict[str, dict[str, float]] | None = None  # the price table, read at the first usage
         self.error: str | None = None
         self.last_stderr: str | None = None
 
@@ -70,8 +73,20 @@ class Recorder:
                 self.session = changes["session_id"] = str(session)
             if event.kind == "usage" and event.data.get("total_tokens"):
                 self.tokens = changes["tokens_used"] = self.tokens + int(event.data["total_tokens"])
+                if self.prices is None:
+                    self.prices = usage.table(self.repo.config.data.get("pricing"))
+                model = event.data.get("model") or self.model
+                self.used = self.used + usage.from_event(event.data, model, self.prices)
+                changes["usage"] = self.used.to_dict()
         if changes:
             agents.update(self.repo, self.name, **changes)
+
+
+def runtime_model(repo: repo_mod.Repo, runtime: str) -> str | None:
+    """The model fracta.yaml asks `runtime` for (agents.agent_runtimes.<runtime>.model), if any."""
+    table = repo.config.data.get("agents", {}).get("agent_runtimes") or {}
+    model = (table.get(runtime) or {}).get("model") if isinstance(table, dict) else None
+    return str(model) if model else None
 
 
 def run_mark(session_id: str | None) -> dict[str, Any]:
@@ -124,8 +139,13 @@ def _record_exit(
         from . import mailbox
 
         mailbox.acknowledge_run(repo, name, started_ns)  # its last read reached it: never hand it out again
+    stopped = None
+    if status != agents.Status.KILLED:
+        from . import budget
+
+        stopped = budget.settle(repo, name)  # the turn's end: the one place a budget stops an agent
     progress.refresh(repo)
-    if status == agents.Status.IDLE:
+    if status == agents.Status.IDLE and stopped is None:
         from . import wake
 
         wake.after_run(repo, name, started_ns)  # messages that came while it ran and it never read

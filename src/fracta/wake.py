@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterable
 
-from . import agents, events, mailbox, missions, names
+from . import agents, budget, events, mailbox, missions, names
 from .errors import AgentNotFound, ConfigError
 from .records import Message
 from .repo import Repo
@@ -63,6 +63,9 @@ def resume(repo: Repo, name: str) -> bool:
         except AgentNotFound:
             return False
         if agent.status != agents.Status.IDLE or not agent.session_id:
+            return False
+        if agent.stopped or budget.reached(repo, agent):
+            events.record(repo, "agent.wake_refused", agent=name, reason=agent.stopped or budget.reached(repo, agent))
             return False
         from . import runtimes  # only now: `fracta say` to a running agent stays light
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from .. import agents, liveness, mailbox, progress, repo, results
-from ..errors import EXIT_CORRUPT, FractaError
+from ..errors import EXIT_CORRUPT, EXIT_REFUSED, FractaError
 from . import render
 from .params import agent_argument, need, recipients
 from .render import examples
@@ -90,7 +90,7 @@ def list_cmd(as_json: bool) -> int:
     elif not found and not problems:
         click.echo("no agents yet: fracta join NAME, or fracta spawn TASK")
     else:
-        click.echo(render.agent_table(data["agents"], width=render.terminal_width()))
+        click.echo(render.agent_table(data["agents"], width=render.terminal_width(), totals=data["totals"]))
     for problem in problems:
         render.warn(f"{problem.message} ({problem.hint})")
     return EXIT_CORRUPT if problems else 0
@@ -127,13 +127,13 @@ def list_cmd(as_json: bool) -> int:
 @click.option("--json", "as_json", is_flag=True, help="Print the versioned JSON shape.")
 def say_cmd(
     to: str, message: str, sender: str, subject: str | None, reply_to: str | None, key: str | None, as_json: bool
-) -> None:
+) -> int:
     """Send MESSAGE to agent TO (or * for every agent but the sender)."""
     from .. import messaging
 
     done = messaging.send(_repo(), sender, to, message, subject=subject, reply_to=reply_to, key=key)
     if as_json:
-        render.emit_json(results.sent(done.sent))
+        render.emit_json(results.sent(done.sent, done.undeliverable))
     else:
         stored = [m.to for m in done.sent if not m.duplicate]
         again = [m.to for m in done.sent if m.duplicate]
@@ -143,6 +143,9 @@ def say_cmd(
             click.echo(f"already sent to {', '.join(again)} with this idempotency key: not stored again")
         if done.woken:
             click.echo(f"woke {', '.join(done.woken)} (resuming its session to read the inbox)")
+    for to, why in done.undeliverable.items():
+        render.warn(f"undeliverable to {to}: {why} (the message is stored; fracta inbox --sent follows it)")
+    return EXIT_REFUSED if done.undeliverable else 0
 
 
 @click.command(
@@ -155,11 +158,21 @@ def say_cmd(
 )
 @agent_argument(own=True, anyone=True)
 @click.option("--all", "include_read", is_flag=True, help="Also show messages already read.")
+@click.option("--sent", "sent", is_flag=True, help="Instead: what became of the messages NAME sent.")
 @click.option("--json", "as_json", is_flag=True, help="Print the versioned JSON shape.")
-def inbox_cmd(name: str | None, include_read: bool, as_json: bool) -> int:
+def inbox_cmd(name: str | None, include_read: bool, sent: bool, as_json: bool) -> int:
     """Read NAME's unread messages, marking them read once printed (NAME defaults to $FRACTA_AGENT)."""
     name = need(name)
     r = _repo()
+    if sent:
+        from .. import delivery
+
+        found = delivery.sent(r, name)
+        if as_json:
+            render.emit_json(results.sent_states(name, found))
+        else:
+            click.echo("\n".join(render.message_state(m) for m in found) or "no sent messages in any inbox")
+        return 0
     box = mailbox.read(r, name, include_read=include_read)
     if as_json:
         render.emit_json(results.inbox(name, box))

@@ -25,6 +25,7 @@ COMMAND_MODULES = {
     "init": "coordination",
     "join": "coordination",
     "list": "coordination",
+    "watch": "watch",
     "say": "coordination",
     "inbox": "coordination",
     "intent": "coordination",
@@ -62,6 +63,7 @@ SECTIONS: dict[str, dict[str, str]] = {
     "Agents": {
         "spawn": "Start an agent on a task, in its own worktree.",
         "list": "Every agent's status, intent, branch and unread count.",
+        "watch": "Every agent's state, tokens and cost, redrawn live.",
         "peek": "Show an agent's recent output without disturbing it.",
         "intent": "Show or set an agent's one-line intent.",
         "progress": "Print .fracta/progress.md, the shared snapshot.",

@@ -23,19 +23,32 @@ def emit_json(data: dict[str, Any]) -> None:
 
 
 def table(
-    rows: list[list[str]], headers: list[str], width: int | None = None, shrink: Sequence[tuple[int, int]] = ()
+    rows: list[list[str]],
+    headers: list[str],
+    width: int | None = None,
+    shrink: Sequence[tuple[int, int]] = (),
+    drop: Sequence[int] = (),
 ) -> str:
     """Rows in aligned columns. Given a `width`, the `shrink` columns (index, narrowest) are cut, in
-    that order, until a row fits; a cut cell ends in an ellipsis."""
+    that order, until a row fits; a cut cell ends in an ellipsis. If rows are still too wide, the
+    `drop` columns are left out, in that order, until they fit."""
     widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
     over = sum(widths) + 2 * (len(widths) - 1) - width if width else 0
     for column, narrowest in shrink:
         cut = min(max(over, 0), max(widths[column] - narrowest, 0))
         widths[column] -= cut
         over -= cut
-    lines = ["  ".join(_fit(h.upper(), w) for h, w in zip(headers, widths, strict=True)).rstrip()]
-    lines += ["  ".join(_fit(str(c), w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
-    return "\n".join(lines)
+    shown = list(range(len(headers)))
+    for column in drop:
+        if over <= 0:
+            break
+        shown.remove(column)
+        over -= widths[column] + 2
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(_fit(str(cells[i]), widths[i]) for i in shown).rstrip()
+
+    return "\n".join([line([h.upper() for h in headers]), *(line(row) for row in rows)])
 
 
 def _fit(text: str, width: int) -> str:
@@ -58,27 +71,59 @@ def terminal_width() -> int | None:
         return None
 
 
-def agent_table(views: list[dict[str, Any]], width: int | None = None) -> str:
-    """`fracta list`: one row an agent; a queued one says its place in the queue and what it waits for.
+def agent_table(views: list[dict[str, Any]], width: int | None = None, totals: dict[str, Any] | None = None) -> str:
+    """`fracta list`: one row an agent, its state first; a queued one says its place in the queue.
 
     Fitted to `width`: the intent is cut first, then the branch, then the status; never the name.
+    Still too wide, the runtime, cost and unread columns are left out, in that order.
+    Below: why each agent that needs you (or stalled, or failed) is so, and the fleet's totals.
     """
     rows = [
         [
             a["name"],
+            a["state"],
             a["status"] + (f" ({a['waiting']})" if a.get("waiting") else ""),
             a["runtime"],
             str(a["unread"]),
-            str(a["tokens_used"] or "-"),
+            tokens(a["usage"]),
+            cost(a["usage"]),
             a["branch"] or "-",
             a["intent"] or "-",
         ]
         for a in views
     ]
-    headers = ["name", "status", "runtime", "unread", "tokens", "branch", "intent"]
-    text = table(rows, headers, width, shrink=[(6, 8), (5, 10), (1, 10)])
-    reasons = [f"  {a['name']} {a['status']}: {a['error']}" for a in views if a["error"]]
-    return text + ("\nwhy:\n" + "\n".join(reasons) if reasons else "")
+    headers = ["name", "state", "status", "runtime", "unread", "tokens", "cost", "branch", "intent"]
+    text = table(rows, headers, width, shrink=[(8, 8), (7, 10), (2, 10)], drop=[3, 6, 4])
+    loud = ("needs-you", "stalled", "failed")
+    reasons = [f"  {a['name']} {a['state']}: {a['state_reason']}" for a in views if a["state"] in loud]
+    text += "\nwhy:\n" + "\n".join(reasons) if reasons else ""
+    return text + (f"\n{fleet_line(totals)}" if totals else "")
+
+
+def tokens(used: dict[str, Any] | None) -> str:
+    from ..usage import tokens_text  # light: dataclasses only
+
+    return tokens_text(used)
+
+
+def cost(used: dict[str, Any] | None) -> str:
+    from ..usage import cost_text
+
+    return cost_text(used)
+
+
+def fleet_line(totals: dict[str, Any]) -> str:
+    """agents 5: 1 needs-you, 2 working · 1.2M tokens · $3.40 · 1 queued"""
+    from ..results import fleet_line as line  # the caller built `totals` with results: already imported
+
+    return line(totals)
+
+
+def message_state(m: Any) -> str:
+    """One sent message and what became of it (delivery.MessageState)."""
+    about = f" [{m.subject}]" if m.subject else ""
+    flag = "!" if m.state == "undeliverable" or m.alert else " "
+    return f"{flag} {m.sent_at}  to {m.to}{about}  {m.state}: {m.reason}"
 
 
 def init_next_steps(result: InitResult) -> list[str]:

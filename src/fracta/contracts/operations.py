@@ -112,6 +112,16 @@ OPERATIONS: tuple[Operation, ...] = (
         tool="fracta_inbox",
     ),
     Operation(
+        "sent",
+        "What became of the messages the agent sent: stored, handed, read (when), woken for, undeliverable",
+        rq.SentBy,
+        sh.SentStates,
+        "GET",
+        "/v1/agents/{name}/sent",
+        errors=_AGENT,
+        tool="fracta_sent",
+    ),
+    Operation(
         "acknowledge",
         "Acknowledge the messages a read handed out under `receipt`",
         rq.Acknowledge,

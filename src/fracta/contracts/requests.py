@@ -60,6 +60,10 @@ class Kill(Contract):
     )
 
 
+class SentBy(Contract):
+    name: str = name_field("your own agent name (or 'chessmaster'): whose sent messages to follow")
+
+
 class ReadInbox(Contract):
     name: str = name_field("your own agent name (or 'chessmaster')")
     all: bool = Field(False, description="also hand out the messages read before")

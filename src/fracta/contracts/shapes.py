@@ -23,6 +23,25 @@ class Problem(Contract):
     error: str = Field(description="what is wrong with it, e.g. `corrupt record <path>: empty file`")
 
 
+class Usage(Contract):
+    """Tokens and cost, over every run."""
+
+    input: int = Field(description="input tokens not read from a cache")
+    output: int = Field(description="output tokens (reasoning included)")
+    cache_read: int = Field(description="input tokens read from the prompt cache")
+    cache_write: int = Field(description="input tokens written to the prompt cache")
+    total: int = Field(description="all four added up (what `agents.budget` tokens count)")
+    cost_usd: float | None = Field(description="the cost in USD; `null` when unknown (no price for the model)")
+    estimated: bool = Field(description="some of the cost came from fracta.yaml's `pricing`, not from the runtime")
+
+
+class AgentUsage(Usage):
+    model: str | None = Field(description="the model last reported (or configured), when known")
+
+
+State = Literal["needs-you", "working", "stalled", "idle", "done", "failed"]
+
+
 class Agent(Contract):
     """An agent's record (`.fracta/agents/<name>/agent.json` without its internal `schema` number), plus
     `unread`, `last_activity` and `waiting`, computed when listing."""
@@ -76,6 +95,25 @@ class Agent(Contract):
         description="for a `queued` agent, its place in the queue and what it waits for, e.g. `2nd in queue, "
         "waiting for a slot: 3/3 running`; `null` otherwise"
     )
+    usage: AgentUsage | None = Field(description="tokens and cost of all its runs (null in the record before any)")
+    stopped: str | None = Field(
+        description="why fracta stopped it at the end of a turn (its `agents.budget` reached); `null`: it may run"
+    )
+    state: State = Field(
+        description="what it needs: `needs-you` (asked a question, finished and reported, failed, or stopped at "
+        "its budget), `working`, `stalled` (runs, but printed nothing for `agents.stall_after` seconds), `idle`, "
+        "`done`, `failed` (and the chessmaster acted since)"
+    )
+    state_reason: str = Field(description="why it is in that state, in one line")
+
+
+class Totals(Contract):
+    """The fleet at a glance."""
+
+    agents: int = Field(description="how many agents are listed")
+    states: dict[str, int] = Field(description="how many agents are in each state (every state, 0 included)")
+    usage: Usage = Field(description="tokens and cost of every listed agent together")
+    queued: int = Field(description="agents waiting in the queue")
 
 
 class AgentList(Contract):
@@ -84,6 +122,7 @@ class AgentList(Contract):
     version: Version
     agents: list[Agent] = Field(description="every readable agent, sorted by creation time, then name")
     problems: list[Problem] = Field(description="agent records that could not be read; the others are still listed")
+    totals: Totals = Field(description="the fleet at a glance")
 
 
 class OneAgent(Contract):
@@ -153,6 +192,36 @@ class Sent(Contract):
         description="the ids of the messages in `sent` that an earlier send with the same idempotency key (or, "
         "through MCP, an identical call) had stored: this send was its retry and stored nothing new; `[]` otherwise"
     )
+    undeliverable: dict[str, str] = Field(
+        description="recipients that will never read it (killed, failed, done without a session, stopped at "
+        "their budget) and why; the message is stored all the same. `{}` normally"
+    )
+
+
+class MessageState(Contract):
+    """Where one sent message stands."""
+
+    id: str = Field(description="the message's id")
+    sender: str = Field(description="who sent it")
+    to: str = Field(description="its recipient")
+    sent_at: Stamp = Field(description="when it was sent")
+    subject: str | None = Field(description="its subject")
+    state: Literal["stored", "handed", "read", "undeliverable"] = Field(
+        description="`stored` in the inbox, `handed` to its reader (not yet acknowledged), `read`, or "
+        "`undeliverable` (its recipient will never read it)"
+    )
+    at: Stamp | None = Field(description="handed: when it was handed out; read: when its reading was confirmed")
+    wake: str | None = Field(description="for an idle recipient: the wake started for it and how it ended")
+    alert: str | None = Field(description="set when a running recipient left it unread past `mailbox.unread_alert`")
+    reason: str = Field(description="its story in one line")
+
+
+class SentStates(Contract):
+    """What became of a sender's messages: `fracta inbox --sent --json`, `GET /v1/messages/sent`, `fracta_sent`."""
+
+    version: Version
+    sender: str = Field(description="whose messages these are")
+    messages: list[MessageState] = Field(description="every message of theirs still in an inbox, oldest first")
 
 
 class Intent(Contract):

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from .. import agents, events, lifecycle, liveness, mailbox, messaging, peek, project, results
+from .. import agents, delivery, events, lifecycle, liveness, mailbox, messaging, peek, project, results
 from ..contracts import base as contracts
 from ..contracts import requests as rq
 from ..errors import EXIT_USAGE, FractaError, InvalidInput
@@ -144,13 +144,19 @@ class Api:
             kick=self.kick,
         )
         self.kick()
-        return JSONResponse(results.sent(done.sent), 201)
+        return JSONResponse(results.sent(done.sent, done.undeliverable), 201)
 
     async def inbox(self, request: Request) -> Response:
         args = await self.args(request, rq.ReadInbox)
         self.caller(request).require_self(args.name, "read the inbox")
         box = await _threaded(mailbox.read, self.repo, args.name, include_read=args.all, ack=args.ack)
         return JSONResponse(results.inbox(args.name, box))
+
+    async def sent(self, request: Request) -> Response:
+        args = await self.args(request, rq.SentBy)
+        self.caller(request).require_self(args.name, "follow the messages")
+        found = await _threaded(delivery.sent, self.repo, args.name)
+        return JSONResponse(results.sent_states(args.name, found))
 
     async def ack(self, request: Request) -> Response:
         args = await self.args(request, rq.Acknowledge)
@@ -330,6 +336,7 @@ def build(
         Route("/v1/agents/{name}/merge", api.merge, methods=["POST"]),
         Route("/v1/agents/{name}/inbox", api.inbox, methods=["POST"]),
         Route("/v1/agents/{name}/inbox/ack", api.ack, methods=["POST"]),
+        Route("/v1/agents/{name}/sent", api.sent, methods=["GET"]),
         Route("/v1/agents/{name}/intent", api.intent, methods=["GET", "PUT"]),
         Route("/v1/agents/{name}/peek", api.peek, methods=["GET"]),
         Route("/v1/messages", api.say, methods=["POST"]),

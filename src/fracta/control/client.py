@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from .. import errors, httplite, identity
@@ -46,3 +47,50 @@ def remote_error(error: dict[str, Any], status: int) -> FractaError:
     if isinstance(cls, type) and issubclass(cls, FractaError):
         exc.exit_code = cls.exit_code
     return exc
+
+
+def follow(repo: Repo, info: ControlInfo, since: int, timeout: float = 60.0) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The control plane's event stream (GET /v1/events as server-sent events): (cursor past it, record).
+
+    From cursor `since` (an Event.end of the store's log). Ends when the
+    control plane closes the stream; ControlPlaneUnavailable when it cannot be reached or goes
+    silent for `timeout` seconds (it sends a keepalive comment every 15 s).
+    """
+    headers = {
+        "Authorization": f"Bearer {identity.chessmaster_token(repo)}",
+        "Accept": "text/event-stream",
+        "Last-Event-ID": str(since),
+    }
+    try:
+        host, port = httplite.host_port(info.url)
+        response = httplite.request(host, port, "GET", "/v1/events", headers, connect_timeout=10.0, timeout=timeout)
+    except (OSError, ValueError) as exc:
+        raise ControlPlaneUnavailable(
+            f"cannot reach the control plane at {info.url}: {exc}", "fracta status; fracta up"
+        ) from None
+    try:
+        if response.status >= 400:
+            raise remote_error(_error_of(response.read()), response.status)
+        data: list[bytes] = []
+        cursor = since
+        for line in response.lines():
+            line = line.rstrip(b"\r")
+            if line.startswith(b"data:"):
+                data.append(line[5:].lstrip())
+            elif line.startswith(b"id:") and line[3:].strip().isdigit():
+                cursor = int(line[3:].strip())
+            elif not line and data:
+                yield cursor, json.loads(b"\n".join(data))
+                data = []
+    except OSError as exc:
+        raise ControlPlaneUnavailable(f"lost the control plane's event stream: {exc}", "fracta status") from None
+    finally:
+        response.close()
+
+
+def _error_of(raw: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError:
+        return {}
+    return data.get("error") or {} if isinstance(data, dict) else {}

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .. import lifecycle, liveness, mailbox, messaging, names, peek, project, results
+from .. import delivery, lifecycle, liveness, mailbox, messaging, names, peek, project, results
 from ..contracts import base as contracts
 from ..contracts import graph as gr
 from ..contracts import operations
@@ -116,7 +116,12 @@ def _sent(call: Call, sender: str, args: rq.Say) -> dict[str, Any]:
     done = messaging.send(
         call.repo, sender, args.to, args.message, subject=args.subject, reply_to=args.reply_to, kick=call.kick, **once
     )
-    return results.sent(done.sent)
+    return results.sent(done.sent, done.undeliverable)
+
+
+def _sent_states(call: Call, args: rq.SentBy) -> dict[str, Any]:
+    call.caller.require_self(args.name, "follow the messages")
+    return results.sent_states(args.name, delivery.sent(call.repo, args.name))
 
 
 def _inbox(call: Call, args: rq.ReadInbox) -> dict[str, Any]:
@@ -233,6 +238,16 @@ TOOLS: tuple[Tool, ...] = (
         "handoffs: when you finish a piece another agent waits on, commit it and tell that agent; when "
         "your task is done, commit and tell the chessmaster what you did and on which branch. " + RETRIES,
         _send,
+        speaks_as_self=True,
+    ),
+    Tool(
+        "fracta_sent",
+        "What became of the messages you sent: for each, `stored` (waiting in the recipient's inbox), `handed` "
+        "(the recipient's read got it), `read` (and when), the wake started for an idle recipient and how it "
+        "ended, or `undeliverable` (the recipient was killed, failed or stopped and will never read it). "
+        "Pass your own name.",
+        _sent_states,
+        read_only=True,
         speaks_as_self=True,
     ),
     Tool(

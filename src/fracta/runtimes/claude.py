@@ -149,12 +149,15 @@ def _tool_results(data: dict[str, Any], ts: Any) -> list[OutputEvent]:
 
 def _result(data: dict[str, Any], ts: Any) -> list[OutputEvent]:
     use = data.get("usage") or {}
-    tokens_in = sum(
-        stream.number(use.get(k)) for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
-    )
+    cache_read = stream.number(use.get("cache_read_input_tokens"))
+    cache_write = stream.number(use.get("cache_creation_input_tokens"))
+    tokens_in = stream.number(use.get("input_tokens")) + cache_read + cache_write
     cost = data.get("total_cost_usd")
     cost = cost if isinstance(cost, int | float) and not isinstance(cost, bool) else None
-    events = [stream.usage(ts, tokens_in, stream.number(use.get("output_tokens")), cost)]
+    models = data.get("modelUsage")
+    model = next(iter(models), None) if isinstance(models, dict) else None
+    out = stream.number(use.get("output_tokens"))
+    events = [stream.usage(ts, tokens_in, out, cost, cache_read=cache_read, cache_write=cache_write, model=model)]
     denied = [str(d.get("tool_name")) for d in data.get("permission_denials") or [] if isinstance(d, dict)]
     if denied:
         text = f"permission denied for: {', '.join(denied)}"

@@ -146,7 +146,13 @@ class CodexRuntime:
             return _item(data["item"], ts, done=kind == "item.completed")
         if kind == "turn.completed":
             use = data.get("usage") or {}
-            return [stream.usage(ts, stream.number(use.get("input_tokens")), stream.number(use.get("output_tokens")))]
+            tokens_in, tokens_out = stream.number(use.get("input_tokens")), stream.number(use.get("output_tokens"))
+            # OpenAI's input_tokens count the cached ones too (cached_input_tokens is a part of them).
+            read, wrote = (
+                stream.number(use.get("cached_input_tokens")),
+                stream.number(use.get("cache_write_input_tokens")),
+            )
+            return [stream.usage(ts, tokens_in, tokens_out, cache_read=read, cache_write=wrote)]
         if kind in ("turn.failed", "error"):
             err = data.get("error")
             message = _api_message(

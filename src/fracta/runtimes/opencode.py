@@ -109,12 +109,12 @@ class OpenCodeRuntime:
         elif kind == "step_finish":
             tokens = _dict(part.get("tokens"))
             cache = _dict(tokens.get("cache"))
-            tokens_in = stream.number(tokens.get("input")) + stream.number(cache.get("read"))
-            tokens_in += stream.number(cache.get("write"))
+            cache_read, cache_write = stream.number(cache.get("read")), stream.number(cache.get("write"))
+            tokens_in = stream.number(tokens.get("input")) + cache_read + cache_write
             tokens_out = stream.number(tokens.get("output")) + stream.number(tokens.get("reasoning"))
             cost = part.get("cost")
             cost = cost if isinstance(cost, int | float) and not isinstance(cost, bool) and cost else None
-            used = stream.usage(ts, tokens_in, tokens_out, cost)
+            used = stream.usage(ts, tokens_in, tokens_out, cost, cache_read=cache_read, cache_write=cache_write)
             # Every step reports its own tokens: peek sums a run's steps into one line at its last
             # step (the one that stops rather than calls tools); the runner counts each step.
             last = part.get("reason") == "stop"

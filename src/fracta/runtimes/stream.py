@@ -4,8 +4,9 @@ Event kinds and their `data`:
   text         assistant text
   tool_call    {"id", "name", "input"}; `text` is name(args) shortened, without the mcp prefix
   tool_result  {"id", "name"?, "is_error"}; `text` is the result, shortened
-  usage        {"input_tokens", "output_tokens", "total_tokens", "cost_usd"?, "step"?, "last"?}:
-               what one turn (or run) used; the runner adds them up into the agent's tokens_used.
+  usage        {"input_tokens", "output_tokens", "total_tokens", "cache_read_tokens"?, "cache_write_tokens"?,
+               "cost_usd"?, "model"?, "step"?, "last"?}: what one turn (or run) used (input_tokens
+               includes the cached ones); the runner adds them up into the agent's usage (fracta.usage).
                A runtime that reports every step (OpenCode) sets "step", and "last" on a run's
                final step: peek shows one summed line per run instead of one per step
   session      {"session_id"}
@@ -75,9 +76,23 @@ def tool_name(name: str, *prefixes: str) -> str:
     return name
 
 
-def usage(ts: Any, input_tokens: int, output_tokens: int, cost: float | None = None) -> OutputEvent:
+def usage(
+    ts: Any,
+    input_tokens: int,
+    output_tokens: int,
+    cost: float | None = None,
+    *,
+    cache_read: int = 0,
+    cache_write: int = 0,
+    model: str | None = None,
+) -> OutputEvent:
+    """`input_tokens` counts every input token, the cached ones (`cache_read`, `cache_write`) too."""
     total = input_tokens + output_tokens
     data: dict[str, Any] = {"input_tokens": input_tokens, "output_tokens": output_tokens, "total_tokens": total}
+    if cache_read or cache_write:
+        data.update(cache_read_tokens=cache_read, cache_write_tokens=cache_write)
+    if model:
+        data["model"] = model
     text = f"{total} tokens ({input_tokens} in, {output_tokens} out)"
     if cost is not None:
         data["cost_usd"] = cost

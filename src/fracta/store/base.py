@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..errors import CorruptRecord
-from ..records import Agent, Event, Message, Mission
+from ..records import Agent, Delivery, Event, Message, Mission
 
 # What a store's subscribers hear about (Store.subscribe): a mission queued or freed, an event
 # appended, a message stored for an inbox (the topic is "inbox:<name>"), and RESYNC when changes
@@ -122,6 +122,11 @@ class MailStore(Protocol):
 
     def unread_since(self, name: str, since_ns: int) -> bool:
         """Is a message sent after `since_ns` still unread (not yet handed to any reader)?"""
+        ...
+
+    def listing(self, name: str) -> list[Delivery]:
+        """Every message of `name`'s inbox and where it stands, oldest first, changing nothing
+        (a corrupt one is left out: reads report it). AgentNotFound when there is no inbox."""
         ...
 
     def sweep(self, stale_after: float, orphan_age: float | None) -> int:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ... import atomic, events, names
 from ...errors import AgentNotFound, CorruptRecord, IdempotencyConflict
-from ...records import Message
+from ...records import Delivery, Message
 from ...repo import Repo
 from ..base import Held
 
@@ -382,6 +382,25 @@ class FileMail:
 
     def unread_since(self, name: str, since_ns: int) -> bool:
         return any(_sent_ns(entry) > since_ns for entry in _names(self.repo.inbox_dir(name) / "new"))
+
+    def listing(self, name: str) -> list[Delivery]:
+        folder = os.fspath(self.repo.inbox_dir(name))
+        if not os.path.isdir(folder):
+            raise _no_inbox(name)
+        found: list[Delivery] = []
+        for sub, state in (("new", "stored"), ("pending", "handed"), ("cur", "read")):
+            for entry in _names(f"{folder}/{sub}"):
+                path = f"{folder}/{sub}/{entry}"
+                try:
+                    msg = parse(path, _read(path), read=state == "read")
+                    # Moving a file into cur/ stamps its inode's change time: when its reading was confirmed.
+                    at = (
+                        _held(entry)[2] if state == "handed" else os.stat(path).st_ctime_ns if state == "read" else None
+                    )
+                except (CorruptRecord, FileNotFoundError):
+                    continue  # being moved by a reader right now, or corrupt (a read reports it)
+                found.append(Delivery(msg, state, at))
+        return sorted(found, key=lambda d: d.message.id)
 
     def sweep(self, stale_after: float, orphan_age: float | None) -> int:
         """Every inbox's interrupted deliveries finished, torn leftovers `stale_after` old deleted.

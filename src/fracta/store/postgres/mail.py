@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 
 from ...errors import AgentNotFound, IdempotencyConflict
-from ...records import Message
+from ...records import Delivery, Message
 from ..base import INBOX, Held
 from .db import Database, notify
 
@@ -32,6 +32,15 @@ _COLUMNS = "id, sender, recipient, sent_at, body, subject, reply_to, dedup_key"
 def _message(row: tuple[Any, ...], read: bool) -> Message:
     msg_id, sender, to, sent_at, body, subject, reply_to, dedup_key = row[:8]
     return Message(msg_id, sender, to, sent_at, body, subject, reply_to, read=read, dedup_key=dedup_key)
+
+
+_STATES = {"new": "stored", "pending": "handed", "read": "read"}
+
+
+def _delivery(row: tuple[Any, ...]) -> Delivery:
+    state, held_ns, read_ns = row[8:11]
+    at = held_ns if state == "pending" else read_ns
+    return Delivery(_message(row, read=state == "read"), _STATES[state], int(at) if at is not None else None)
 
 
 def sent_ns(message_id: str) -> int:
@@ -117,9 +126,9 @@ class PostgresMail:
         def work(conn: psycopg.Connection[Any]) -> int:
             _lock_inbox(conn, name)
             cur = conn.execute(
-                "UPDATE messages SET state = 'read', holder = NULL, held_ns = NULL"
+                "UPDATE messages SET state = 'read', holder = NULL, held_ns = NULL, read_ns = %s"
                 " WHERE recipient = %s AND state = 'pending' AND held_ns >= %s",
-                (name, since_ns),
+                (time.time_ns(), name, since_ns),
             )
             return cur.rowcount
 
@@ -141,6 +150,15 @@ class PostgresMail:
             ).fetchone()
         )
         return row is not None
+
+    def listing(self, name: str) -> list[Delivery]:
+        def work(conn: psycopg.Connection[Any]) -> list[Delivery]:
+            if conn.execute("SELECT 1 FROM inboxes WHERE name = %s", (name,)).fetchone() is None:
+                raise _no_inbox(name)
+            query = f"SELECT {_COLUMNS}, state, held_ns, read_ns FROM messages WHERE recipient = %s ORDER BY id"
+            return [_delivery(row) for row in conn.execute(query, (name,)).fetchall()]
+
+        return self.db.run(work)
 
     def sweep(self, stale_after: float, orphan_age: float | None) -> int:
         """Nothing to finish: a message is a row, stored whole by its transaction or not at all."""
@@ -223,8 +241,9 @@ def _pending(
             others.append(_message(row, read=True))
     if acked:
         conn.execute(
-            "UPDATE messages SET state = 'read', holder = NULL, held_ns = NULL WHERE recipient = %s AND id = ANY(%s)",
-            (name, acked),
+            "UPDATE messages SET state = 'read', holder = NULL, held_ns = NULL, read_ns = %s"
+            " WHERE recipient = %s AND id = ANY(%s)",
+            (time.time_ns(), name, acked),
         )
     if taken:
         conn.execute(

@@ -101,7 +101,11 @@ CREATE TABLE meta (
 );
 """
 
+# Version 2: when a message's reading was confirmed (fracta inbox --sent shows it).
+_V2 = "ALTER TABLE messages ADD COLUMN read_ns bigint;"
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "agents, inboxes, messages, retired holders, missions, events, tokens, meta", _V1),
+    Migration(2, "messages: read_ns", _V2),
 )
 VERSION = latest(MIGRATIONS)  # the newest schema this fracta knows (fracta doctor shows it)
