@@ -81,7 +81,7 @@ def test_an_unknown_runtime_is_refused_with_the_choices(initialized: repo_mod.Re
 
 
 def test_command_names_complete_without_the_hidden_one(cli: CliRunner) -> None:
-    assert complete(cli, "fracta s") == ["plain,say", "plain,serve", "plain,spawn", "plain,status"]
+    assert complete(cli, "fracta s") == ["plain,say", "plain,serve", "plain,spawn", "plain,status", "plain,strategy"]
     assert complete(cli, "fracta ho") == ["plain,hooks"]
 
 
