@@ -25,10 +25,11 @@ import pytest
 from conftest import CliRunner, git
 from lifecycle_helpers import output_lines, script, spawn, status, use_free_port, wait_for, wait_status
 
-from fracta import agents, lifecycle, processes, runner
+from fracta import agents, lifecycle, processes
 from fracta import repo as repo_mod
 from fracta.control import daemon
 from fracta.errors import AgentNotFound
+from fracta.launchers import local
 
 pytestmark = pytest.mark.both_backends
 
@@ -79,7 +80,7 @@ def cleanup(r: repo_mod.Repo, *words: str) -> Iterator[None]:
         found, _ = agents.list_all(r)
         for a in found:
             with contextlib.suppress(Exception):
-                runner.stop(r, a.name, 0.5, a.pid, a.pid_start)
+                local.stop(r, a.name, 0.5, a.pid, a.pid_start)
         for word in words:
             for pid in with_word(word):
                 with contextlib.suppress(ProcessLookupError):

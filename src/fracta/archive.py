@@ -3,8 +3,11 @@
 "Unsaved" means work that exists nowhere else: commits on the agent's branch (or its worktree's
 HEAD) that no other local branch, tag or remote-tracking branch contains, and uncommitted
 changes (tracked, and untracked files that are not ignored) in its worktree. Ignored files
-(build output, caches) are neither counted nor saved. A directory workspace never has unsaved
-work in this sense: fracta leaves that folder in place, so nothing in it is lost.
+(build output, caches) are neither counted nor saved. A folder the user named (`--workspace`)
+never has unsaved work in this sense: fracta leaves it in place, so nothing in it is lost. A
+managed directory workspace (workspaces/directory.py), which `kill` removes, has: commits on no
+remote-tracking branch and uncommitted files if it is a git repository, else every file in it;
+`save` moves that folder, whole, to <workspaces.root>/.archive/<name>/<UTC time>.
 
 `save` keeps all of it under refs/fracta/archive/<name>/<UTC time> without touching the
 worktree or the index the agent uses: the snapshot is built in a temporary index.
@@ -22,6 +25,7 @@ from pathlib import Path
 from . import agents, events, git, workspaces
 from .errors import Refused
 from .repo import Repo
+from .workspaces import directory
 
 ARCHIVE_PREFIX = "refs/fracta/archive/"
 _SHOWN_FILES = 10
@@ -41,6 +45,8 @@ class UnsavedWork:
     unmerged_commits: int
     dirty_files: list[str]
     branch: str | None = None
+    folder: bool = False  # a managed directory workspace: commits not pushed, files not committed
+    repository: bool = True  # (folder) it is a git repository; if not, every file in it counts
 
     @property
     def any(self) -> bool:
@@ -48,15 +54,19 @@ class UnsavedWork:
 
     def describe(self) -> str:
         parts = []
-        if self.unmerged_commits:
+        if self.folder and not self.repository and self.dirty_files:
+            return f"{len(self.dirty_files)} file(s) in a folder that is no git repository: {self._shown()}"
+        if self.folder and self.unmerged_commits:
+            parts.append(f"{self.unmerged_commits} commit(s) on no remote-tracking branch (never pushed)")
+        elif self.unmerged_commits:
             parts.append(f"{self.unmerged_commits} commit(s) on {self.branch or 'its branch'} found on no other branch")
         if self.dirty_files:
-            shown = ", ".join(self.dirty_files[:_SHOWN_FILES])
-            more = len(self.dirty_files) - _SHOWN_FILES
-            parts.append(
-                f"{len(self.dirty_files)} uncommitted file(s): {shown}" + (f" and {more} more" if more > 0 else "")
-            )
+            parts.append(f"{len(self.dirty_files)} uncommitted file(s): {self._shown()}")
         return "; ".join(parts) or "nothing unsaved"
+
+    def _shown(self) -> str:
+        more = len(self.dirty_files) - _SHOWN_FILES
+        return ", ".join(self.dirty_files[:_SHOWN_FILES]) + (f" and {more} more" if more > 0 else "")
 
     def __str__(self) -> str:
         return self.describe()
@@ -75,6 +85,9 @@ class SavedWork:
 def unsaved_work(repo: Repo, agent: agents.Agent) -> UnsavedWork:
     """Commits and uncommitted changes of `agent` that exist nowhere else (see the module doc)."""
     ws = workspaces.from_agent(agent)
+    if ws is not None and directory.managed(repo, ws):
+        found = directory.pending(ws)
+        return UnsavedWork(found.commits, found.files, folder=True, repository=found.repository)
     if ws is None or ws.kind != workspaces.GIT:
         return UnsavedWork(0, [])
     head = _worktree_head(repo, ws)
@@ -87,6 +100,8 @@ def unsaved_work(repo: Repo, agent: agents.Agent) -> UnsavedWork:
 def save(repo: Repo, agent: agents.Agent) -> SavedWork:
     """Keep the branch tip and the worktree's uncommitted changes under refs/fracta/archive/<name>/<time>."""
     ws = workspaces.from_agent(agent)
+    if ws is not None and directory.managed(repo, ws):
+        return _set_aside(repo, agent.name, ws)
     if ws is None or ws.kind != workspaces.GIT:
         raise Refused(
             f"agent {agent.name!r} has no git worktree, so there is nothing for fracta to save",
@@ -118,6 +133,18 @@ def save(repo: Repo, agent: agents.Agent) -> SavedWork:
     events.record(repo, "work.saved", agent=agent.name, ref=ref, commit=target, uncommitted=uncommitted)
     hint = _restore_hint(repo, agent.name, ref, snapshot=target != parents[0], two_parents=len(parents) > 1)
     return SavedWork(ref=ref, commit=target, restore_hint=hint, uncommitted=uncommitted)
+
+
+def _set_aside(repo: Repo, name: str, ws: workspaces.Workspace) -> SavedWork:
+    """A managed folder's work: the whole folder moved aside, its git history (if any) with it."""
+    commit = directory.head(ws) or ""
+    target = directory.set_aside(repo, name, ws)
+    events.record(repo, "work.saved", agent=name, ref=str(target), commit=commit or None, uncommitted=True)
+    hint = (
+        f"the folder of {name} was moved, whole, to {target}; to restore it, run:\n"
+        f"  mv {shlex.quote(str(target))} {shlex.quote(str(ws.path))}"
+    )
+    return SavedWork(ref=str(target), commit=commit, restore_hint=hint, uncommitted=True)
 
 
 def _worktree_head(repo: Repo, ws: workspaces.Workspace) -> str | None:

@@ -16,7 +16,20 @@ DEFAULTS: dict[str, Any] = {
     "control_plane": {"host": "127.0.0.1", "port": 0},
     "gateway": {"host": "127.0.0.1", "port": 0, "allowed_hosts": []},
     "agents": {"max_agents": 4, "default_runtime": "command", "wake": True, "agent_runtimes": {}},
-    "workspaces": {"spares": 1},
+    "workspaces": {"kind": "git", "root": "/workspace/agents", "spares": 1},
+    "launcher": {
+        "kind": "local",
+        "kubernetes": {
+            "namespace": "fracta",
+            "pvc": "fracta-workspace",
+            "mount_path": "/workspace",
+            "env": {},
+            "secrets": [],
+            "resources": {"requests": {}, "limits": {}},
+            "ttl_seconds_after_finished": 3600,
+            "active_deadline_seconds": 7200,
+        },
+    },
     "mailbox": {"max_message_bytes": 65536, "redeliver_after": 300},
     "reaper": {"ttl": 86400, "sweep_interval": 60, "kill_grace": 5},
     "hooks": {"notify_chessmaster": True, "subscribers": {}},
@@ -74,8 +87,31 @@ agents:
   # templates/wake_prompt.md for a resumed session): {{name}}, {{task}}, {{workspace}}, {{branch}}.
 
 workspaces:
+  kind: git              # git: a worktree per agent on branch feature/<task>; directory: a plain
+                         # folder per agent, <root>/<task> (Compose and Kubernetes; no merge)
+  root: /workspace/agents  # directory: where agents' folders are made; relative: to the repository
   spares: 1              # checkouts the control plane keeps ready, so a spawn need not wait for
                          # one (a spare is a detached worktree in .fracta/worktrees/.spare-*); 0: none
+
+launcher:
+  kind: local            # local: a runner process on this machine; container: a process in the
+                         # control plane's container (Compose); kubernetes: a Job per agent turn.
+                         # container and kubernetes need state.backend postgres and
+                         # workspaces.kind directory.
+  kubernetes:            # kind kubernetes (needs fracta[k8s]); every agent turn is a Job
+    namespace: fracta
+    # image: registry.example/fracta-agent:1.0   # required: fracta and the runtime CLIs
+    pvc: fracta-workspace  # the workspace volume: agents' folders and their runtimes' sessions
+    mount_path: /workspace
+    # service_account: fracta-agent
+    # image_pull_policy: IfNotPresent
+    env: {}              # extra variables for every agent pod
+    secrets: []          # Secret names whose keys agents get as variables (envFrom)
+    resources: {requests: {}, limits: {}}   # e.g. requests: {cpu: 500m, memory: 1Gi}
+    ttl_seconds_after_finished: 3600
+    active_deadline_seconds: 7200
+    # gateway_url: http://fracta-gateway:8765/mcp   # the gateway as agent pods reach it
+    # kubeconfig: ~/.kube/config   # default: in-cluster, else ~/.kube/config
 
 mailbox:
   max_message_bytes: 65536

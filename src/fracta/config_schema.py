@@ -163,7 +163,73 @@ class Agents(Section):
 
 
 class Workspaces(Section):
+    kind: Literal["git", "directory"] = Field(
+        default="git",
+        description="git: a worktree per agent on its own branch; directory: a folder per agent under root.",
+    )
+    root: str = Field(
+        default="/workspace/agents",
+        description="directory: the folder holding each agent's <root>/<task>; relative: to the repository.",
+    )
     spares: int = Field(default=1, ge=0, description="Checkouts kept ready so a spawn need not wait for one; 0: none.")
+
+    @field_validator("root")
+    @classmethod
+    def _root(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must be a folder")
+        return value
+
+
+# --- launchers -----------------------------------------------------------------------------------
+
+
+class Quantities(Section):
+    cpu: Scalar | None = Field(default=None, description="CPU, as Kubernetes writes it (e.g. 500m, 2).")
+    memory: Scalar | None = Field(default=None, description="Memory, as Kubernetes writes it (e.g. 512Mi, 2Gi).")
+
+
+class Resources(Section):
+    requests: Quantities = Field(default_factory=Quantities, description="What the agent's pod is guaranteed.")
+    limits: Quantities = Field(default_factory=Quantities, description="What the agent's pod may use at most.")
+
+
+class Kubernetes(Section):
+    """launcher.kind kubernetes: a Job per agent turn."""
+
+    namespace: str = Field(default="fracta", description="The namespace agents' Jobs run in.")
+    image: str | None = Field(default=None, description="The agent image (fracta and the runtime CLIs); required.")
+    pvc: str = Field(default="fracta-workspace", description="The workspace PersistentVolumeClaim mounted in each Job.")
+    mount_path: str = Field(default="/workspace", description="Where the workspace volume is mounted.")
+    service_account: str | None = Field(default=None, description="The agents' ServiceAccount (default: namespace's).")
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = Field(
+        default=None, description="The Jobs' imagePullPolicy (default: Kubernetes' own)."
+    )
+    env: EnvTable = Field(default_factory=dict, description="Extra environment variables for every agent pod.")
+    secrets: Strings = Field(default_factory=list, description="Secret names whose keys agents get as env (envFrom).")
+    resources: Resources = Field(default_factory=Resources, description="Requests and limits of each agent pod.")
+    ttl_seconds_after_finished: Seconds = Field(default=3600, description="Seconds a finished Job is kept.")
+    active_deadline_seconds: int = Field(default=7200, ge=1, description="Seconds one turn's Job may run.")
+    gateway_url: str | None = Field(default=None, description="The gateway's URL as agent pods reach it.")
+    kubeconfig: str | None = Field(
+        default=None, description="A kubeconfig file; default: in-cluster, else ~/.kube/config."
+    )
+
+    @field_validator("env")
+    @classmethod
+    def _env_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            _env_name(key)
+        return value
+
+
+class Launcher(Section):
+    kind: Literal["local", "container", "kubernetes"] = Field(
+        default="local",
+        description="local: a runner process here; container: a process in the control plane's container "
+        "(Compose); kubernetes: a Job per turn.",
+    )
+    kubernetes: Kubernetes = Field(default_factory=Kubernetes, description="launcher.kind kubernetes: the Jobs.")
 
 
 class Mailbox(Section):
@@ -306,6 +372,7 @@ class Settings(Section):
     gateway: Gateway = Gateway()
     agents: Agents = Agents()
     workspaces: Workspaces = Workspaces()
+    launcher: Launcher = Launcher()
     mailbox: Mailbox = Mailbox()
     reaper: Reaper = Reaper()
     hooks: Hooks = Hooks()
@@ -318,6 +385,14 @@ class Settings(Section):
 
 def cross_checks(settings: Settings) -> Iterator[tuple[tuple[Any, ...], str]]:
     """What one section cannot check alone: names that must exist elsewhere, names used as prefixes."""
+    kind = settings.launcher.kind
+    if kind != "local":
+        if settings.state.backend != "postgres":
+            yield ("launcher", "kind"), f"launcher {kind} needs state.backend postgres (a store its agents share)"
+        if settings.workspaces.kind != "directory":
+            yield ("launcher", "kind"), f"launcher {kind} needs workspaces.kind directory (agents get no git worktree)"
+    if kind == "kubernetes" and not settings.launcher.kubernetes.image:
+        yield ("launcher", "kubernetes", "image"), "launcher kubernetes needs the agents' image"
     for name in settings.mcp_servers:
         if not _SERVER_NAME.match(name):
             why = "a server name may use letters, digits, '-' and single '_' (it prefixes tool names)"

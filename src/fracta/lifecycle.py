@@ -16,6 +16,7 @@ from . import (
     credentials,
     events,
     journal,
+    launchers,
     missions,
     names,
     processes,
@@ -112,6 +113,9 @@ def _create(repo: Repo, req: SpawnRequest, prompt: str | None) -> agents.Agent:
         if req.workspace is not None:
             ws = workspaces.create_directory(repo, req.name, req.workspace)
             claim(ws)
+        elif workspaces.directory.enabled(repo):
+            ws = workspaces.directory.create(repo, req.name)
+            claim(ws)
         else:
             ws = workspaces.create_git(repo, req.name, req.base, claim)
         journal.checkpoint("workspace")
@@ -159,10 +163,12 @@ class KillResult:
 
 
 def kill(repo: Repo, name: str, *, force: bool = False, grace: float | None = None) -> KillResult:
-    """Stop the agent's process tree, remove its worktree and branch, forget it.
+    """Stop the agent's process tree, remove its worktree and branch (or its managed folder), forget it.
 
-    Refuses while the branch has unmerged commits or the worktree uncommitted changes, unless
-    `force`; even then the work is first saved under refs/fracta/archive/<name>/<time>.
+    Refuses while the branch has unmerged commits or the worktree uncommitted changes (a managed
+    folder: commits not pushed, files not committed, or any file if it is no git repository),
+    unless `force`; even then the work is first saved under refs/fracta/archive/<name>/<time> (a
+    managed folder is moved to <workspaces.root>/.archive/<name>/<time>).
     """
     agent = _load_or_adopt(repo, name)
     ws = workspaces.from_agent(agent)
@@ -183,9 +189,9 @@ def kill(repo: Repo, name: str, *, force: bool = False, grace: float | None = No
     try:
         # Stop every process of it first, so the work cannot change while we look at it and save it.
         wait = float(repo.config.integer("reaper.kill_grace")) if grace is None else grace
-        stopped = agent.kind != "joined" and runner.stop(repo, name, wait, agent.pid, agent.pid_start)
+        stopped = agent.kind != "joined" and launchers.create(repo).stop(repo, agent, wait)
         saved = None
-        if ws is not None and ws.kind == "git":
+        if ws is not None and (ws.kind == workspaces.GIT or workspaces.directory.managed(repo, ws)):
             if not force:
                 _refuse_if_unsaved(repo, agent)  # it may have committed while stopping
             elif archive.unsaved_work(repo, agent).any:
@@ -220,6 +226,14 @@ def _load_or_adopt(repo: Repo, name: str) -> agents.Agent:
 
 def _refuse_if_unsaved(repo: Repo, agent: agents.Agent) -> None:
     unsaved = archive.unsaved_work(repo, agent)
+    if unsaved.any and unsaved.folder:
+        aside = f"{workspaces.directory.root(repo) / workspaces.directory.ARCHIVE_DIR / agent.name}/"
+        force = f"fracta kill {agent.name} --force to move the folder to {aside} and remove the agent"
+        save = "commit and push it from its folder" if unsaved.repository else "copy what you need out of it"
+        raise Refused(
+            f"agent {agent.name!r} has work that exists nowhere else: {unsaved.describe()}",
+            f"{save} ({agent.workspace}), or run {force}",
+        )
     if unsaved.any:
         force = (
             f"fracta kill {agent.name} --force to save it under refs/fracta/archive/{agent.name}/ and remove the agent"
@@ -239,7 +253,7 @@ def mark_lost(repo: Repo, agent: agents.Agent) -> bool:
     Returns False if it had moved on meanwhile (its runner, or another reader, settled it).
     """
     grace = float(repo.config.integer("reaper.kill_grace"))
-    stopped = runner.stop(repo, agent.name, grace, agent.pid, agent.pid_start)
+    stopped = launchers.create(repo).stop(repo, agent, grace)
     why = f"its runner (pid {agent.pid}) vanished without an exit record" if agent.pid else "its runner never started"
     why += "; fracta stopped what of it still ran" if stopped else ""
 

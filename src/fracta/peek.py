@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from . import agents, runner, runtimes
+from . import agents, launchers, runner, runtimes
 from .repo import Repo
 from .runtimes import stream
 from .runtimes.base import OutputEvent, Runtime
@@ -35,7 +35,7 @@ class Peek:
 def peek(repo: Repo, name: str, n: int = 20, since: int | None = None) -> Peek:
     """The last `n` readable events (or everything after byte offset `since`)."""
     agent = agents.load(repo, name)
-    path = repo.agent_dir(name) / runner.OUTPUT_FILE
+    path = launchers.create(repo).output(repo, name)
     lines, offset = _read(path, n, since)
     if not lines:  # nothing recorded yet, or an agent run by hand (joined): fracta holds no output
         return Peek(name=name, status=agent.status.value, events=[], offset=offset)

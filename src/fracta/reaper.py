@@ -20,9 +20,9 @@ from . import (
     clock,
     events,
     git,
+    launchers,
     mailbox,
     missions,
-    processes,
     progress,
     runner,
     workspaces,
@@ -73,9 +73,10 @@ def sweep(repo: Repo, *, full: bool = True, only: frozenset[str] | None = None) 
 
 
 def _reconcile(repo: Repo, agent: agents.Agent, result: SweepResult) -> None:
-    if agent.pid and processes.alive(agent.pid, agent.pid_start):
+    alive = launchers.create(repo).alive(repo, agent)
+    if alive:
         return
-    if not agent.pid:
+    if alive is None:  # no turn of it known yet
         age = time.time() - clock.parse(agent.updated_at)
         if agent.status == agents.Status.RUNNING or age < STARTING_GRACE:
             return  # a joined agent (no process of its own), or a runner about to record its pid
@@ -98,7 +99,7 @@ def settle(repo: Repo, agent: agents.Agent) -> agents.Status | None:
     exit_path = repo.agent_dir(agent.name) / runner.EXIT_FILE
     if exit_path.exists():
         grace = float(repo.config.integer("reaper.kill_grace"))
-        runner.stop(repo, agent.name, grace, agent.pid, agent.pid_start)  # a child it left behind
+        launchers.create(repo).stop(repo, agent, grace)  # a child it left behind
         status = _apply_exit(repo, agent, exit_path)
     else:
         status = agents.Status.LOST if mark_lost(repo, agent) else None
@@ -136,7 +137,8 @@ def _expire(repo: Repo, agent: agents.Agent, result: SweepResult) -> None:
     if time.time() - finished < ttl:
         return
     ws = workspaces.from_agent(agent)
-    if ws is not None and ws.kind == "git":
+    ours = ws is not None and (ws.kind == workspaces.GIT or workspaces.directory.managed(repo, ws))
+    if ws is not None and ours:
         unsaved = archive.unsaved_work(repo, agent)
         if unsaved.any:
             if agent.name not in result.kept:
@@ -144,8 +146,9 @@ def _expire(repo: Repo, agent: agents.Agent, result: SweepResult) -> None:
             log.info("keeping expired agent with unsaved work", extra={"event": "reaper.kept", "agent": agent.name})
             return
     # A process it left behind would write into a folder that is gone, or into a new agent's.
-    runner.stop(repo, agent.name, float(repo.config.integer("reaper.kill_grace")))
-    if ws is not None and ws.kind == "git":
+    grace = float(repo.config.integer("reaper.kill_grace"))
+    launchers.create(repo).stop(repo, dataclasses.replace(agent, pid=None, pid_start=None), grace)
+    if ws is not None and ours:
         workspaces.remove(repo, ws)
     agents.remove(repo, agent.name)
     events.record(repo, "agent.reaped", agent=agent.name)

@@ -17,6 +17,7 @@ from . import (
     credentials,
     events,
     journal,
+    launchers,
     liveness,
     missions,
     progress,
@@ -32,8 +33,8 @@ from .runtimes.base import LaunchContext
 log = logging.getLogger("fracta.spawner")
 LOCAL_OWNER = "local"  # the claimer when no control plane names itself (the CLI starting queued agents)
 DEFAULT_LEASE = store.DEFAULT_LEASE
-# Starts the runner for an agent; returns its (pid, start time). The control plane keeps a warm one.
-LaunchRunner = Callable[[Repo, str, str], tuple[int, int | None]]
+# Starts an agent's turn (launchers.Launcher.start): the control plane's launcher keeps a warm runner.
+LaunchTurn = Callable[[Repo, str, str], launchers.Started]
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ def context(repo: Repo, agent: agents.Agent, prompt: str | None, args: list[str]
 def schedule(
     repo: Repo,
     urls: Urls,
-    launch: LaunchRunner = runner.spawn_detached,
+    launch: LaunchTurn | None = None,
     *,
     owner: str = LOCAL_OWNER,
     lease: float = DEFAULT_LEASE,
@@ -79,6 +80,7 @@ def schedule(
     another control plane (or this one, restarted) starts it, once.
     """
     limit = repo.config.integer("agents.max_agents", minimum=1)
+    launch = launch or launchers.create(repo).start
     started: list[str] = []
     liveness.checked(repo)  # settle dead runners first (not under the lock: stopping takes a while)
     kept = repo.store
@@ -134,7 +136,7 @@ def start(
     agent: agents.Agent,
     mission: missions.Mission,
     urls: Urls,
-    launch_runner: LaunchRunner = runner.spawn_detached,
+    launch_turn: LaunchTurn | None = None,
 ) -> bool:
     """Build the launch and hand it to a detached runner; a failure marks the agent failed.
     Returns True if a runner was started.
@@ -172,7 +174,8 @@ def start(
         )
         if not _mark_starting(repo, agent.name):
             return False
-        pid, pid_start = launch_runner(repo, agent.name, launch_id)
+        turn = (launch_turn or launchers.create(repo).start)(repo, agent.name, launch_id)
+        pid, pid_start = turn.pid, turn.pid_start
     except FractaError as exc:
         if agent.session_id:
             # A wake that could not start (a binary gone, a credential that failed): nothing ran,

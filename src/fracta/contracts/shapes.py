@@ -174,8 +174,14 @@ class Joined(Contract):
 class SavedWork(Contract):
     """Where `kill --force` saved work that existed nowhere else."""
 
-    ref: str = Field(description="the ref holding it, under `refs/fracta/archive/<name>/`")
-    commit: str = Field(description="the commit that ref points to")
+    ref: str = Field(
+        description="the ref holding it, under `refs/fracta/archive/<name>/`; for a directory workspace, "
+        "the folder it was moved to, `<workspaces.root>/.archive/<name>/<time>`"
+    )
+    commit: str = Field(
+        description="the commit that ref points to; for a directory workspace, its HEAD "
+        "(empty if it is no git repository)"
+    )
     restore: str = Field(description="the commands that bring the work back")
 
 

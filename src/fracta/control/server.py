@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .. import atomic, clock, commit_watch, environment, processes, progress, reaper, runner, spares, spawner
+from .. import atomic, clock, commit_watch, environment, launchers, processes, progress, reaper, spares, spawner
 from .. import repo as repo_mod
 from .. import store as store_mod
 from ..errors import FractaError, LockTimeout
@@ -48,7 +48,7 @@ class Supervisor:
         self.stopping = threading.Event()
         self.observer: Any = None
         self.unsubscribe: Callable[[], None] | None = None
-        self.launcher = runner.Launcher(repo)  # keeps a warm runner for the next spawn
+        self.launcher = launchers.create(repo)  # launcher.kind's; local keeps a warm runner for the next spawn
         self.spares = spares.Pool(repo)  # keeps a checkout ready for the next spawn's worktree
         self.commits = commit_watch.Watcher(repo)  # records agents' commits the hook could not
 
@@ -65,7 +65,7 @@ class Supervisor:
             log.warning("starting queued agents failed", extra={"event": "mission.start_failed", "error": exc.message})
 
     def schedule(self) -> list[str]:
-        return spawner.schedule(self.repo, self.urls, self.launcher.launch, owner=self.owner, lease=self.lease)
+        return spawner.schedule(self.repo, self.urls, self.launcher.start, owner=self.owner, lease=self.lease)
 
     def heard(self, topic: str) -> None:
         """A change the store told us about (from any process or control plane)."""
@@ -80,7 +80,7 @@ class Supervisor:
         self.changes.pushed = self.unsubscribe is not None
         if self.unsubscribe is None:  # the files backend: watch missions/ ourselves
             self.watch_missions()
-        self.launcher.refill()
+        self.launcher.begin()
         self.spares.start()
         self.commits.start()
         threading.Thread(target=self.loop, name="supervisor", daemon=True).start()
@@ -125,7 +125,7 @@ class Supervisor:
             self.observer.stop()
         if self.unsubscribe is not None:
             self.unsubscribe()
-        self.launcher.stop()
+        self.launcher.close()
         self.spares.stop()
         self.commits.stop()
 

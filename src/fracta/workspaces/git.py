@@ -1,9 +1,5 @@
-"""Agent workspaces: a git worktree on its own branch, or a plain folder for non-git use.
-
-A git workspace lives at .fracta/worktrees/<name> on branch feature/<name> and shares the main
-repository's object store; it is the only kind `fracta merge` works with. A directory workspace
-is a folder the user (or a container mount) provides; fracta never deletes it.
-"""
+"""GitWorkspace: a worktree at .fracta/worktrees/<name> on branch feature/<name>, sharing the
+main repository's object store; the only kind `fracta merge` works with."""
 
 from __future__ import annotations
 
@@ -12,33 +8,11 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from . import agents, atomic, git, names, spares
-from .errors import AgentExists, GitError, InvalidInput, NotARepository, Refused
-from .repo import Repo
-
-GIT = "git"
-DIRECTORY = "directory"
-BRANCH_PREFIX = "feature/"
-
-
-@dataclass(frozen=True)
-class Workspace:
-    """Where an agent works; `base` is the resolved commit a git workspace started from."""
-
-    kind: str  # GIT or DIRECTORY
-    path: Path
-    branch: str | None
-    base: str | None
-
-    def record_fields(self) -> dict[str, Any]:
-        """The Agent record fields that describe this workspace (for agents.new(**fields))."""
-        return {"workspace": str(self.path), "workspace_kind": self.kind, "branch": self.branch, "base": self.base}
-
-
-def branch_for(name: str) -> str:
-    return f"{BRANCH_PREFIX}{name}"
+from .. import atomic, git, names, spares
+from ..errors import AgentExists, GitError, InvalidInput, NotARepository, Refused
+from ..repo import Repo
+from .base import BRANCH_PREFIX, GIT, Workspace, branch_for
 
 
 def worktree_path(repo: Repo, name: str) -> Path:
@@ -220,42 +194,11 @@ def _roll_back(repo: Repo, path: Path, branch: str) -> None:
         git.run(repo.root, "branch", "-D", branch, check=False)
 
 
-def create_directory(repo: Repo, name: str, path: Path) -> Workspace:
-    """Use folder `path` (created if missing) as a non-git workspace.
-
-    The folder may already hold files: pointing an agent at an existing folder is the usual case,
-    and fracta never deletes it. Refused: a path inside .fracta/ (fracta's own state, which it
-    cleans up), a path that is a file, and a folder another live agent already works in.
-    """
-    names.validate(name)
-    folder = path.expanduser().resolve()
-    state = repo.state.resolve()
-    if folder == state or state in folder.parents:
-        raise Refused(
-            f"the workspace {folder} is inside fracta's state folder {state}",
-            "choose a folder outside .fracta/",
-        )
-    if folder.exists() and not folder.is_dir():
-        raise InvalidInput(f"the workspace {folder} is a file, not a folder", "choose a folder")
-    everyone, _ = agents.list_all(repo)
-    for other in everyone:
-        if other.live and other.workspace and Path(other.workspace).resolve() == folder:
-            raise Refused(
-                f"agent {other.name!r} already works in {folder}",
-                "give each agent its own folder, so they do not overwrite each other's files",
-            )
-    folder.mkdir(parents=True, exist_ok=True)
-    return Workspace(kind=DIRECTORY, path=folder, branch=None, base=None)
-
-
 def remove(repo: Repo, ws: Workspace) -> None:
     """Remove a git workspace's worktree and branch; callers save unsaved work first.
 
-    Pieces that are already gone are fine. A directory workspace is the user's folder and is
-    left exactly as it is.
+    Pieces that are already gone are fine.
     """
-    if ws.kind != GIT:
-        return
     _require_git(repo)
     path = ws.path.resolve()
     if repo.worktrees_dir.resolve() not in path.parents:
@@ -308,13 +251,3 @@ def _remove_bare_folder(path: Path) -> None:
         return
     if not entries or (entries == [".git"] and (path / ".git").is_file()):
         shutil.rmtree(path, ignore_errors=True)
-
-
-def from_agent(agent: agents.Agent) -> Workspace | None:
-    """The workspace fracta made for `agent`, or None (e.g. a joined agent running where it likes)."""
-    if not agent.workspace or agent.workspace_kind not in (GIT, DIRECTORY):
-        return None
-    branch = agent.branch
-    if agent.workspace_kind == GIT and branch is None:
-        branch = branch_for(agent.name)
-    return Workspace(kind=agent.workspace_kind, path=Path(agent.workspace), branch=branch, base=agent.base)
