@@ -395,12 +395,10 @@ def test_each_modes_fracta_yaml_passes_fractas_own_validation(cli: CliRunner, re
         return
     assert settings.state.backend == "postgres" and settings.state.url == DB_URL
     assert "time" in settings.mcp_servers
-    launcher: Any = getattr(settings, "launcher")  # noqa: B009 -- the launchers branch's schema
-    workspaces: Any = settings.workspaces
-    assert workspaces.kind == "directory" and workspaces.root == "/workspace/agents"
-    assert launcher.kind == ("container" if mode == "compose" else "kubernetes")
+    assert settings.workspaces.kind == "directory" and settings.workspaces.root == "/workspace/agents"
+    assert settings.launcher.kind == ("container" if mode == "compose" else "kubernetes")
     if mode == "k8s":
-        k8s = launcher.kubernetes
+        k8s = settings.launcher.kubernetes
         assert (k8s.namespace, k8s.pvc, k8s.mount_path, k8s.service_account) == (
             "fracta",
             "fracta-workspace",
@@ -408,3 +406,4 @@ def test_each_modes_fracta_yaml_passes_fractas_own_validation(cli: CliRunner, re
             "fracta-agent",
         )
         assert list(k8s.secrets) == ["fracta-llm"]
+        assert k8s.image == "fracta:local" and k8s.gateway_url == "http://fracta-gateway.fracta.svc:8080/mcp"
