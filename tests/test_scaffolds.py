@@ -233,8 +233,27 @@ def test_the_control_planes_role_grants_exactly_the_launchers_verbs(cli: CliRunn
     assert control["spec"]["template"]["spec"]["serviceAccountName"] == "fracta-control"
 
 
+def falkordb_urls(objects: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Deployment -> the FALKORDB_URL values its containers set in `env`."""
+    return {
+        d["metadata"]["name"]: [
+            e["value"]
+            for c in d["spec"]["template"]["spec"]["containers"]
+            for e in c["env"]
+            if e["name"] == "FALKORDB_URL"
+        ]
+        for d in objects
+        if d["kind"] == "Deployment"
+    }
+
+
 def test_the_managed_services_component_removes_the_databases(cli: CliRunner, repo_dir: Path) -> None:
     scaffolded(cli, repo_dir, "k8s")
+    in_cluster = ["redis://falkordb:6379"]
+    assert falkordb_urls(kustomize(repo_dir / "deployment/k8s")) == {
+        "fracta-control": in_cluster,
+        "fracta-gateway": in_cluster,
+    }
     kustomization = repo_dir / "deployment/k8s/kustomization.yaml"
     text = kustomization.read_text()
     assert "# components:\n#   - components/managed-services\n" in text
@@ -245,6 +264,8 @@ def test_the_managed_services_component_removes_the_databases(cli: CliRunner, re
     names = {d["metadata"]["name"] for d in objects}
     assert "fracta-postgres" not in names and "falkordb" not in names
     assert {"fracta-control", "fracta-gateway", "fracta-workspace"} <= names
+    # FALKORDB_URL then comes from the Secret fracta-mcp (envFrom), which an `env` entry would hide.
+    assert falkordb_urls(objects) == {"fracta-control": [], "fracta-gateway": []}
 
 
 def test_the_secret_templates_are_valid_and_hold_no_values(cli: CliRunner, repo_dir: Path) -> None:
