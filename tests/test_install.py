@@ -59,6 +59,15 @@ def test_the_wheel_holds_the_package_its_license_and_no_bytecode(wheel: Path) ->
         names = whl.namelist()
         metadata = whl.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
     assert "fracta/templates/agent_prompt.md" in names
+    # Every deployment scaffold's templates (`fracta init --scaffold`), dotless names included.
+    assert {
+        "fracta/templates/scaffold/common/Dockerfile",
+        "fracta/templates/scaffold/common/wheels/README.md",
+        "fracta/templates/scaffold/compose/docker-compose.yml",
+        "fracta/templates/scaffold/k8s/components/managed-services/kustomization.yaml",
+        "fracta/templates/scaffold/k8s/make-secrets.sh",
+        "fracta/templates/scaffold/k8s/Makefile",
+    } <= set(names)
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     assert "License-Expression: MIT" in metadata

@@ -11,7 +11,7 @@ from .errors import CorruptRecord, FractaError
 from .repo import Repo
 
 if TYPE_CHECKING:  # imported by init() alone: `fracta list`, `join` and `intent` do without them
-    from . import hooks, wiring
+    from . import hooks, scaffold, wiring
 
 
 @dataclass(frozen=True)
@@ -21,14 +21,16 @@ class InitResult:
     wrote_config: bool
     hook: hooks.InstallResult | FractaError | None = None  # the error when the hook could not be installed
     wiring: list[wiring.Wired] = field(default_factory=list)  # the AI CLIs' MCP config files
+    scaffold: scaffold.ScaffoldResult | None = None  # `--scaffold MODE`: the files written or kept
 
 
-def init(repo: Repo, wire: bool = True) -> InitResult:
+def init(repo: Repo, wire: bool = True, mode: str | None = None, force: bool = False) -> InitResult:
     """Create .fracta/, a commented fracta.yaml and the git exclude entry, and wire fracta into the
-    AI CLIs' project config (`wire`). Safe to run twice."""
+    AI CLIs' project config (`wire`). `mode` also writes that deployment mode's fracta.yaml and
+    deployment/ (fracta/scaffold.py), keeping files the user edited unless `force`. Safe to run twice."""
     import secrets
 
-    from . import hooks, wiring
+    from . import hooks, scaffold, wiring
 
     created = not repo.initialized
     atomic.ensure_dirs(
@@ -42,19 +44,32 @@ def init(repo: Repo, wire: bool = True) -> InitResult:
     )
     if not repo.token_path.exists():
         atomic.write_text(repo.token_path, secrets.token_urlsafe(32) + "\n", mode=0o600)
-    wrote_config = not repo.config_path.exists()
-    if wrote_config:
-        atomic.write_text(repo.config_path, config.TEMPLATE)
+    made = None
+    if mode is not None:
+        made = scaffold.materialise(repo, mode, force)
+        changed = (scaffold.Outcome.CREATED, scaffold.Outcome.UPDATED, scaffold.Outcome.OVERWRITTEN)
+        wrote_config = any(w.path == "fracta.yaml" and w.outcome in changed for w in made.files)
+    else:
+        wrote_config = not repo.config_path.exists()
+        if wrote_config:
+            atomic.write_text(repo.config_path, config.TEMPLATE)
     _exclude_state_dir(repo)
-    if created:
-        events.record(repo, "fracta.initialized", root=str(repo.root))
-    progress.refresh(repo)
+    if mode == "compose":  # the agents' folders, /workspace/agents in the container, are in the checkout
+        _exclude(repo, ("agents/", "agents", "/agents/", "/agents"), "# agents' workspaces in Compose mode\n/agents/\n")
+    # In Compose and Kubernetes modes the store is the deployment's PostgreSQL, which this machine
+    # need not reach (nor have FRACTA_DATABASE_URL for): the control plane opens it where it runs.
+    if mode not in scaffold.REMOTE:
+        if created:
+            events.record(repo, "fracta.initialized", root=str(repo.root))
+        progress.refresh(repo)
     try:
         hook: hooks.InstallResult | FractaError = hooks.install(repo)
     except FractaError as exc:  # e.g. a relative core.hooksPath: init still succeeds and says why
         hook = exc
     wired = wiring.wire(repo.root, forwarded(repo)) if wire else []
-    return InitResult(root=repo.root, created=created, wrote_config=wrote_config, hook=hook, wiring=wired)
+    return InitResult(
+        root=repo.root, created=created, wrote_config=wrote_config, hook=hook, wiring=wired, scaffold=made
+    )
 
 
 def forwarded(repo: Repo) -> list[str]:
@@ -73,15 +88,20 @@ def forwarded(repo: Repo) -> list[str]:
 
 
 def _exclude_state_dir(repo: Repo) -> None:
+    _exclude(repo, (".fracta/", ".fracta", "/.fracta/", "/.fracta"), "# fracta's state (fracta init)\n/.fracta/\n")
+
+
+def _exclude(repo: Repo, entries: tuple[str, ...], block: str) -> None:
+    """Add `block` to .git/info/exclude unless a line of it already names one of `entries`."""
     if repo.git_common_dir is None:
         return
     exclude = repo.git_common_dir / "info" / "exclude"
     exclude.parent.mkdir(exist_ok=True)
     current = exclude.read_text() if exclude.exists() else ""
-    if any(line.strip() in {".fracta/", ".fracta", "/.fracta/", "/.fracta"} for line in current.splitlines()):
+    if any(line.strip() in entries for line in current.splitlines()):
         return
     sep = "" if current == "" or current.endswith("\n") else "\n"
-    atomic.write_text(exclude, f"{current}{sep}# fracta's state (fracta init)\n/.fracta/\n")
+    atomic.write_text(exclude, f"{current}{sep}{block}")
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from .. import agents, liveness, mailbox, progress, repo, results
-from ..errors import EXIT_CORRUPT, EXIT_REFUSED, FractaError
+from ..errors import EXIT_CORRUPT, EXIT_REFUSED, FractaError, InvalidInput
 from . import render
 from .params import agent_argument, need, recipients
 from .render import examples
@@ -19,21 +19,41 @@ def _repo() -> repo.Repo:
 
 
 @click.command(
-    "init", epilog=examples("fracta init", "fracta init --no-wire   # leave the AI CLIs' config files alone")
+    "init",
+    epilog=examples(
+        "fracta init",
+        "fracta init --no-wire                 # leave the AI CLIs' config files alone",
+        "fracta init --scaffold compose        # also fracta.yaml and deployment/ for Docker Compose",
+        "fracta init --scaffold k8s --force    # refresh, overwriting files you edited (backed up)",
+    ),
 )
 @click.option("--no-wire", is_flag=True, help="Leave .mcp.json, .codex/config.toml and opencode.json alone.")
-def init_cmd(no_wire: bool) -> int:
+@click.option(
+    "--scaffold",
+    "mode",
+    type=click.Choice(["local", "compose", "k8s"]),
+    default=None,
+    help="Write fracta.yaml and deployment/ for this mode (docs/modes.md); files you edited are kept.",
+)
+@click.option("--force", is_flag=True, help="With --scaffold: overwrite files you edited (copied to .fracta/ first).")
+def init_cmd(no_wire: bool, mode: str | None, force: bool) -> int:
     """Set up fracta in this git repository: .fracta/ (kept out of git), fracta.yaml, the post-commit hook.
 
     Also adds `fracta serve` to Claude's .mcp.json, Codex's .codex/config.toml and OpenCode's
     opencode.json. Says which files to commit and what to run next. Safe to run twice.
+    With --scaffold, a re-run refreshes the files fracta wrote and keeps those you edited (exit code 5
+    when it kept any; --force overwrites them, after copying yours under .fracta/scaffold-backup/).
     """
-    from .. import project
+    from .. import project, scaffold
     from . import hooks  # only here: `fracta list` and the other commands of this module do without
 
-    result = project.init(repo.find(), wire=not no_wire)
+    if force and mode is None:
+        raise InvalidInput("--force only applies with --scaffold", "run: fracta init --scaffold MODE --force")
+    result = project.init(repo.find(), wire=not no_wire, mode=mode, force=force)
     click.echo(f"{'initialized' if result.created else 'already initialized'} fracta in {result.root}")
-    if result.wrote_config:
+    if result.scaffold is not None:
+        click.echo("\n".join(render.scaffold_lines(result.scaffold)))
+    elif result.wrote_config:
         click.echo(f"wrote {result.root / 'fracta.yaml'} (commented defaults)")
     if isinstance(result.hook, FractaError):
         render.warn(f"post-commit hook not installed: {result.hook.message} ({result.hook.hint})")
@@ -46,6 +66,10 @@ def init_cmd(no_wire: bool) -> int:
             click.echo(f"error: {wired.describe()}\nhint: {wired.error.hint}", err=True)
     click.echo("\n".join(render.init_next_steps(result)))
     failed = [w.error for w in result.wiring if w.error is not None]
+    kept = scaffold.refuse_kept(result.scaffold) if result.scaffold is not None else None
+    if kept is not None:
+        click.echo(f"error: {kept.message}\nhint: {kept.hint}", err=True)
+        failed.append(kept)
     return failed[0].exit_code if failed else 0
 
 

@@ -14,6 +14,7 @@ if TYPE_CHECKING:  # annotations only: rendering must not import the core on the
     from .. import mailbox
     from ..project import InitResult
     from ..runtimes.base import OutputEvent
+    from ..scaffold import ScaffoldResult
 
 ELLIPSIS = "…"
 
@@ -126,13 +127,47 @@ def message_state(m: Any) -> str:
     return f"{flag} {m.sent_at}  to {m.to}{about}  {m.state}: {m.reason}"
 
 
+def scaffold_lines(result: ScaffoldResult) -> list[str]:
+    """What `fracta init --scaffold` did to each file."""
+    lines = [f"scaffold {result.mode}:"]
+    for written in result.files:
+        note = ""
+        if written.outcome.value == "kept":
+            note = "  (you edited it: kept; --force overwrites it)"
+        elif written.backup is not None:
+            note = f"  (your version: {written.backup})"
+        lines.append(f"  {written.outcome.value:<11} {written.path}{note}")
+    return lines
+
+
+NEXT_STEPS = {
+    "compose": [
+        "  export FRACTA_DB_PASSWORD=... ANTHROPIC_API_KEY=...   # see docs/quickstart-compose.md",
+        "  docker compose -f deployment/compose/docker-compose.yml up -d --build",
+        '  docker compose -f deployment/compose/docker-compose.yml exec control fracta spawn NAME --prompt "..."',
+    ],
+    "k8s": [
+        "  docker build -t fracta:local deployment   # push it where your cluster pulls from: docs/quickstart-k8s.md",
+        "  make -C deployment/k8s k8s-secrets        # Secrets from your environment",
+        "  make -C deployment/k8s k8s-apply          # the ConfigMap from fracta.yaml, then kubectl apply -k",
+    ],
+}
+
+
 def init_next_steps(result: InitResult) -> list[str]:
     """After `fracta init`: which files to commit (and which not), and what to run next."""
     shared = ["fracta.yaml", *(str(w.path.relative_to(result.root)) for w in result.wiring if w.error is None)]
-    return [
+    if result.scaffold is not None and result.scaffold.mode in NEXT_STEPS:
+        shared.append("deployment/")
+    lines = [
         f"commit {', '.join(shared)}: they let everyone who clones this repository use fracta",
         "  (not .fracta/: it holds tokens and this machine's agents; .git/info/exclude keeps it out of git)",
         "next:",
+    ]
+    if result.scaffold is not None and result.scaffold.mode in NEXT_STEPS:
+        return lines + NEXT_STEPS[result.scaffold.mode]
+    return [
+        *lines,
         "  fracta doctor                                        # check git, the AI CLIs and credentials",
         '  fracta spawn NAME --runtime claude --prompt "..."    # an agent on a task, in its own worktree',
         "  or start claude, codex or opencode here: they spawn and talk to agents through fracta's tools",
