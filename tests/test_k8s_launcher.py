@@ -141,7 +141,7 @@ def test_a_spawn_creates_one_job_for_the_turn_with_the_volume_session_labels_and
     assert container["resources"] == {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}}
     assert container["imagePullPolicy"] == "IfNotPresent"
     env = {e["name"]: e["value"] for e in container["env"]}
-    assert env["HOME"] == f"{state}/homes/alpha"
+    assert env["HOME"] == f"{state}/agents/alpha/home"
     assert env["FRACTA_HOME"] == state and env["LOG_LEVEL"] == "info"
     assert not any("TOKEN" in k or "DATABASE" in k for k in env)  # secrets stay in Secrets and the volume
     assert agents.load(initialized, "alpha").status == agents.Status.STARTING
@@ -244,7 +244,7 @@ def test_a_wake_is_a_new_job_that_resumes_the_session_kept_on_the_volume(
     assert set(jobs) == {first, second}
     one, two = (jobs[n]["spec"]["template"]["spec"]["containers"][0] for n in (first, second))
     env_one, env_two = ({e["name"]: e["value"] for e in c["env"]} for c in (one, two))
-    assert env_one["HOME"] == env_two["HOME"] == str(initialized.state / "homes" / "epsilon")
+    assert env_one["HOME"] == env_two["HOME"] == str(initialized.state / "agents" / "epsilon" / "home")
     assert one["workingDir"] == two["workingDir"]
     assert one["command"][-1] != two["command"][-1]  # a launch id per turn
     import json
@@ -266,6 +266,10 @@ def test_kill_deletes_the_agents_jobs_with_foreground_propagation(
     assert delete.data["propagationPolicy"] == "Foreground"
     assert kube.jobs() == []
     assert launcher.stop(initialized, agent, grace=5) is False  # nothing left to delete
+    home = initialized.state / "agents" / "zeta" / "home"
+    assert home.is_dir()  # the session's HOME on the volume, made at the start
+    lifecycle.kill(initialized, "zeta", force=True)
+    assert not home.exists()  # removed with the agent's folder: no session left behind on the volume
 
 
 def test_the_watch_lists_again_when_its_version_is_gone(

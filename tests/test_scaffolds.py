@@ -409,11 +409,12 @@ def test_hadolint_catches_a_bad_dockerfile(tmp_path: Path) -> None:
 @pytest.mark.parametrize("mode", scaffold.MODES)
 def test_each_modes_fracta_yaml_passes_fractas_own_validation(cli: CliRunner, repo_dir: Path, mode: str) -> None:
     scaffolded(cli, repo_dir, mode)
-    checked = config_check.check(repo_dir / "fracta.yaml", env={"FRACTA_DATABASE_URL": DB_URL})
-    settings = checked.settings
+    env = {"FRACTA_DATABASE_URL": DB_URL, "FALKORDB_URL": "redis://falkordb:6379"}
+    settings = config_check.check(repo_dir / "fracta.yaml", env=env).settings
     if mode == "local":
         assert settings.state.backend == "files"
         return
+    assert settings.graph.embedded is False and settings.graph.url == "redis://falkordb:6379"
     assert settings.state.backend == "postgres" and settings.state.url == DB_URL
     assert "time" in settings.mcp_servers
     assert settings.workspaces.kind == "directory" and settings.workspaces.root == "/workspace/agents"

@@ -123,8 +123,11 @@ def states(repo: Repo, found: list[Delivery], recipients: dict[str, Agent | None
 
 def sent(repo: Repo, sender: str) -> list[MessageState]:
     """What became of every message `sender` sent that is still in an inbox, oldest first."""
+    names.validate_participant(sender)
     everyone, _ = agents.list_all(repo)
     recipients: dict[str, Agent | None] = {a.name: a for a in everyone}
+    if sender != names.CHESSMASTER and sender not in recipients:
+        raise AgentNotFound(f"no agent named {sender!r}", "run fracta list to see the agents")
     found: list[Delivery] = []
     for name in [names.CHESSMASTER, *recipients]:
         try:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import shutil
 import threading
 import time
 from pathlib import Path
@@ -134,10 +133,6 @@ class KubernetesLauncher:
         """The Jobs of agent `name` (the selector, checked here again: a list may ignore it)."""
         found, _ = self.api.list_jobs(manifest.selector(self.repo.state, name))
         return [j for j in found if ((j.get("metadata") or {}).get("labels") or {}).get(manifest.AGENT) == name]
-
-    def forget(self, name: str) -> None:
-        """Remove the session's HOME kept for `name` on the volume (once the agent is removed)."""
-        shutil.rmtree(self.settings.home(self.repo.state, name), ignore_errors=True)
 
     def pod_output(self, name: str, tail: int | None = None) -> list[str]:
         """The output records of `name`'s latest turn, from its pod's log (one JSON record a line)."""

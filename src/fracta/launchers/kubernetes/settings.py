@@ -19,7 +19,9 @@ from ...repo import Repo
 DEFAULT_MOUNT = "/workspace"
 DEFAULT_TTL = 3600  # seconds a finished Job is kept for `kubectl logs`, then garbage-collected
 DEFAULT_DEADLINE = 7200  # seconds a turn may run before Kubernetes stops it
-HOMES_DIR = "homes"  # <state>/homes/<task>: the runtime's HOME (its sessions) on the volume
+# <state>/agents/<task>/home: the runtime's HOME (its sessions) on the volume, in the agent's own
+# folder, so it goes when the agent is removed (kill), as a local agent's runtime files do.
+HOME_DIR = "home"
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,7 @@ class Settings:
 
     def home(self, state: Path, name: str) -> Path:
         """The runtime's HOME for agent `name`: on the volume, so a later Job resumes its session."""
-        return state / HOMES_DIR / name
+        return state / "agents" / name / HOME_DIR
 
 
 def _optional(value: Any) -> str | None:
