@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .. import agents, liveness, mailbox, progress, repo, results
+from .. import agents, liveness, mailbox, names, progress, repo, results
 from ..errors import EXIT_CORRUPT, EXIT_REFUSED, FractaError, InvalidInput
 from . import render
 from .params import agent_argument, need, recipients
@@ -167,9 +167,11 @@ def say_cmd(
             click.echo(f"already sent to {', '.join(again)} with this idempotency key: not stored again")
         if done.woken:
             click.echo(f"woke {', '.join(done.woken)} (resuming its session to read the inbox)")
-    for to, why in done.undeliverable.items():
-        render.warn(f"undeliverable to {to}: {why} (the message is stored; fracta inbox --sent follows it)")
-    return EXIT_REFUSED if done.undeliverable else 0
+    for never, why in done.undeliverable.items():
+        render.warn(f"undeliverable to {never}: {why} (the message is stored; fracta inbox --sent follows it)")
+    # To one agent that will never read it: refused (exit 5), though kept. A broadcast reaches
+    # the others, so it succeeds, with a warning per agent it cannot reach.
+    return EXIT_REFUSED if done.undeliverable and to != names.BROADCAST else 0
 
 
 @click.command(
