@@ -33,7 +33,8 @@ def test_a_failed_agent_says_why_in_list_and_json(fr: repo_mod.Repo, cli: CliRun
         assert record.exit_code == 1
         assert record.error == "exit code 1: cannot reach the model at :1"
         listed = cli("list")
-        assert "why:\n  broke failed: exit code 1: cannot reach the model at :1" in listed.stdout, listed.stdout
+        why = "why:\n  broke needs-you: failed: exit code 1: cannot reach the model at :1"
+        assert why in listed.stdout, listed.stdout
         data = json.loads(cli("list", "--json").stdout)
         assert [a["error"] for a in data["agents"]] == ["exit code 1: cannot reach the model at :1"]
 
