@@ -165,6 +165,11 @@ strategies:
 @pytest.fixture
 def served(fr: repo_mod.Repo, cli: CliRunner) -> Any:
     """The control plane up, with the example strategies and the tests' own in strategies/."""
+    text = fr.config_path.read_text()
+    start = text.find("\nstrategies:\n")  # the template's own section: config() gives the tests' one
+    if start >= 0:
+        end = text.find("\n\n", start + 1)
+        fr.config_path.write_text(text[:start] + text[end if end >= 0 else len(text) :])
     use_free_port(fr, config(fr.root))
     init = cli("strategy", "init")
     assert init.returncode == 0, init.stderr
