@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 RUNTIMES = ("claude", "codex", "command", "opencode")  # fracta/runtimes REGISTRY (a test keeps them equal)
 
@@ -50,6 +50,16 @@ Port = Annotated[int, Field(ge=0, le=65535)]
 Seconds = Annotated[int, Field(ge=0)]
 Strings = Annotated[list[Scalar], _none_is_empty(list)]
 EnvTable = Annotated[dict[str, Scalar], _none_is_empty(dict)]
+
+
+def _env_names(value: dict[str, Scalar]) -> dict[str, Scalar]:
+    for key in value:
+        _env_name(key)
+    return value
+
+
+# An agent's environment: names checked (no FRACTA_* of fracta's own).
+AgentEnv = Annotated[EnvTable, AfterValidator(_env_names)]
 Table = Annotated[dict[str, Any], _none_is_empty(dict)]
 
 
@@ -86,15 +96,8 @@ class Gateway(Section):
 class RuntimeOptions(Section):
     """What every runtime takes: the variables and credentials an agent gets."""
 
-    env: EnvTable = Field(default_factory=dict, description="Extra environment variables for the agent.")
+    env: AgentEnv = Field(default_factory=dict, description="Extra environment variables for the agent.")
     auth_profile: str | list[str] | None = Field(default=None, description="Auth profile(s) resolved at spawn.")
-
-    @field_validator("env")
-    @classmethod
-    def _env_keys(cls, value: dict[str, str]) -> dict[str, str]:
-        for key in value:
-            _env_name(key)
-        return value
 
     @field_validator("auth_profile")
     @classmethod
@@ -226,7 +229,7 @@ class Kubernetes(Section):
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = Field(
         default=None, description="The Jobs' imagePullPolicy (default: Kubernetes' own)."
     )
-    env: EnvTable = Field(default_factory=dict, description="Extra environment variables for every agent pod.")
+    env: AgentEnv = Field(default_factory=dict, description="Extra environment variables for every agent pod.")
     secrets: Strings = Field(default_factory=list, description="Secret names whose keys agents get as env (envFrom).")
     resources: Resources = Field(default_factory=Resources, description="Requests and limits of each agent pod.")
     ttl_seconds_after_finished: Seconds = Field(default=3600, description="Seconds a finished Job is kept.")
@@ -235,13 +238,6 @@ class Kubernetes(Section):
     kubeconfig: str | None = Field(
         default=None, description="A kubeconfig file; default: in-cluster, else ~/.kube/config."
     )
-
-    @field_validator("env")
-    @classmethod
-    def _env_keys(cls, value: dict[str, str]) -> dict[str, str]:
-        for key in value:
-            _env_name(key)
-        return value
 
 
 class Launcher(Section):
