@@ -59,6 +59,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -405,6 +406,15 @@ def rotated(keys: list[str], n: int) -> list[str]:
     return keys[n % len(keys) :] + keys[: n % len(keys)]
 
 
+def rounds(rows: dict[str, str], count: int, measure: Callable[[str], Sample]) -> dict[str, list[Sample]]:
+    """`count` rounds of every row, each round starting with another (rotated)."""
+    found: dict[str, list[Sample]] = {key: [] for key in rows}
+    for n in range(count):
+        for key in rotated(list(rows), n):
+            found[key].append(measure(key))
+    return found
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(p * len(ordered)))] if ordered else float("nan")
@@ -478,16 +488,10 @@ def main() -> int:
         print(f"{args.rounds} rounds; message rows {args.seconds:g}s each; {args.missions} missions a claim row")
         ok = True
         if "1" in parts:
-            mail: dict[str, list[Sample]] = {key: [] for key in MAIL_ROWS}
-            for n in range(args.rounds):
-                for key in rotated(list(MAIL_ROWS), n):
-                    mail[key].append(mail_round(bench, key, args.seconds))
+            mail = rounds(MAIL_ROWS, args.rounds, lambda key: mail_round(bench, key, args.seconds))
             ok = table("1. messages: send + read, one process", MAIL_ROWS, mail, "fracta", "ops/s") and ok
         if "2" in parts:
-            claims: dict[str, list[Sample]] = {key: [] for key in CLAIM_ROWS}
-            for n in range(args.rounds):
-                for key in rotated(list(CLAIM_ROWS), n):
-                    claims[key].append(claim_round(bench, key, args.missions))
+            claims = rounds(CLAIM_ROWS, args.rounds, lambda key: claim_round(bench, key, args.missions))
             ok = table("2. missions: claim + remove, one process", CLAIM_ROWS, claims, "fracta", "ops/s") and ok
         if "3" in parts:
             ok = scaling(bench, counts, args.queue, args.scale_rounds) and ok

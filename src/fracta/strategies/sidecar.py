@@ -6,6 +6,7 @@ is not its); on Linux it gets SIGTERM when the control plane dies, however it di
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import subprocess
@@ -56,11 +57,10 @@ def start(repo: Repo, gateway_url: str | None, wait: float = START_WAIT) -> Side
     info = repo.state / "strategies" / "runner.json"
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
-        try:
+        # Not written yet, or half-written by an earlier runner: look again until ours names itself.
+        with contextlib.suppress(FileNotFoundError, CorruptRecord):
             if atomic.read_json(info).get("pid") == proc.pid:
                 return Sidecar(proc)
-        except (FileNotFoundError, CorruptRecord):
-            pass
         if proc.poll() is not None:
             break
         time.sleep(0.01)
