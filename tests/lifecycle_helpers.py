@@ -35,8 +35,16 @@ def status(r: repo_mod.Repo, name: str) -> str:
     return agents.load(r, name).status.value
 
 
-def wait_status(r: repo_mod.Repo, name: str, *wanted: str) -> None:
-    wait_for(f"{name} to be {wanted}", lambda: status(r, name) in wanted)
+def wait_status(r: repo_mod.Repo, name: str, *wanted: str, timeout: float = 120.0) -> None:
+    """Wait for one of `wanted`; a timeout says the status reached and the agent's log's tail
+    (the bound is generous: the suite runs many control planes at once on two cores)."""
+
+    def explain() -> str:
+        out = r.state / "agents" / name / runner.OUTPUT_FILE
+        tail = out.read_text(errors="replace")[-2000:] if out.exists() else "(no output yet)"
+        return f"{name} is {status(r, name)}; its output ends:\n{tail}"
+
+    wait_for(f"{name} to be {wanted}", lambda: status(r, name) in wanted, timeout, explain)
 
 
 def use_free_port(r: repo_mod.Repo, extra: str = "") -> None:
