@@ -75,6 +75,16 @@ def sent_states(sender: str, found: list[Any]) -> dict[str, Any]:
     return {"version": VERSION, "sender": sender, "messages": [m.to_dict() for m in found]}
 
 
+def correspondence(found: Any) -> dict[str, Any]:
+    """An agent's messages both ways with their delivery states (correspondence.Correspondence)."""
+    return {
+        "version": VERSION,
+        "agent": found.agent,
+        "received": [m.to_dict() for m in found.received],
+        "sent": [m.to_dict() for m in found.sent],
+    }
+
+
 def inbox(name: str, box: mailbox.Inbox) -> dict[str, Any]:
     return {
         "version": VERSION,
