@@ -102,9 +102,8 @@
     source.onmessage = (msg) => {
       const data = JSON.parse(msg.data);
       pending.push(data);
-      if (selected && (data.agent === selected || data.to === selected || data.sender === selected)) {
-        selectedDirty = true;
-      }
+      // Any event may change the open agent's view (a reader elsewhere changes its messages' delivery).
+      if (selected) selectedDirty = true;
       refresh();
     };
     source.onerror = async () => {
