@@ -11,12 +11,11 @@ from pathlib import Path
 
 import pytest
 from conftest import CliRunner, git
-from lifecycle_helpers import cleanup, use_free_port, wait_for
+from lifecycle_helpers import cleanup, use_free_port
+from playwright.sync_api import Browser, Page, sync_playwright
 
 from fracta import agents
 from fracta import repo as repo_mod
-
-playwright = pytest.importorskip("playwright.sync_api")
 
 pytestmark = pytest.mark.timeout(300)
 CHROMIUM = "/usr/bin/chromium"
@@ -24,10 +23,10 @@ WAIT = 60_000  # ms: a liveness bound for the page, never a timing assertion
 
 
 @pytest.fixture
-def browser() -> Iterator[object]:
+def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: scripts/setup-chromium installs it")
-    with playwright.sync_playwright() as p:
+    with sync_playwright() as p:
         b = p.chromium.launch(
             executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
         )
@@ -64,13 +63,13 @@ def test_without_a_control_plane_fracta_ui_says_to_run_fracta_up(initialized: re
 
 
 def test_a_link_works_once_and_only_its_session_cookie_opens_the_page_and_the_api(
-    fr: repo_mod.Repo, cli: CliRunner, browser: object
+    fr: repo_mod.Repo, cli: CliRunner, browser: Browser
 ) -> None:
     with cleanup(fr):
         assert cli("up").returncode == 0
         url = link(cli)
         base = url.split("/ui?", 1)[0]
-        ctx = browser.new_context()  # type: ignore[attr-defined]
+        ctx = browser.new_context()
         page = ctx.new_page()
         page.goto(url)
         assert page.url == f"{base}/ui"  # the token is gone from the address
@@ -78,7 +77,7 @@ def test_a_link_works_once_and_only_its_session_cookie_opens_the_page_and_the_ap
         assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
         page.wait_for_selector("#live[data-live=live]", timeout=WAIT)
 
-        other = browser.new_context()  # type: ignore[attr-defined]
+        other = browser.new_context()
         again = other.new_page()
         reused = again.goto(url)
         assert reused is not None and reused.status == 403
@@ -94,22 +93,24 @@ def test_a_link_works_once_and_only_its_session_cookie_opens_the_page_and_the_ap
         csrf = page.get_attribute("meta[name=fracta-csrf]", "content")
         forged = {"X-Fracta-CSRF": str(csrf), "Origin": "http://evil.example"}
         assert ctx.request.post(f"{base}/v1/messages", data={"to": "*", "message": "x"}, headers=forged).status == 401
-        ok = ctx.request.post(f"{base}/v1/messages", data={"to": "*", "message": "x"}, headers={"X-Fracta-CSRF": csrf})
+        ok = ctx.request.post(
+            f"{base}/v1/messages", data={"to": "*", "message": "x"}, headers={"X-Fracta-CSRF": str(csrf)}
+        )
         assert ok.status == 201, ok.text()
 
 
-def shows(page: object, selector: str, text: str) -> None:
+def shows(page: Page, selector: str, text: str) -> None:
     """Wait until the element shows `text` (the page changes as events arrive)."""
     check = "([s, t]) => (document.querySelector(s)?.innerText || '').includes(t)"
-    page.wait_for_function(check, arg=[selector, text], timeout=WAIT)  # type: ignore[attr-defined]
+    page.wait_for_function(check, arg=[selector, text], timeout=WAIT)
 
 
-def row_state(page: object, name: str, state: str) -> None:
-    page.wait_for_selector(f"#agent-{name}[data-state={state}]", timeout=WAIT)  # type: ignore[attr-defined]
+def row_state(page: Page, name: str, state: str) -> None:
+    page.wait_for_selector(f"#agent-{name}[data-state={state}]", timeout=WAIT)
 
 
 def test_the_page_follows_the_fleet_live_and_merges_kills_and_sends_with_the_clis_refusals(
-    fr: repo_mod.Repo, cli: CliRunner, browser: object, tmp_path: Path
+    fr: repo_mod.Repo, cli: CliRunner, browser: Browser, tmp_path: Path
 ) -> None:
     flags = tmp_path
     alpha = (
@@ -123,7 +124,7 @@ def test_the_page_follows_the_fleet_live_and_merges_kills_and_sends_with_the_cli
     beta = "echo b > beta.txt && git add beta.txt && git commit -qm 'beta work' && fracta say chessmaster 'beta done'"
     with cleanup(fr):
         assert cli("up").returncode == 0
-        page = browser.new_context().new_page()  # type: ignore[attr-defined]
+        page = browser.new_context().new_page()
         page.goto(link(cli))
         page.wait_for_selector("#live[data-live=live]", timeout=WAIT)
         page.evaluate("window.notReloaded = true")

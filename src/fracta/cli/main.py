@@ -65,7 +65,7 @@ SECTIONS: dict[str, dict[str, str]] = {
         "spawn": "Start an agent on a task, in its own worktree.",
         "list": "Every agent's status, intent, branch and unread count.",
         "watch": "Every agent's state, tokens and cost, redrawn live.",
-        "ui": "Open the live web view: every agent, its diff, messages, merge and kill.",
+        "ui": "Open the live web view of every agent (send, merge, kill).",
         "peek": "Show an agent's recent output without disturbing it.",
         "intent": "Show or set an agent's one-line intent.",
         "progress": "Print .fracta/progress.md, the shared snapshot.",
