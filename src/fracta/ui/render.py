@@ -32,6 +32,7 @@ def page(root: str, fleet_html: str, csrf: str, cursor: int) -> str:
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="fracta-csrf" content="{esc(csrf)}">
 <title>fracta · {esc(root)}</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="/ui/static/app.css?v={v}">
 <script src="/ui/static/app.js?v={v}" defer></script>
 </head>
@@ -52,12 +53,12 @@ placeholder="agent, or * for all"></label>
 <div id="send-result" class="result" role="status"></div>
 </section>
 <section id="detail" hidden>
-<div id="detail-body"></div>
 <div class="actions">
 <button type="button" id="merge-preview">Merge…</button>
 <button type="button" id="kill" class="danger">Kill</button>
 </div>
 <div id="action-result" class="result" role="status"></div>
+<div id="detail-body"></div>
 <h3>Output <small>(live)</small></h3>
 <pre id="peek" class="peek"></pre>
 </section>
@@ -71,7 +72,8 @@ def fleet(data: dict[str, Any]) -> str:
     """The fleet's totals and one row per agent, from results.agent_list()."""
     totals = data["totals"]
     counts = "".join(
-        f'<span class="count state-{esc(s)}" data-state="{esc(s)}">{n} {esc(STATE_WORDS.get(s, s))}</span>'
+        f'<span class="count state-{esc(s)}{" zero" if not n else ""}" data-state="{esc(s)}">'
+        f"{n} {esc(STATE_WORDS.get(s, s))}</span>"
         for s, n in totals["states"].items()
     )
     head = (
