@@ -3,8 +3,10 @@ merge's preview (the same checks and conflict preview as merge), its messages bo
 
 from __future__ import annotations
 
+import json
+
 import pytest
-from conftest import git
+from conftest import CliRunner, git
 from test_merge import commit, repo_state, spawn
 
 from fracta import branches, correspondence, mailbox, merge
@@ -79,3 +81,21 @@ def test_an_agents_messages_both_ways_are_listed_with_their_states_and_none_is_r
     assert correspondence.of(initialized, "api").sent[0].state in {"handed", "read"}
     with pytest.raises(AgentNotFound):
         correspondence.of(initialized, "nobody")
+
+
+def test_fracta_merge_preview_says_what_merge_would_do_by_its_exit_code(
+    initialized: repo_mod.Repo, cli: CliRunner
+) -> None:
+    root = initialized.root
+    commit(root, "shared.txt", "one\n", "shared")
+    _, ws = spawn(initialized, "api")
+    commit(ws.path, "shared.txt", "theirs\n", "theirs")
+    ok = cli("merge", "api", "--preview")
+    assert ok.returncode == 0 and "would fast-forward main to feature/api" in ok.stdout, ok.stderr
+    commit(root, "shared.txt", "mine\n", "mine")
+    before = repo_state(root)
+    conflict = cli("merge", "api", "--preview")
+    assert conflict.returncode == 4 and "would conflict in: shared.txt" in conflict.stderr, conflict.stderr
+    shape = cli("merge", "api", "--preview", "--json")
+    assert shape.returncode == 4 and json.loads(shape.stdout)["would"] == "conflict"
+    assert repo_state(root) == before

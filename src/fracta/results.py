@@ -131,6 +131,16 @@ def killed(result: KillResult) -> dict[str, Any]:
     }
 
 
+def merge_preview(found: Any) -> dict[str, Any]:
+    """What merge would do now (merge.MergePreview)."""
+    return {"version": VERSION, **found.to_dict()}
+
+
+def branch_state(found: Any) -> dict[str, Any]:
+    """An agent's branch against the integration branch (branches.BranchStatus)."""
+    return {"version": VERSION, **found.to_dict()}
+
+
 def merged(result: Any) -> dict[str, Any]:
     """fracta merge: what was merged into which branch, and who was told."""
     return {

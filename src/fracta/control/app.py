@@ -136,14 +136,14 @@ class Api:
 
         args = await self.args(request, rq.AgentName)
         found = await _threaded(merge.preview, self.repo, args.name)
-        return JSONResponse({"version": results.VERSION, **found.to_dict()})
+        return JSONResponse(results.merge_preview(found))
 
     async def branch(self, request: Request) -> Response:
         from .. import branches
 
         args = await self.args(request, rq.AgentName)
         found = await _threaded(branches.status, self.repo, args.name)
-        return JSONResponse({"version": results.VERSION, **found.to_dict()})
+        return JSONResponse(results.branch_state(found))
 
     async def messages(self, request: Request) -> Response:
         from .. import correspondence

@@ -86,7 +86,6 @@
           if (e.ts) timings.push({ event: e.event, offset: e.offset, latency: now - Date.parse(e.ts) });
         }
         if (timings.length > 2000) timings.splice(0, timings.length - 2000);
-        document.body.dataset.shown = String(took.length ? took[took.length - 1].offset : document.body.dataset.shown || "");
       } while (again);
     } catch (err) {
       if (String(err.message) !== "unauthorized") setLive("error", "error: " + err.message);
