@@ -27,6 +27,7 @@ Agents:
   spawn     Start an agent on a task, in its own worktree.
   list      Every agent's status, intent, branch and unread count.
   watch     Every agent's state, tokens and cost, redrawn live.
+  ui        Open the live web view of every agent (send, merge, kill).
   peek      Show an agent's recent output without disturbing it.
   intent    Show or set an agent's one-line intent.
   progress  Print .fracta/progress.md, the shared snapshot.

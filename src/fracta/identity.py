@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from . import names
 from .errors import Forbidden
@@ -51,22 +51,33 @@ def bearer_token(scope: Mapping[str, Any]) -> str:
     return ""
 
 
+class SessionCheck(Protocol):
+    def caller(self, scope: Mapping[str, Any]) -> Caller | None:
+        """The caller a request's session stands for (the web view's cookie), or None."""
+        ...
+
+
 class AuthMiddleware:
     """ASGI guard shared by the REST API and the MCP gateway: no valid bearer token, no entry (401).
 
     The caller derived from the token is put in scope["fracta.caller"] for the route or tool to check.
-    Pure ASGI with no imports, so this module stays light for the CLI's fast paths.
+    `sessions`, when given (the REST API, for the web view), may vouch for a request without a
+    bearer token. Pure ASGI with no imports, so this module stays light for the CLI's fast paths.
     """
 
-    def __init__(self, app: Any, repo: Repo) -> None:
+    def __init__(self, app: Any, repo: Repo, sessions: SessionCheck | None = None) -> None:
         self.app = app
         self.repo = repo
+        self.sessions = sessions
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
             await self.app(scope, receive, send)
             return
-        caller = resolve(self.repo, bearer_token(scope))
+        token = bearer_token(scope)
+        caller = resolve(self.repo, token)
+        if caller is None and not token and self.sessions is not None:
+            caller = self.sessions.caller(scope)
         if caller is None:
             if scope["type"] == "websocket":  # no route takes one, but no connection skips the guard
                 await send({"type": "websocket.close", "code": 1008})

@@ -39,8 +39,43 @@ class MergeResult:
     previous: str | None = None  # HEAD of `into` before the merge
 
 
-def merge(repo: Repo, name: str, *, notify: bool = False, cwd: Path) -> MergeResult:
-    """Merge feature/<name> into the main worktree's current branch; with `notify`, tell the other live agents."""
+@dataclass(frozen=True)
+class MergePreview:
+    """What `merge` would do now, found by the same checks, changing nothing."""
+
+    agent: str
+    branch: str | None
+    into: str | None
+    would: str  # "merge", "fast-forward", "nothing" (already up to date), "conflict" or "refused"
+    conflicts: list[str] = field(default_factory=list)  # with "conflict": the files that would conflict
+    refused: str | None = None  # with "refused": why, and what to do
+    hint: str = ""
+
+    def to_dict(self) -> dict[str, object]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def preview(repo: Repo, name: str) -> MergePreview:
+    """What merging feature/<name> into the main worktree's branch would do: every check and the
+    conflict preview (`git merge-tree --write-tree`) of `merge`, without merging."""
+    branch: str | None = None
+    into: str | None = None
+    try:
+        branch = _branch_of(repo, name)
+        into, before, tip = _check_main(repo, name, branch)
+        if tip == before or git.ok(repo.root, "merge-base", "--is-ancestor", tip, before):
+            return MergePreview(name, branch, into, "nothing")
+        _preview(repo, branch, before, tip)
+    except MergeConflict as exc:
+        return MergePreview(name, branch, into, "conflict", exc.files, hint=exc.hint)
+    except Refused as exc:
+        return MergePreview(name, branch, into, "refused", refused=exc.message, hint=exc.hint)
+    forward = git.ok(repo.root, "merge-base", "--is-ancestor", before, tip)
+    return MergePreview(name, branch, into, "fast-forward" if forward else "merge")
+
+
+def _branch_of(repo: Repo, name: str) -> str:
+    """The agent's git branch, or Refused: merge needs a git worktree."""
     agent = agents.load(repo, name)
     ws = workspaces.from_agent(agent)
     if ws is None or ws.kind != workspaces.GIT or ws.branch is None:
@@ -49,20 +84,26 @@ def merge(repo: Repo, name: str, *, notify: bool = False, cwd: Path) -> MergeRes
             f"merge is only available for git worktrees; agent {name!r} has none{where}",
             "commit and push from the agent's workspace yourself, or run the agent in local-process mode",
         )
+    return ws.branch
+
+
+def merge(repo: Repo, name: str, *, notify: bool = False, cwd: Path) -> MergeResult:
+    """Merge feature/<name> into the main worktree's current branch; with `notify`, tell the other live agents."""
+    branch = _branch_of(repo, name)
     _refuse_from_linked_worktree(repo, cwd)
     with atomic.lock(repo.state / "merge.lock"):  # one merge at a time in this repo
-        into, before, tip = _check_main(repo, name, ws.branch)
+        into, before, tip = _check_main(repo, name, branch)
         already = tip == before or git.ok(repo.root, "merge-base", "--is-ancestor", tip, before)
         if not already:
-            _preview(repo, ws.branch, before, tip)
-            _run_merge(repo, name, ws.branch, into, before)
+            _preview(repo, branch, before, tip)
+            _run_merge(repo, name, branch, into, before)
         sha = git.head(repo.root)
     short = sha[:10]
     fast_forward = not already and sha == tip
     events.record(repo, "agent.merged", agent=name, into=into, sha=sha, fast_forward=fast_forward, changed=not already)
     progress.record_action(repo, f"merged {name} into {into} at {short}" + (" (already up to date)" if already else ""))
     notified = _notify(repo, name, into, short) if notify else []
-    return MergeResult(name, ws.branch, into, sha, fast_forward, already, notified, before)
+    return MergeResult(name, branch, into, sha, fast_forward, already, notified, before)
 
 
 def _refuse_from_linked_worktree(repo: Repo, cwd: Path) -> None:

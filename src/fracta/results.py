@@ -75,6 +75,16 @@ def sent_states(sender: str, found: list[Any]) -> dict[str, Any]:
     return {"version": VERSION, "sender": sender, "messages": [m.to_dict() for m in found]}
 
 
+def correspondence(found: Any) -> dict[str, Any]:
+    """An agent's messages both ways with their delivery states (correspondence.Correspondence)."""
+    return {
+        "version": VERSION,
+        "agent": found.agent,
+        "received": [m.to_dict() for m in found.received],
+        "sent": [m.to_dict() for m in found.sent],
+    }
+
+
 def inbox(name: str, box: mailbox.Inbox) -> dict[str, Any]:
     return {
         "version": VERSION,
@@ -119,6 +129,16 @@ def killed(result: KillResult) -> dict[str, Any]:
         "stopped": result.stopped,
         "saved": None if saved is None else {"ref": saved.ref, "commit": saved.commit, "restore": saved.restore_hint},
     }
+
+
+def merge_preview(found: Any) -> dict[str, Any]:
+    """What merge would do now (merge.MergePreview)."""
+    return {"version": VERSION, **found.to_dict()}
+
+
+def branch_state(found: Any) -> dict[str, Any]:
+    """An agent's branch against the integration branch (branches.BranchStatus)."""
+    return {"version": VERSION, **found.to_dict()}
 
 
 def merged(result: Any) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import graph, shapes, strategies
+from . import graph, review, shapes, strategies
 from .base import Contract
 from .operations import Schema
 
@@ -24,10 +24,12 @@ def anchor(name: str) -> str:
 
 
 def model(name: str) -> type[Contract]:
-    found = getattr(shapes, name, None) or getattr(graph, name, None) or getattr(strategies, name, None)
+    found = next((m for m in (shapes, graph, strategies, review) if hasattr(m, name)), None)
+    found = getattr(found, name, None)
     if not (isinstance(found, type) and issubclass(found, Contract)):
         raise KeyError(
-            f"docs/json.md names {name!r}, which is not a model of fracta.contracts.shapes, .graph or .strategies"
+            f"docs/json.md names {name!r}, which is not a model of fracta.contracts.shapes, .graph, .strategies "
+            "or .review"
         )
     return found
 

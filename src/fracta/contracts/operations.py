@@ -14,6 +14,7 @@ from pydantic.json_schema import GenerateJsonSchema
 
 from . import graph as gr
 from . import requests as rq
+from . import review as rv
 from . import shapes as sh
 from . import strategies as st
 from .base import Contract
@@ -101,6 +102,33 @@ OPERATIONS: tuple[Operation, ...] = (
         tool="fracta_merge",
     ),
     Operation(
+        "merge_preview",
+        "What merging the agent's branch would do now (the same checks and conflict preview), changing nothing",
+        rq.AgentName,
+        rv.MergePreview,
+        "GET",
+        "/v1/agents/{name}/merge/preview",
+        errors=(404,),
+    ),
+    Operation(
+        "branch",
+        "The agent's branch against the integration branch: ahead, behind, merged, last commit, files, diff",
+        rq.AgentName,
+        rv.BranchState,
+        "GET",
+        "/v1/agents/{name}/branch",
+        errors=(404,),
+    ),
+    Operation(
+        "messages",
+        "The agent's messages both ways with their delivery states, reading none",
+        rq.AgentName,
+        rv.Messages,
+        "GET",
+        "/v1/agents/{name}/messages",
+        errors=(404,),
+    ),
+    Operation(
         "read_inbox",
         "Hand out the agent's unread messages; `ack` (the receipt of the previous read) acknowledges what that "
         "read handed out",
@@ -174,6 +202,16 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("strategy_list", "The strategies", rq.NoInput, st.StrategyList, tool="strategy_list"),
     Operation("strategy_describe", "One strategy", st.StrategyName, st.StrategyDescription, tool="strategy_describe"),
     Operation("strategy_run", "Run a strategy", st.StrategyRun, st.StrategyResult, tool="strategy_run"),
+    Operation(
+        "ui_login",
+        "A one-time link into the web view (the chessmaster only)",
+        rq.NoInput,
+        rv.UiLogin,
+        "POST",
+        "/v1/ui/login",
+        201,
+        errors=(403,),
+    ),
     Operation("progress", "progress.md", rq.NoInput, None, "GET", "/v1/progress"),
     Operation(
         "events",
@@ -182,7 +220,7 @@ OPERATIONS: tuple[Operation, ...] = (
         sh.EventPage,
         "GET",
         "/v1/events",
-        query=("since", "limit"),
+        query=("since", "limit", "named"),
     ),
 )
 

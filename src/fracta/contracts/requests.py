@@ -118,3 +118,8 @@ class FindTools(Contract):
 class ReadEvents(Contract):
     since: int = Field(0, ge=0, le=MAX_EVENT_OFFSET, description="the byte offset to read from (`next` of a page)")
     limit: int = Field(1000, ge=1, le=10_000, description="at most this many records")
+    named: bool = Field(
+        True,
+        description="a stream's events carry `event:` their name; false: none does, so that a browser's "
+        "EventSource hands every one to `onmessage` (the name stays in the record)",
+    )

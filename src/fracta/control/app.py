@@ -13,12 +13,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from .. import agents, delivery, events, lifecycle, liveness, mailbox, messaging, peek, project, results
+from .. import agents, clock, delivery, events, lifecycle, liveness, mailbox, messaging, peek, project, results
 from ..contracts import base as contracts
 from ..contracts import requests as rq
 from ..errors import EXIT_USAGE, FractaError, InvalidInput
 from ..identity import AuthMiddleware, Caller, caller_of
 from ..repo import Repo
+from ..ui import gate
+from ..ui.sessions import Sessions
 from . import openapi
 from .changes import Changes
 
@@ -51,12 +53,14 @@ class Api:
         closing: Callable[[], bool] | None = None,
         start_queued: Callable[[], None] | None = None,
         changes: Changes | None = None,
+        sessions: Sessions | None = None,
     ) -> None:
         self.repo = repo
         self.kick = kick
         self.closing = closing or (lambda: False)
         self.start_queued = start_queued or (lambda: None)
         self.changes = changes or Changes()
+        self.sessions = sessions or Sessions()
 
     # --- plumbing -----------------------------------------------------------------------------
 
@@ -127,6 +131,35 @@ class Api:
         result = await _threaded(merge.merge, self.repo, args.name, notify=args.notify, cwd=self.repo.root)
         return JSONResponse(results.merged(result))
 
+    async def merge_preview(self, request: Request) -> Response:
+        from .. import merge
+
+        args = await self.args(request, rq.AgentName)
+        found = await _threaded(merge.preview, self.repo, args.name)
+        return JSONResponse(results.merge_preview(found))
+
+    async def branch(self, request: Request) -> Response:
+        from .. import branches
+
+        args = await self.args(request, rq.AgentName)
+        found = await _threaded(branches.status, self.repo, args.name)
+        return JSONResponse(results.branch_state(found))
+
+    async def messages(self, request: Request) -> Response:
+        from .. import correspondence
+
+        args = await self.args(request, rq.AgentName)
+        self.caller(request).require_self(args.name, "follow the messages")
+        found = await _threaded(correspondence.of, self.repo, args.name)
+        return JSONResponse(results.correspondence(found))
+
+    async def ui_login(self, request: Request) -> Response:
+        self.caller(request).require_chessmaster("open the web view")
+        await self.args(request, rq.NoInput)
+        token, expires = self.sessions.link()
+        url = f"{str(request.base_url).rstrip('/')}{gate.PAGE}?token={token}"
+        return JSONResponse({"version": results.VERSION, "url": url, "expires_at": clock.stamp(expires)}, 201)
+
     async def say(self, request: Request) -> Response:
         args = await self.args(request, rq.Send)
         caller = self.caller(request)
@@ -195,23 +228,29 @@ class Api:
         the stream ends when the control plane shuts down.
         In both forms a Last-Event-ID header, when sent, is the cursor and wins over ?since=.
         """
+        named = None if "named" not in request.query_params else _query_flag(request, "named")
         args = await self.args(
-            request, rq.ReadEvents, since=_int_param(request, "since"), limit=_int_param(request, "limit")
+            request,
+            rq.ReadEvents,
+            since=_int_param(request, "since"),
+            limit=_int_param(request, "limit"),
+            named=named,
         )
         last = request.headers.get("last-event-id")
         if last is not None:  # the cursor, winning over ?since= (which must still be valid)
-            resume = {"since": _int_value("header Last-Event-ID", last), "limit": args.limit}
+            resume = {"since": _int_value("header Last-Event-ID", last), "limit": args.limit, "named": args.named}
             args = contracts.parse(rq.ReadEvents, resume, where="the header Last-Event-ID")
         if "text/event-stream" in request.headers.get("accept", ""):
             headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-            return StreamingResponse(self._follow(args.since), media_type="text/event-stream", headers=headers)
+            stream = self._follow(args.since, args.named)
+            return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
         found = list(events.read(self.repo, since=args.since, limit=args.limit))
         nxt = found[-1].end if found else args.since
         return JSONResponse(
             {"version": results.VERSION, "events": [e.data | {"offset": e.offset} for e in found], "next": nxt}
         )
 
-    async def _follow(self, offset: int) -> AsyncIterator[str]:
+    async def _follow(self, offset: int, named: bool = True) -> AsyncIterator[str]:
         import anyio
 
         yield "retry: 1000\n\n"  # also sends the headers at once, so a client knows it is connected
@@ -222,7 +261,8 @@ class Api:
             for event in found:
                 data = json.dumps(event.data | {"offset": event.offset}, separators=(",", ":"))
                 name = str(event.data.get("event") or "event").replace("\n", " ")
-                yield f"id: {event.end}\nevent: {name}\ndata: {data}\n\n"
+                kind = f"event: {name}\n" if named else ""
+                yield f"id: {event.end}\n{kind}data: {data}\n\n"
                 offset = event.end
             if found:
                 quiet = 0.0
@@ -325,8 +365,10 @@ def build(
     closing: Callable[[], bool] | None = None,
     start_queued: Callable[[], None] | None = None,
     changes: Changes | None = None,
+    sessions: Sessions | None = None,
 ) -> Starlette:
-    api = Api(repo, kick, closing, start_queued, changes)
+    sessions = sessions or Sessions()
+    api = Api(repo, kick, closing, start_queued, changes, sessions)
     routes = [
         Route("/v1/health", api.health),
         Route("/v1/agents", api.list_agents, methods=["GET"]),
@@ -334,6 +376,10 @@ def build(
         Route("/v1/agents/{name}", api.get_agent, methods=["GET"]),
         Route("/v1/agents/{name}", api.kill, methods=["DELETE"]),
         Route("/v1/agents/{name}/merge", api.merge, methods=["POST"]),
+        Route("/v1/agents/{name}/merge/preview", api.merge_preview, methods=["GET"]),
+        Route("/v1/agents/{name}/branch", api.branch, methods=["GET"]),
+        Route("/v1/agents/{name}/messages", api.messages, methods=["GET"]),
+        Route("/v1/ui/login", api.ui_login, methods=["POST"]),
         Route("/v1/agents/{name}/inbox", api.inbox, methods=["POST"]),
         Route("/v1/agents/{name}/inbox/ack", api.ack, methods=["POST"]),
         Route("/v1/agents/{name}/sent", api.sent, methods=["GET"]),
@@ -346,6 +392,12 @@ def build(
     ]
     return Starlette(
         routes=routes,
-        middleware=[Middleware(AuthMiddleware, repo=repo), Middleware(BodyLimitMiddleware, limit=MAX_BODY)],
+        middleware=[
+            # The web view's pages answer before the bearer-token guard (they have their own); its
+            # script then calls the routes below with its session cookie.
+            Middleware(gate.Gate, repo=repo, sessions=sessions),
+            Middleware(AuthMiddleware, repo=repo, sessions=sessions),
+            Middleware(BodyLimitMiddleware, limit=MAX_BODY),
+        ],
         exception_handlers={FractaError: _error},
     )
