@@ -79,7 +79,7 @@ def fleet(data: dict[str, Any]) -> str:
     head = (
         f'<div id="totals"><span class="count">{totals["agents"]} agents</span>{counts}'
         f'<span class="figure" id="tokens">{esc(usage.tokens_text(totals["usage"]))} tokens</span>'
-        f'<span class="figure" id="cost">{esc(usage.cost_text(totals["usage"]))}</span>'
+        f'<span class="figure" id="cost">{esc(usage.cost_text(totals["usage"]))} cost</span>'
         f'<span class="figure" id="queued">{totals["queued"]} queued</span></div>'
     )
     rows = "".join(_row(a) for a in data["agents"])
