@@ -149,18 +149,22 @@ def test_a_watch_frame_fits_the_terminal(fr: repo_mod.Repo) -> None:
     assert len(whole) == 12 + 3 and any(len(line) > 60 for line in whole)
 
 
-def test_say_to_a_stopped_agent_is_refused_and_inbox_sent_follows_it(fr: repo_mod.Repo, cli: CliRunner) -> None:
+def test_say_to_a_stopped_agent_keeps_the_message_warns_and_inbox_sent_follows_it(
+    fr: repo_mod.Repo, cli: CliRunner
+) -> None:
     agents.create(
         fr,
         agents.new("capped", runtime="claude", status=agents.Status.IDLE, session_id="s", stopped="its budget reached"),
     )
     said = cli("say", "capped", "carry on")
-    assert said.returncode == 5, said.stderr  # refused: it will never read it
-    assert "undeliverable to capped" in said.stderr
+    assert said.returncode == 0 and "sent to capped" in said.stdout, said.stderr  # stored: nothing refused
+    assert "undeliverable to capped: capped was stopped" in said.stderr
+    told = json.loads(cli("say", "*", "everyone?", "--json").stdout)  # a broadcast reports it the same way
+    assert told["undeliverable"] == {"capped": "capped was stopped (its budget reached) and will not be woken"}
     sent = cli("inbox", "--sent", "chessmaster")
     assert sent.returncode == 0 and "undeliverable: capped was stopped" in sent.stdout, sent.stdout
     data = json.loads(cli("inbox", "--sent", "chessmaster", "--json").stdout)
-    assert [(m["to"], m["state"]) for m in data["messages"]] == [("capped", "undeliverable")]
+    assert [(m["to"], m["state"]) for m in data["messages"]] == [("capped", "undeliverable")] * 2
 
 
 def test_a_messages_read_time_is_when_its_reading_was_confirmed(fr: repo_mod.Repo) -> None:
