@@ -15,7 +15,7 @@ import pytest
 from conftest import CliRunner
 from lifecycle_helpers import cleanup, spawn, use_free_port, wait_for
 
-from fracta import agents, delivery, liveness, mailbox, results
+from fracta import agents, delivery, events, liveness, mailbox, results
 from fracta import repo as repo_mod
 from fracta.cli import watch
 from fracta.control import daemon
@@ -58,11 +58,23 @@ def test_command_agents_are_working_stalled_recovered_asking_done_and_failed(
     go = tmp_path / "go"
     quiet = f"echo started; until [ -e {go} ]; do sleep 0.05; done"  # prints once, then nothing
     chatty = f"while [ ! -e {tmp_path / 'stop'} ]; do echo tick; sleep 0.1; done"
+    cfg = fr.config_path  # unread messages flagged after 1 s, looked for every second
+    cfg.write_text(
+        cfg.read_text()
+        .replace("unread_alert: 600", "unread_alert: 1")
+        .replace("sweep_interval: 60", "sweep_interval: 1")
+    )
     with cleanup(fr):
         spawn(cli, "quiet", "sh", "-c", f"{quiet}; {chatty}")
         assert "no output for" in reaches(fr, "quiet", "stalled")
         go.touch()  # it prints again: working, no longer stalled
         assert "last output" in reaches(fr, "quiet", "working")
+
+        ping = json.loads(cli("say", "quiet", "are you there?", "--json").stdout)["sent"][0]["id"]
+        flagged = lambda: [e.data for e in events.read(fr) if e.data["event"] == "message.unread"]  # noqa: E731
+        wait_for("the control plane to flag the unread message", flagged)
+        assert [(e["agent"], e["id"]) for e in flagged()] == [("quiet", ping)]
+        assert "unread for" in cli("inbox", "--sent", "chessmaster").stdout
 
         spawn(cli, "asker", "sh", "-c", f"fracta say chessmaster 'which database?'; {chatty}")
         assert reaches(fr, "asker", "needs-you", "asked") == "asked: which database?"
@@ -90,6 +102,7 @@ def test_command_agents_are_working_stalled_recovered_asking_done_and_failed(
         progress = fr.progress_path.read_text()
         assert "| crasher | failed |" in progress and "| failed (failed: " in progress, progress
         assert "agents 4: " in progress
+        assert [(e["agent"], e["id"]) for e in flagged()] == [("quiet", ping)]  # once, over many sweeps
 
 
 def watching(r: repo_mod.Repo) -> subprocess.Popen[bytes]:
