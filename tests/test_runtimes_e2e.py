@@ -25,6 +25,9 @@ from fracta import agents, mailbox
 from fracta import repo as repo_mod
 
 pytestmark = pytest.mark.timeout(240)
+# USD per million tokens for the scripted model ("fake-model"): Codex and OpenCode report no cost
+# for it, so fracta prices their tokens from this table.
+PRICE = {"input": 2.0, "output": 8.0}
 
 
 @pytest.fixture
@@ -47,6 +50,7 @@ def project(
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     table = {r: runtime_options(r, llm) for r in ("claude", "codex", "opencode")}
     text = initialized.config_path.read_text().replace("agent_runtimes: {}", f"agent_runtimes: {json.dumps(table)}")
+    text = text.replace("pricing: {}", f"pricing: {json.dumps({'fake-model': PRICE})}")
     initialized.config_path.write_text(text)
     use_free_port(initialized)
     with cleanup(initialized):
@@ -103,6 +107,18 @@ def test_a_spawned_cli_agent_sets_its_intent_and_messages_the_chessmaster_then_i
     assert "fracta_send(from=" in peeked.stdout, peeked.stdout
     listed = json.loads(cli("list", "--json").stdout)
     assert [a["tokens_used"] for a in listed["agents"]] == [agent.tokens_used]
+    # Tokens and cost from the CLI's own JSON stream match what the scripted model reported: every
+    # scripted turn (a model call offering tools) answered 100 in and 10 out.
+    [used] = [a["usage"] for a in listed["agents"]]
+    turns = len(model.model_calls())
+    assert turns >= 3 and (used["input"] + used["cache_read"], used["output"]) == (100 * turns, 10 * turns), why
+    assert used["total"] == agent.tokens_used == 110 * turns, used
+    if runtime == "claude":  # Claude Code reports its own cost
+        assert used["cost_usd"] > 0 and not used["estimated"], used
+    else:  # priced from fracta.yaml's table, and marked so
+        expected = (used["input"] * PRICE["input"] + used["output"] * PRICE["output"]) / 1e6
+        assert used["estimated"] and used["cost_usd"] == pytest.approx(expected), used
+    assert listed["totals"]["usage"]["total"] == used["total"], listed["totals"]
     # Per-agent config lives in the agent's folder, private, and the worktree stays clean.
     private = {"claude": "claude-mcp.json", "codex": "codex-home/config.toml", "opencode": "opencode.json"}[runtime]
     assert (project.agent_dir(name) / private).stat().st_mode & 0o077 == 0

@@ -15,7 +15,7 @@ import pytest
 from conftest import CliRunner
 from lifecycle_helpers import cleanup, spawn, use_free_port, wait_for
 
-from fracta import agents, delivery, liveness, mailbox, results
+from fracta import agents, delivery, events, liveness, mailbox, results
 from fracta import repo as repo_mod
 from fracta.cli import watch
 from fracta.control import daemon
@@ -58,11 +58,23 @@ def test_command_agents_are_working_stalled_recovered_asking_done_and_failed(
     go = tmp_path / "go"
     quiet = f"echo started; until [ -e {go} ]; do sleep 0.05; done"  # prints once, then nothing
     chatty = f"while [ ! -e {tmp_path / 'stop'} ]; do echo tick; sleep 0.1; done"
+    cfg = fr.config_path  # unread messages flagged after 1 s, looked for every second
+    cfg.write_text(
+        cfg.read_text()
+        .replace("unread_alert: 600", "unread_alert: 1")
+        .replace("sweep_interval: 60", "sweep_interval: 1")
+    )
     with cleanup(fr):
         spawn(cli, "quiet", "sh", "-c", f"{quiet}; {chatty}")
         assert "no output for" in reaches(fr, "quiet", "stalled")
         go.touch()  # it prints again: working, no longer stalled
         assert "last output" in reaches(fr, "quiet", "working")
+
+        ping = json.loads(cli("say", "quiet", "are you there?", "--json").stdout)["sent"][0]["id"]
+        flagged = lambda: [e.data for e in events.read(fr) if e.data["event"] == "message.unread"]  # noqa: E731
+        wait_for("the control plane to flag the unread message", flagged)
+        assert [(e["agent"], e["id"]) for e in flagged()] == [("quiet", ping)]
+        assert "unread for" in cli("inbox", "--sent", "chessmaster").stdout
 
         spawn(cli, "asker", "sh", "-c", f"fracta say chessmaster 'which database?'; {chatty}")
         assert reaches(fr, "asker", "needs-you", "asked") == "asked: which database?"
@@ -90,6 +102,7 @@ def test_command_agents_are_working_stalled_recovered_asking_done_and_failed(
         progress = fr.progress_path.read_text()
         assert "| crasher | failed |" in progress and "| failed (failed: " in progress, progress
         assert "agents 4: " in progress
+        assert [(e["agent"], e["id"]) for e in flagged()] == [("quiet", ping)]  # once, over many sweeps
 
 
 def watching(r: repo_mod.Repo) -> subprocess.Popen[bytes]:
@@ -149,18 +162,22 @@ def test_a_watch_frame_fits_the_terminal(fr: repo_mod.Repo) -> None:
     assert len(whole) == 12 + 3 and any(len(line) > 60 for line in whole)
 
 
-def test_say_to_a_stopped_agent_is_refused_and_inbox_sent_follows_it(fr: repo_mod.Repo, cli: CliRunner) -> None:
+def test_say_to_a_stopped_agent_keeps_the_message_warns_and_inbox_sent_follows_it(
+    fr: repo_mod.Repo, cli: CliRunner
+) -> None:
     agents.create(
         fr,
         agents.new("capped", runtime="claude", status=agents.Status.IDLE, session_id="s", stopped="its budget reached"),
     )
     said = cli("say", "capped", "carry on")
-    assert said.returncode == 5, said.stderr  # refused: it will never read it
-    assert "undeliverable to capped" in said.stderr
+    assert said.returncode == 0 and "sent to capped" in said.stdout, said.stderr  # stored: nothing refused
+    assert "undeliverable to capped: capped was stopped" in said.stderr
+    told = json.loads(cli("say", "*", "everyone?", "--json").stdout)  # a broadcast reports it the same way
+    assert told["undeliverable"] == {"capped": "capped was stopped (its budget reached) and will not be woken"}
     sent = cli("inbox", "--sent", "chessmaster")
     assert sent.returncode == 0 and "undeliverable: capped was stopped" in sent.stdout, sent.stdout
     data = json.loads(cli("inbox", "--sent", "chessmaster", "--json").stdout)
-    assert [(m["to"], m["state"]) for m in data["messages"]] == [("capped", "undeliverable")]
+    assert [(m["to"], m["state"]) for m in data["messages"]] == [("capped", "undeliverable")] * 2
 
 
 def test_a_messages_read_time_is_when_its_reading_was_confirmed(fr: repo_mod.Repo) -> None:

@@ -118,6 +118,7 @@ class Delivery:
     message: Message
     state: str  # "stored": not yet handed to its reader; "handed": handed, not yet acknowledged; "read"
     at_ns: int | None = None  # handed: when it was handed out; read: when its reading was confirmed
+    alerted: bool = False  # flagged as left unread too long (MailStore.flag_unread)
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from .. import agents, liveness, mailbox, names, progress, repo, results
-from ..errors import EXIT_CORRUPT, EXIT_REFUSED, FractaError, InvalidInput
+from .. import agents, liveness, mailbox, progress, repo, results
+from ..errors import EXIT_CORRUPT, FractaError, InvalidInput
 from . import render
 from .params import agent_argument, need, recipients
 from .render import examples
@@ -169,9 +169,9 @@ def say_cmd(
             click.echo(f"woke {', '.join(done.woken)} (resuming its session to read the inbox)")
     for never, why in done.undeliverable.items():
         render.warn(f"undeliverable to {never}: {why} (the message is stored; fracta inbox --sent follows it)")
-    # To one agent that will never read it: refused (exit 5), though kept. A broadcast reaches
-    # the others, so it succeeds, with a warning per agent it cannot reach.
-    return EXIT_REFUSED if done.undeliverable and to != names.BROADCAST else 0
+    # Stored is sent, to one agent or to all: nothing was refused, so exit 0 as REST's 201 and
+    # MCP's result; who will never read it is warned about above and in the JSON (README: Messages).
+    return 0
 
 
 @click.command(

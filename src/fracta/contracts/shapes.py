@@ -212,7 +212,10 @@ class MessageState(Contract):
     )
     at: Stamp | None = Field(description="handed: when it was handed out; read: when its reading was confirmed")
     wake: str | None = Field(description="for an idle recipient: the wake started for it and how it ended")
-    alert: str | None = Field(description="set when a running recipient left it unread past `mailbox.unread_alert`")
+    alert: str | None = Field(
+        description="set when a running recipient left it unread past `mailbox.unread_alert` (the control plane "
+        "then records a `message.unread` event for it, once)"
+    )
     reason: str = Field(description="its story in one line")
 
 

@@ -20,7 +20,19 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .. import atomic, clock, commit_watch, environment, launchers, processes, progress, reaper, spares, spawner
+from .. import (
+    atomic,
+    clock,
+    commit_watch,
+    delivery,
+    environment,
+    launchers,
+    processes,
+    progress,
+    reaper,
+    spares,
+    spawner,
+)
 from .. import repo as repo_mod
 from .. import store as store_mod
 from ..errors import FractaError, LockTimeout
@@ -145,6 +157,8 @@ class Supervisor:
                     log.info("the reaper settled lost or expired agents", extra=extra)
                 if swept.finished or swept.lost or swept.removed:
                     started += self.schedule()
+                if full:  # messages a running agent has left unread too long: an event each, once
+                    delivery.flag_unread(self.repo, supervised)
                 for name in started:
                     log.info("started a queued agent", extra={"event": "mission.started", "agent": name})
             except FractaError as exc:

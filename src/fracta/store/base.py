@@ -8,7 +8,7 @@ backend must keep are stated here; the files backend (store/files/) is the refer
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -129,6 +129,18 @@ class MailStore(Protocol):
         (a corrupt one is left out: reads report it). AgentNotFound when there is no inbox."""
         ...
 
+    def sent_by(self, sender: str) -> list[Delivery]:
+        """Every message `sender` sent that is still in an inbox (its recipient not removed) and
+        where it stands, oldest first, changing nothing; as cheaply as the backend can (an index),
+        never by reading every inbox."""
+        ...
+
+    def flag_unread(self, name: str, before_ns: int) -> list[Message]:
+        """Flag the messages of `name`'s inbox sent before `before_ns` and still unread (not yet
+        handed to a reader), each once ever: returns those flagged by this call. AgentNotFound
+        when there is no inbox."""
+        ...
+
     def sweep(self, stale_after: float, orphan_age: float | None) -> int:
         """Finish interrupted deliveries, drop torn leftovers older than `stale_after`; returns how many."""
         ...
@@ -186,6 +198,12 @@ class EventStore(Protocol):
 
     def tail(self, n: int) -> list[Event]:
         """The last `n` events, in order."""
+        ...
+
+    def about(self, agents: Collection[str], kinds: Collection[str], since: str) -> Iterator[Event]:
+        """The events of `kinds` naming one of `agents` (their "agent"), in order, from about time
+        `since` (a clock.stamp) on: possibly a few seconds' earlier ones too (appenders' clocks
+        differ a little), never a later one left out. Found without reading the whole log."""
         ...
 
 

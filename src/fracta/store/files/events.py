@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Any
 
-from ... import atomic
+from ... import atomic, clock
 from ...records import Event
 from ...repo import Repo
 
 SCHEMA = 1
+SKEW = 5.0  # seconds: how far apart appenders' clocks (or a stamp and its append) may be
+_SEARCH_DONE = 1 << 16  # bytes: below this the search stops and the rest is read
 _encode = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode  # json.dumps builds one a call
 
 
@@ -58,6 +60,43 @@ class FileEvents:
             if len(found) >= n or start == 0:
                 return found[-n:] if n else []
             start = max(0, start - n * 2048)
+
+    def about(self, agents: Collection[str], kinds: Collection[str], since: str) -> Iterator[Event]:
+        """A binary search for the first line stamped `since` (less SKEW), then the lines from there."""
+        who, what = set(agents), set(kinds)
+        if not who or not what:
+            return
+        start = self._first_at(clock.stamp(clock.parse(since) - SKEW))
+        for event in self.read(start):
+            if event.data.get("agent") in who and event.data.get("event") in what:
+                yield event
+
+    def _first_at(self, stamp: str) -> int:
+        """The offset of a line at or before the first one stamped `stamp` or later. Lines are in
+        append order, their stamps in that order but for appenders' clocks (SKEW covers them)."""
+        try:
+            size = os.path.getsize(self.repo.events_path)
+        except FileNotFoundError:
+            return 0
+        lo, hi = 0, size  # the answer lies in [lo, hi]: lines starting before lo are earlier
+        with open(self.repo.events_path, "rb") as fh:
+            while hi - lo > _SEARCH_DONE:
+                mid = self._line_start((lo + hi) // 2)
+                if mid >= hi:
+                    break
+                fh.seek(mid)
+                raw = fh.readline()
+                if not raw.endswith(b"\n"):
+                    break  # the last line, still being appended
+                try:
+                    ts = str(json.loads(raw).get("ts") or "")
+                except (json.JSONDecodeError, AttributeError):
+                    ts = ""  # a corrupt line: counted as earlier, so nothing after it is skipped
+                if ts < stamp:
+                    lo = mid + len(raw)
+                else:
+                    hi = mid
+        return self._line_start(lo)
 
     def _line_start(self, offset: int) -> int:
         if offset == 0:

@@ -23,6 +23,7 @@ from ...errors import AgentNotFound, CorruptRecord, IdempotencyConflict
 from ...records import Delivery, Message
 from ...repo import Repo
 from ..base import Held
+from . import sent
 
 SCHEMA = 1
 # A whole message found in tmp/ this long after its last write was left by a sender that died, or
@@ -305,6 +306,7 @@ class FileMail:
     def deliver(self, msg: Message, window: float | None) -> Message:
         self._require_agent(msg.to)
         box = self.repo.inbox_dir(msg.to)
+        sent.note(self.repo, msg)  # first: a line whose message never arrives is skipped, never misleads
         try:
             if msg.dedup_key is None:
                 atomic.maildir_deliver(box, msg.id, render(msg))
@@ -388,6 +390,7 @@ class FileMail:
         if not os.path.isdir(folder):
             raise _no_inbox(name)
         found: list[Delivery] = []
+        alerted = sent.alerted(folder)
         for sub, state in (("new", "stored"), ("pending", "handed"), ("cur", "read")):
             for entry in _names(f"{folder}/{sub}"):
                 path = f"{folder}/{sub}/{entry}"
@@ -399,8 +402,17 @@ class FileMail:
                     )
                 except (CorruptRecord, FileNotFoundError):
                     continue  # being moved by a reader right now, or corrupt (a read reports it)
-                found.append(Delivery(msg, state, at))
+                found.append(Delivery(msg, state, at, msg.id in alerted))
         return sorted(found, key=lambda d: d.message.id)
+
+    def sent_by(self, sender: str) -> list[Delivery]:
+        sent.ensure_index(self.repo, self.listing)
+        return sent.sent_by(self.repo, sender, parse, _read)
+
+    def flag_unread(self, name: str, before_ns: int) -> list[Message]:
+        box = self.repo.inbox_dir(name)
+        with self._turn(box):
+            return sent.flag_unread(box, before_ns, _sent_ns, parse, _read)
 
     def sweep(self, stale_after: float, orphan_age: float | None) -> int:
         """Every inbox's interrupted deliveries finished, torn leftovers `stale_after` old deleted.

@@ -9,7 +9,7 @@ one is committed (or rolled back, never to appear).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
 import psycopg
@@ -67,6 +67,20 @@ class PostgresEvents:
             cursor = rows[-1][0]
             if left is not None:
                 left -= len(rows)
+
+    def about(self, agents: Collection[str], kinds: Collection[str], since: str) -> Iterator[Event]:
+        """By the events_by_agent index, in batches (a reader may stop early)."""
+        who, what, after = list(agents), list(kinds), 0
+        query = (
+            "SELECT id, data FROM events WHERE data->>'agent' = ANY(%s) AND data->>'event' = ANY(%s)"
+            " AND data->>'ts' >= %s AND id > %s ORDER BY id LIMIT %s"
+        )
+        while who and what:
+            rows = self.db.single(lambda c: c.execute(query, (who, what, since, after, _BATCH)).fetchall())  # noqa: B023
+            yield from (_event(row) for row in rows)
+            if len(rows) < _BATCH:
+                return
+            after = rows[-1][0]
 
     def tail(self, n: int) -> list[Event]:
         if n <= 0:

@@ -38,9 +38,10 @@ _STATES = {"new": "stored", "pending": "handed", "read": "read"}
 
 
 def _delivery(row: tuple[Any, ...]) -> Delivery:
-    state, held_ns, read_ns = row[8:11]
+    state, held_ns, read_ns, alerted_ns = row[8:12]
     at = held_ns if state == "pending" else read_ns
-    return Delivery(_message(row, read=state == "read"), _STATES[state], int(at) if at is not None else None)
+    found = _message(row, read=state == "read")
+    return Delivery(found, _STATES[state], int(at) if at is not None else None, alerted_ns is not None)
 
 
 def sent_ns(message_id: str) -> int:
@@ -155,8 +156,27 @@ class PostgresMail:
         def work(conn: psycopg.Connection[Any]) -> list[Delivery]:
             if conn.execute("SELECT 1 FROM inboxes WHERE name = %s", (name,)).fetchone() is None:
                 raise _no_inbox(name)
-            query = f"SELECT {_COLUMNS}, state, held_ns, read_ns FROM messages WHERE recipient = %s ORDER BY id"
+            query = (
+                f"SELECT {_COLUMNS}, state, held_ns, read_ns, alerted_ns FROM messages WHERE recipient = %s ORDER BY id"
+            )
             return [_delivery(row) for row in conn.execute(query, (name,)).fetchall()]
+
+        return self.db.run(work)
+
+    def sent_by(self, sender: str) -> list[Delivery]:
+        query = f"SELECT {_COLUMNS}, state, held_ns, read_ns, alerted_ns FROM messages WHERE sender = %s ORDER BY id"
+        return self.db.single(lambda conn: [_delivery(row) for row in conn.execute(query, (sender,)).fetchall()])
+
+    def flag_unread(self, name: str, before_ns: int) -> list[Message]:
+        def work(conn: psycopg.Connection[Any]) -> list[Message]:
+            if conn.execute("SELECT 1 FROM inboxes WHERE name = %s", (name,)).fetchone() is None:
+                raise _no_inbox(name)
+            rows = conn.execute(
+                f"UPDATE messages SET alerted_ns = %s WHERE recipient = %s AND state = 'new' AND sent_ns < %s"
+                f" AND alerted_ns IS NULL RETURNING {_COLUMNS}",
+                (time.time_ns(), name, before_ns),
+            ).fetchall()
+            return sorted((_message(row, read=False) for row in rows), key=lambda m: m.id)
 
         return self.db.run(work)
 

@@ -104,8 +104,17 @@ CREATE TABLE meta (
 # Version 2: when a message's reading was confirmed (fracta inbox --sent shows it).
 _V2 = "ALTER TABLE messages ADD COLUMN read_ns bigint;"
 
+# Version 3: following messages without a scan: a sender's messages (fracta inbox --sent), unread
+# ones flagged once (alerted_ns), and an agent's events of a kind (the wake story of a message).
+_V3 = """
+CREATE INDEX messages_by_sender ON messages (sender, id);
+ALTER TABLE messages ADD COLUMN alerted_ns bigint;
+CREATE INDEX events_by_agent ON events ((data->>'agent'), (data->>'event'), id);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "agents, inboxes, messages, retired holders, missions, events, tokens, meta", _V1),
     Migration(2, "messages: read_ns", _V2),
+    Migration(3, "messages by sender, alerted_ns; events by agent and kind", _V3),
 )
 VERSION = latest(MIGRATIONS)  # the newest schema this fracta knows (fracta doctor shows it)
