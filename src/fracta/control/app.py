@@ -26,9 +26,10 @@ from .changes import Changes
 
 M = TypeVar("M", bound=contracts.Contract)
 MAX_BODY = 1024 * 1024
-POLL = 0.2  # seconds between looks at events.jsonl while a stream is idle
-# With a store that pushes changes, an idle stream looks again on a change, or this often (a
-# ceiling: closing is checked between waits).
+POLL = 0.2  # seconds between looks at events.jsonl while a stream is idle, when nothing pushes
+# With changes pushed (PostgreSQL's notifications; with files, the control plane's watch on
+# events.jsonl), an idle stream looks again on a change, or this often (a ceiling: closing is
+# checked between waits).
 POLL_PUSHED = 1.0
 KEEPALIVE = 15.0  # seconds of silence before a comment line, which also notices a gone client
 

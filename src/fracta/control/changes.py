@@ -1,6 +1,6 @@
 """A change counter that threads wait on: the event stream sleeps on it rather than polling when
-the store pushes its changes (PostgreSQL's LISTEN/NOTIFY); with the files backend, waits time
-out after a short poll interval instead."""
+changes are pushed (PostgreSQL's LISTEN/NOTIFY; with the files backend, the control plane's
+watch on events.jsonl); without a control plane's pushes, waits time out after a short poll."""
 
 from __future__ import annotations
 
