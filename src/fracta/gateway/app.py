@@ -38,6 +38,7 @@ log = logging.getLogger("fracta.gateway")
 
 PATH = "/mcp"
 MAX_BODY = 1024 * 1024  # a message is at most 64 KiB; nothing an agent sends needs more
+JSON_RESPONSE = False
 INSTRUCTIONS = (
     "fracta keeps the agents working on this repository in touch. "
     + tools.RHYTHM
@@ -193,6 +194,7 @@ def build(
     mcp_app = server.streamable_http_app(
         streamable_http_path=PATH,
         stateless_http=True,
+        json_response=JSON_RESPONSE,
         max_request_body_size=MAX_BODY,
         transport_security=transport_security(repo, host),
         host=host,
