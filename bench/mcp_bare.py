@@ -12,7 +12,6 @@ fracta's. Binds 127.0.0.1 on a free port and writes the port to PORT_FILE once i
 from __future__ import annotations
 
 import contextlib
-import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,6 +23,7 @@ from mcp.server.lowlevel import Server
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
+from fracta.control import server as control_server
 from fracta.gateway import app as gateway
 
 
@@ -50,9 +50,7 @@ def main() -> None:
             Path(sys.argv[1]).write_text(str(sock.getsockname()[1]))
             yield
 
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
+    sock = control_server.listen("127.0.0.1", 0, "bare")  # the gateway's own listening socket
     app = Starlette(routes=[Mount("/", app=mcp_app)], lifespan=lifespan)
     config = uvicorn.Config(app, log_config=None, access_log=False, timeout_graceful_shutdown=1)
     uvicorn.Server(config).run(sockets=[sock])

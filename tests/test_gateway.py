@@ -401,6 +401,34 @@ def test_the_control_plane_stops_promptly_with_an_event_stream_open(fr: repo_mod
         conn.close()
 
 
+def test_connections_to_fractas_listening_sockets_have_nagle_off() -> None:
+    """uvicorn serves the sockets fracta binds; asyncio turns Nagle off only on TCP-protocol sockets.
+    With it on, a reply written in two parts on a kept-alive connection waits ~40 ms for an ACK."""
+    import asyncio
+    import socket
+
+    from fracta.control import server as control_server
+
+    listening = control_server.listen("127.0.0.1", 0, "gateway")
+    seen: list[int] = []
+
+    class Noted(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            seen.append(transport.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+
+    async def connect() -> None:
+        server = await asyncio.get_running_loop().create_server(Noted, sock=listening)  # as uvicorn does
+        async with server:
+            _, writer = await asyncio.open_connection(*listening.getsockname())
+            async with asyncio.timeout(30):
+                while not seen:
+                    await asyncio.sleep(0.01)
+            writer.close()
+
+    asyncio.run(connect())
+    assert seen[0] != 0
+
+
 def test_fracta_gateway_runs_alone_and_warns_off_loopback(fr: repo_mod.Repo) -> None:
     proc = subprocess.Popen(
         [PY, "-m", "fracta", "gateway", "--host", "0.0.0.0", "--port", "0"],
