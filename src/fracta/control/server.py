@@ -330,7 +330,7 @@ def _serve(repo: repo_mod.Repo, instance: str | None) -> int | None:
 
                 graph = client.Graph(settings.of(repo), embedded.socket, reconnect=embedded.ensure)
             gateway = gateway_app.build(repo, endpoint.host, kick=supervisor.kick, graph=graph)
-            strategy_runner = strategies_sidecar.for_control_plane(repo, endpoint.url)
+            strategy_runner = strategies_sidecar.for_gateway(repo, endpoint.url)
             supervisor.start()
             extra = {"event": "control.listening", "url": url, "gateway_url": endpoint.url, "pid": me}
             log.info("control plane listening", extra=extra)

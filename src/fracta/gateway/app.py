@@ -53,6 +53,15 @@ class Endpoint:
     host: str
     url: str  # http://HOST:PORT/mcp
 
+    @property
+    def local_url(self) -> str:
+        """The URL a process beside the gateway (its strategy runner) calls it by: loopback when
+        it listens on every address (0.0.0.0, ::), which is no address to connect to."""
+        if self.host not in ("0.0.0.0", "::", ""):
+            return self.url
+        loopback = "127.0.0.1" if self.host != "::" else "[::1]"
+        return f"http://{loopback}:{self.sock.getsockname()[1]}{PATH}"
+
 
 def listen(repo: Repo, host: str | None = None, port: int | None = None) -> Endpoint:
     """Bind the gateway's socket (gateway.host / gateway.port unless given)."""
@@ -163,17 +172,21 @@ def _failed(exc: FractaError) -> types.CallToolResult:
 def transport_security(repo: Repo, host: str) -> TransportSecuritySettings:
     """Loopback: only loopback Host/Origin headers (plus gateway.allowed_hosts). Elsewhere: the configured ones."""
     extra = [str(h) for h in repo.config.resolved("gateway.allowed_hosts") or []]
+    loopback = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
     if control_server.is_loopback(host):
-        hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*", *extra]
+        hosts = [*loopback, *extra]
     elif extra:
-        hosts = extra
+        # Plus the loopback names, which a rebinding page cannot send (its Host is its own name):
+        # the strategy runner beside the gateway calls it on loopback.
+        hosts = [*extra, *loopback]
     else:
         log.warning(
             "gateway on a non-loopback address without gateway.allowed_hosts: DNS-rebinding protection is off",
             extra={"event": "gateway.unprotected", "host": host},
         )
         return TransportSecuritySettings(enable_dns_rebinding_protection=False)
-    origins = [f"http://{h}" for h in hosts] + [f"https://{h}" for h in extra]
+    pages = hosts if control_server.is_loopback(host) else extra  # whose pages may call it: no more than before
+    origins = [f"http://{h}" for h in pages] + [f"https://{h}" for h in extra]
     return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
 
 
@@ -252,6 +265,7 @@ def serve(repo: Repo, host: str | None = None, port: int | None = None) -> int:
     import threading
 
     from .. import logs, progress
+    from ..strategies import sidecar as strategies_sidecar
 
     if threading.current_thread() is threading.main_thread():
         logs.raise_on_signals()  # until it serves (serve_all handles them then): a logged exit, not a silent one
@@ -261,9 +275,14 @@ def serve(repo: Repo, host: str | None = None, port: int | None = None) -> int:
         repo = dataclasses.replace(repo, progress_sink=sink)
         endpoint = listen(repo, host, port)
         log.info("gateway listening", extra={"event": "gateway.listening", "url": endpoint.url})
+        runner = None
         try:
             app = build(repo, endpoint.host)
+            # strategy_run needs a runner, as under the control plane: this gateway's own, unless one serves already.
+            runner = strategies_sidecar.for_gateway(repo, endpoint.local_url)
             ending.signal = control_server.serve_all([(app, endpoint.sock, True)], threading.Event())
         finally:
+            if runner is not None:
+                runner.stop()
             sink.flush()
     return ending.code
