@@ -226,9 +226,7 @@ def main() -> int:
             f"{(b50 + d50) / d50:4.2f}x direct); fracta's own: {g50 - b50 - d50:+6.2f} ms"
         )
     s50, s99 = pct(gw["strategy_run"], 0.5) * 1e3, pct(gw["strategy_run"], 0.99) * 1e3
-    print(
-        f"{'strategy_run':13s} gateway {s50:6.2f} / {s99:6.2f}   no-op strategy: {s50 - b50:+6.2f} ms above bare MCP"
-    )
+    print(f"{'strategy_run':13s} gateway {s50:6.2f} / {s99:6.2f}   no-op strategy: {s50 - b50:+6.2f} ms above bare MCP")
     return 1 if missed else 0
 
 

@@ -66,6 +66,13 @@ def test_agents_upsert_query_and_read_the_schema_with_provenance(
     cut = alpha.data("graph_query", {"query": "UNWIND range(1, 250) AS i RETURN i", "limit": 10})
     assert (len(cut["rows"]), cut["count"], cut["truncated"]) == (10, 250, True)
     assert "first 10 of 250 rows" in cut["note"]
+    big = alpha.data(
+        "graph_query",
+        {"query": "UNWIND range(1, 1000) AS i RETURN i, $pad AS pad", "params": {"pad": "x" * 400}, "limit": 1000},
+    )
+    assert big["truncated"] and "KiB of JSON" in big["note"] and big["count"] == 1000
+    sizes = [len(json.dumps(r, ensure_ascii=False)) for r in big["rows"]]
+    assert sum(sizes) <= 256 * 1024 < sum(sizes) + max(sizes) + 1  # cut at the first row past 256 KiB
 
 
 def test_graph_query_refuses_writes_by_the_server_and_says_what_the_database_said(
