@@ -284,10 +284,11 @@ def test_requests_without_a_valid_token_get_401_before_mcp(fr: repo_mod.Repo, ga
         assert status == 401
         error = json.loads(body)["error"]
         assert error["message"] == "missing or unknown token" and "Bearer" in error["hint"]
-    status, _ = raw_post(
+    status, body = raw_post(
         gateway, INITIALIZE, {**ACCEPT, "Authorization": f"Bearer {fr.token_path.read_text().strip()}"}
     )
     assert status == 200
+    assert json.loads(body)["result"]["serverInfo"]["name"] == "fracta"  # one JSON body, no event stream
 
 
 def test_a_killed_agents_token_is_refused(fr: repo_mod.Repo, cli: CliRunner, gateway: str) -> None:

@@ -3,7 +3,8 @@
 Every request passes the same bearer-token guard as the REST API (401 before any MCP handling);
 each tool then checks what that caller may do. The transport is stateless (no MCP session lives
 in the server), so a gateway restarted under its clients, or several behind one address, serve
-them alike. DNS-rebinding protection admits only loopback Host headers on a loopback address.
+them alike; each answer is one JSON body (JSON_RESPONSE). DNS-rebinding protection admits only
+loopback Host headers on a loopback address.
 """
 
 from __future__ import annotations
@@ -38,7 +39,13 @@ log = logging.getLogger("fracta.gateway")
 
 PATH = "/mcp"
 MAX_BODY = 1024 * 1024  # a message is at most 64 KiB; nothing an agent sends needs more
-JSON_RESPONSE = False
+# A call's answer as one JSON body, not an SSE stream: fracta's tools send nothing before their
+# result (no progress, no server requests), and clients must accept both (the three AI CLIs do).
+# Measured (graph_query, 100 rows, official client, 3 x 100 calls, median; busy 2-core machine):
+# gateway CPU a call 6.00 -> 3.80 ms, client CPU 4.62 -> 3.45 ms, wall p50 16.1 -> 8.5 ms; the bare
+# SDK with an empty tool: 3.80 -> 2.30 ms CPU. An SSE answer also closed its connection (one TCP
+# connect a call); a JSON one is kept alive (see control/server.listen for Nagle).
+JSON_RESPONSE = True
 INSTRUCTIONS = (
     "fracta keeps the agents working on this repository in touch. "
     + tools.RHYTHM
