@@ -63,13 +63,22 @@ def batch(i: int) -> dict[str, Any]:
     return {"nodes": nodes, "relationships": rels}
 
 
+def cpu(*pids: int) -> float:
+    """Seconds of CPU the processes used so far (user + system, /proc/PID/stat)."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def pct(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 @contextlib.contextmanager
-def bare_mcp(tmp: Path) -> Iterator[str]:
+def bare_mcp(tmp: Path) -> Iterator[tuple[str, int]]:
     """The second baseline: bench/mcp_bare.py (the MCP SDK alone, one empty tool) on a free port."""
     port_file = tmp / "bare.port"
     proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("mcp_bare.py")), str(port_file)])
@@ -78,13 +87,20 @@ def bare_mcp(tmp: Path) -> Iterator[str]:
         while not port_file.exists() or not port_file.read_text():
             assert proc.poll() is None and time.monotonic() < deadline, "the bare MCP server did not start"
             time.sleep(0.05)
-        yield f"http://127.0.0.1:{port_file.read_text()}/mcp"
+        yield f"http://127.0.0.1:{port_file.read_text()}/mcp", proc.pid
     finally:
         proc.terminate()
         proc.wait()
 
 
-def through_gateway(url: str, token: str, bare_url: str, calls: int) -> dict[str, list[float]]:
+def query_args(i: int) -> dict[str, Any]:
+    return {"query": QUERY, "params": {"agent": f"agent-{i % 20}"}, "limit": 1000}
+
+
+def through_gateway(url: str, token: str, bare_url: str, calls: int, pids: dict[str, int]) -> dict[str, list[float]]:
+    """Per tool, each call's wall time; then under "cpu:<tool>", in a block of `calls` calls each,
+    the CPU a call of the serving processes and of this client (wall times on a busy machine
+    mostly measure the scheduler; CPU does not)."""
     import anyio
     import httpx2
     from mcp import ClientSession
@@ -114,11 +130,7 @@ def through_gateway(url: str, token: str, bare_url: str, calls: int) -> dict[str
                 for key, tool, args in (
                     ("bare", "noop", {}),
                     ("floor", "fracta_list", {}),
-                    (
-                        "graph_query",
-                        "graph_query",
-                        {"query": QUERY, "params": {"agent": f"agent-{i % 20}"}, "limit": 1000},
-                    ),
+                    ("graph_query", "graph_query", query_args(i)),
                     ("graph_upsert", "graph_upsert", batch(i)),
                     ("strategy_run", "strategy_run", {"name": "noop", "params": {}}),
                 ):
@@ -128,14 +140,25 @@ def through_gateway(url: str, token: str, bare_url: str, calls: int) -> dict[str
                     assert not result.is_error, result.content
                     if i >= WARMUP:
                         out[key].append(took)
+            blocks = (
+                ("bare", bare, "noop", lambda i: {}, (pids["bare"],)),
+                ("graph_query", session, "graph_query", query_args, (pids["gateway"], pids["graph"])),
+                ("graph_upsert", session, "graph_upsert", batch, (pids["gateway"], pids["graph"])),
+            )
+            for key, where, tool, args_of, serving in blocks:
+                served, mine = cpu(*serving), time.process_time()
+                for i in range(calls):
+                    await where.call_tool(tool, args_of(i))
+                out[f"cpu:{key}"] = [(cpu(*serving) - served) / calls, (time.process_time() - mine) / calls]
         return out
 
     result: dict[str, list[float]] = anyio.run(run)
     return result
 
 
-def direct(socket: Path, calls: int) -> dict[str, list[float]]:
-    """The same Cypher the tools run, straight to FalkorDB (ops.upsert's query, captured once)."""
+def direct(socket: Path, calls: int, graph_pid: int) -> dict[str, list[float]]:
+    """The same Cypher the tools run, straight to FalkorDB (ops.upsert's query, captured once);
+    then, as through_gateway does, the CPU a call in a block of `calls` (the server's, this one's)."""
     import falkordb
 
     from fracta.graph import ops
@@ -153,6 +176,7 @@ def direct(socket: Path, calls: int) -> dict[str, list[float]]:
     spy.indexed.update({"File", "Agent"})
     g = falkordb.FalkorDB(unix_socket_path=str(socket)).select_graph("fracta")
     out: dict[str, list[float]] = {"graph_query": [], "graph_upsert": []}
+    writes: list[tuple[str, dict[str, Any]]] = []
     for i in range(WARMUP + calls):
         start = time.perf_counter()
         g.ro_query(QUERY, {"agent": f"agent-{i % 20}"}, timeout=10000)
@@ -173,6 +197,15 @@ def direct(socket: Path, calls: int) -> dict[str, list[float]]:
         took = time.perf_counter() - start
         if i >= WARMUP:
             out["graph_upsert"].append(took)
+        writes.append((cypher, params))
+    served, mine = cpu(graph_pid), time.process_time()
+    for i in range(calls):
+        g.ro_query(QUERY, {"agent": f"agent-{i % 20}"}, timeout=10000)
+    out["cpu:graph_query"] = [(cpu(graph_pid) - served) / calls, (time.process_time() - mine) / calls]
+    served, mine = cpu(graph_pid), time.process_time()
+    for cypher, params in writes[-calls:]:
+        g.query(cypher, params, timeout=10000)
+    out["cpu:graph_upsert"] = [(cpu(graph_pid) - served) / calls, (time.process_time() - mine) / calls]
     return out
 
 
@@ -201,9 +234,10 @@ def main() -> int:
             info = daemon.read_info(r)
             running = server.running(r)
             assert info is not None and info.gateway_url is not None and running is not None
-            with bare_mcp(Path(tmp)) as bare_url:
-                gw = through_gateway(info.gateway_url, project.agent_token(r, "bench"), bare_url, args.calls)
-            raw = direct(running.socket, args.calls)
+            with bare_mcp(Path(tmp)) as (bare_url, bare_pid):
+                pids = {"bare": bare_pid, "gateway": info.pid, "graph": running.pid}
+                gw = through_gateway(info.gateway_url, project.agent_token(r, "bench"), bare_url, args.calls, pids)
+            raw = direct(running.socket, args.calls, running.pid)
         finally:
             fracta(root, "down")
     missed = False
@@ -224,6 +258,17 @@ def main() -> int:
         print(
             f"{'':13s} bare MCP + direct {b50 + d50:6.2f} (the least any gateway on this SDK could take: "
             f"{(b50 + d50) / d50:4.2f}x direct); fracta's own: {g50 - b50 - d50:+6.2f} ms"
+        )
+    bare_cpu = sum(gw["cpu:bare"]) * 1e3
+    print(f"CPU a call, ms (the serving processes + the client; {args.calls} calls in a block):")
+    server, client = gw["cpu:bare"]
+    print(f"{'bare MCP':13s} {bare_cpu:6.2f}   (server {server * 1e3:.2f} + client {client * 1e3:.2f})")
+    for tool in ("graph_query", "graph_upsert"):
+        (gs, gc), (ds, dc) = gw[f"cpu:{tool}"], raw[f"cpu:{tool}"]
+        print(
+            f"{tool:13s} gateway {(gs + gc) * 1e3:6.2f} (gateway + graph {gs * 1e3:.2f}, client {gc * 1e3:.2f})   "
+            f"direct {(ds + dc) * 1e3:6.2f} (graph {ds * 1e3:.2f}, client {dc * 1e3:.2f})   "
+            f"ratio {(gs + gc) / (ds + dc):4.2f}x; above bare MCP + direct: {(gs + gc - ds - dc) * 1e3 - bare_cpu:+.2f}"
         )
     s50, s99 = pct(gw["strategy_run"], 0.5) * 1e3, pct(gw["strategy_run"], 0.99) * 1e3
     print(f"{'strategy_run':13s} gateway {s50:6.2f} / {s99:6.2f}   no-op strategy: {s50 - b50:+6.2f} ms above bare MCP")
