@@ -19,12 +19,14 @@ gateway -> runner (unix socket) -> load (cached) -> run -> back.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,52 +63,102 @@ def batch(i: int) -> dict[str, Any]:
     return {"nodes": nodes, "relationships": rels}
 
 
+def cpu(*pids: int) -> float:
+    """Seconds of CPU the processes used so far (user + system, /proc/PID/stat)."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def pct(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def through_gateway(url: str, token: str, calls: int) -> dict[str, list[float]]:
+@contextlib.contextmanager
+def bare_mcp(tmp: Path) -> Iterator[tuple[str, int]]:
+    """The second baseline: bench/mcp_bare.py (the MCP SDK alone, one empty tool) on a free port."""
+    port_file = tmp / "bare.port"
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("mcp_bare.py")), str(port_file)])
+    try:
+        deadline = time.monotonic() + 60
+        while not port_file.exists() or not port_file.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, "the bare MCP server did not start"
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port_file.read_text()}/mcp", proc.pid
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def query_args(i: int) -> dict[str, Any]:
+    return {"query": QUERY, "params": {"agent": f"agent-{i % 20}"}, "limit": 1000}
+
+
+def through_gateway(url: str, token: str, bare_url: str, calls: int, pids: dict[str, int]) -> dict[str, list[float]]:
+    """Per tool, each call's wall time; then under "cpu:<tool>", in a block of `calls` calls each,
+    the CPU a call of the serving processes and of this client (wall times on a busy machine
+    mostly measure the scheduler; CPU does not)."""
     import anyio
     import httpx2
     from mcp import ClientSession
     from mcp.client.streamable_http import streamable_http_client
 
     async def run() -> dict[str, list[float]]:
-        out: dict[str, list[float]] = {"graph_query": [], "graph_upsert": [], "floor": [], "strategy_run": []}
+        out: dict[str, list[float]] = {
+            "graph_query": [],
+            "graph_upsert": [],
+            "floor": [],
+            "strategy_run": [],
+            "bare": [],
+        }
         async with (
             httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http,
             streamable_http_client(url, http_client=http) as (read, write),
             ClientSession(read, write) as session,
+            httpx2.AsyncClient() as bare_http,
+            streamable_http_client(bare_url, http_client=bare_http) as (bare_read, bare_write),
+            ClientSession(bare_read, bare_write) as bare,
         ):
             await session.initialize()
+            await bare.initialize()
             for i in range(200):  # the graph: 2,000 files, 20 agents
                 await session.call_tool("graph_upsert", batch(i))
             for i in range(WARMUP + calls):
                 for key, tool, args in (
+                    ("bare", "noop", {}),
                     ("floor", "fracta_list", {}),
-                    (
-                        "graph_query",
-                        "graph_query",
-                        {"query": QUERY, "params": {"agent": f"agent-{i % 20}"}, "limit": 1000},
-                    ),
+                    ("graph_query", "graph_query", query_args(i)),
                     ("graph_upsert", "graph_upsert", batch(i)),
                     ("strategy_run", "strategy_run", {"name": "noop", "params": {}}),
                 ):
                     start = time.perf_counter()
-                    result = await session.call_tool(tool, args)
+                    result = await (bare if key == "bare" else session).call_tool(tool, args)
                     took = time.perf_counter() - start
                     assert not result.is_error, result.content
                     if i >= WARMUP:
                         out[key].append(took)
+            blocks = (
+                ("bare", bare, "noop", lambda i: {}, (pids["bare"],)),
+                ("graph_query", session, "graph_query", query_args, (pids["gateway"], pids["graph"])),
+                ("graph_upsert", session, "graph_upsert", batch, (pids["gateway"], pids["graph"])),
+            )
+            for key, where, tool, args_of, serving in blocks:
+                served, mine = cpu(*serving), time.process_time()
+                for i in range(calls):
+                    await where.call_tool(tool, args_of(i))
+                out[f"cpu:{key}"] = [(cpu(*serving) - served) / calls, (time.process_time() - mine) / calls]
         return out
 
     result: dict[str, list[float]] = anyio.run(run)
     return result
 
 
-def direct(socket: Path, calls: int) -> dict[str, list[float]]:
-    """The same Cypher the tools run, straight to FalkorDB (ops.upsert's query, captured once)."""
+def direct(socket: Path, calls: int, graph_pid: int) -> dict[str, list[float]]:
+    """The same Cypher the tools run, straight to FalkorDB (ops.upsert's query, captured once);
+    then, as through_gateway does, the CPU a call in a block of `calls` (the server's, this one's)."""
     import falkordb
 
     from fracta.graph import ops
@@ -124,6 +176,7 @@ def direct(socket: Path, calls: int) -> dict[str, list[float]]:
     spy.indexed.update({"File", "Agent"})
     g = falkordb.FalkorDB(unix_socket_path=str(socket)).select_graph("fracta")
     out: dict[str, list[float]] = {"graph_query": [], "graph_upsert": []}
+    writes: list[tuple[str, dict[str, Any]]] = []
     for i in range(WARMUP + calls):
         start = time.perf_counter()
         g.ro_query(QUERY, {"agent": f"agent-{i % 20}"}, timeout=10000)
@@ -144,6 +197,15 @@ def direct(socket: Path, calls: int) -> dict[str, list[float]]:
         took = time.perf_counter() - start
         if i >= WARMUP:
             out["graph_upsert"].append(took)
+        writes.append((cypher, params))
+    served, mine = cpu(graph_pid), time.process_time()
+    for i in range(calls):
+        g.ro_query(QUERY, {"agent": f"agent-{i % 20}"}, timeout=10000)
+    out["cpu:graph_query"] = [(cpu(graph_pid) - served) / calls, (time.process_time() - mine) / calls]
+    served, mine = cpu(graph_pid), time.process_time()
+    for cypher, params in writes[-calls:]:
+        g.query(cypher, params, timeout=10000)
+    out["cpu:graph_upsert"] = [(cpu(graph_pid) - served) / calls, (time.process_time() - mine) / calls]
     return out
 
 
@@ -172,13 +234,17 @@ def main() -> int:
             info = daemon.read_info(r)
             running = server.running(r)
             assert info is not None and info.gateway_url is not None and running is not None
-            gw = through_gateway(info.gateway_url, project.agent_token(r, "bench"), args.calls)
-            raw = direct(running.socket, args.calls)
+            with bare_mcp(Path(tmp)) as (bare_url, bare_pid):
+                pids = {"bare": bare_pid, "gateway": info.pid, "graph": running.pid}
+                gw = through_gateway(info.gateway_url, project.agent_token(r, "bench"), bare_url, args.calls, pids)
+            raw = direct(running.socket, args.calls, running.pid)
         finally:
             fracta(root, "down")
     missed = False
+    b50, b99 = pct(gw["bare"], 0.5) * 1e3, pct(gw["bare"], 0.99) * 1e3
     f50, f99 = pct(gw["floor"], 0.5) * 1e3, pct(gw["floor"], 0.99) * 1e3
     print(f"{args.calls} calls each after {WARMUP} warm-up; ms (p50 / p99); ratio = gateway p50 / direct p50")
+    print(f"{'bare MCP':13s} server  {b50:6.2f} / {b99:6.2f}   (an empty tool on the MCP SDK alone: its floor)")
     print(f"{'floor':13s} gateway {f50:6.2f} / {f99:6.2f}   (fracta_list: the cheapest MCP call through the gateway)")
     for tool in ("graph_query", "graph_upsert"):
         g50, g99 = pct(gw[tool], 0.5) * 1e3, pct(gw[tool], 0.99) * 1e3
@@ -189,11 +255,23 @@ def main() -> int:
             f"{tool:13s} gateway {g50:6.2f} / {g99:6.2f}   direct {d50:6.2f} / {d99:6.2f}   "
             f"ratio p50 {ratio:4.2f}x  p99 {g99 / d99:4.2f}x  (mean {statistics.mean(gw[tool]) * 1e3:.2f})"
         )
-        print(f"{'':13s} above the floor: p50 {g50 - f50:+6.2f} ms ({(g50 - f50) / d50:4.2f}x the direct call's p50)")
+        print(
+            f"{'':13s} bare MCP + direct {b50 + d50:6.2f} (the least any gateway on this SDK could take: "
+            f"{(b50 + d50) / d50:4.2f}x direct); fracta's own: {g50 - b50 - d50:+6.2f} ms"
+        )
+    bare_cpu = sum(gw["cpu:bare"]) * 1e3
+    print(f"CPU a call, ms (the serving processes + the client; {args.calls} calls in a block):")
+    server, client = gw["cpu:bare"]
+    print(f"{'bare MCP':13s} {bare_cpu:6.2f}   (server {server * 1e3:.2f} + client {client * 1e3:.2f})")
+    for tool in ("graph_query", "graph_upsert"):
+        (gs, gc), (ds, dc) = gw[f"cpu:{tool}"], raw[f"cpu:{tool}"]
+        print(
+            f"{tool:13s} gateway {(gs + gc) * 1e3:6.2f} (gateway + graph {gs * 1e3:.2f}, client {gc * 1e3:.2f})   "
+            f"direct {(ds + dc) * 1e3:6.2f} (graph {ds * 1e3:.2f}, client {dc * 1e3:.2f})   "
+            f"ratio {(gs + gc) / (ds + dc):4.2f}x; above bare MCP + direct: {(gs + gc - ds - dc) * 1e3 - bare_cpu:+.2f}"
+        )
     s50, s99 = pct(gw["strategy_run"], 0.5) * 1e3, pct(gw["strategy_run"], 0.99) * 1e3
-    print(
-        f"{'strategy_run':13s} gateway {s50:6.2f} / {s99:6.2f}   no-op strategy: {s50 - f50:+6.2f} ms above the floor"
-    )
+    print(f"{'strategy_run':13s} gateway {s50:6.2f} / {s99:6.2f}   no-op strategy: {s50 - b50:+6.2f} ms above bare MCP")
     return 1 if missed else 0
 
 

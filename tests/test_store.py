@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from store_helpers import agent, holder, make_repo, message, mission, open_postgres
 
+from fracta import atomic
 from fracta.errors import AgentExists, AgentNotFound, CorruptRecord, IdempotencyConflict
 from fracta.records import Status
 from fracta.repo import Repo
@@ -452,6 +453,20 @@ def test_tokens_resolve_to_their_owner_until_the_agent_is_removed(store: Store, 
     assert store.tokens.resolve("nope") is None and store.tokens.resolve("") is None
     store.agents.remove("one")
     assert store.tokens.resolve("tok-one") is None
+    store.agents.create(agent("one"), "tok-two")  # the same name again: only its new token works
+    assert store.tokens.resolve("tok-one") is None and store.tokens.resolve("tok-two") == "one"
+
+
+def test_a_replaced_token_file_stops_its_old_token_at_once_though_resolved_tokens_are_remembered(repo: Repo) -> None:
+    store = FileStore(repo)
+    old = store.tokens.chessmaster()
+    store.agents.create(agent("one"), "tok-one")
+    for _ in range(2):  # the second time from what the first remembered
+        assert store.tokens.resolve(old) == "chessmaster" and store.tokens.resolve("tok-one") == "one"
+    atomic.write_text(repo.token_path, "rotated\n", mode=0o600)
+    atomic.write_text(repo.agent_file("one", "token"), "tok-new\n", mode=0o600)
+    assert store.tokens.resolve(old) is None and store.tokens.resolve("tok-one") is None
+    assert store.tokens.resolve("rotated") == "chessmaster" and store.tokens.resolve("tok-new") == "one"
 
 
 def test_the_last_action_is_remembered(store: Store) -> None:

@@ -13,14 +13,15 @@ import anyio
 import httpx2
 import pytest
 from conftest import CliRunner, git
-from lifecycle_helpers import cleanup, use_free_port
+from lifecycle_helpers import cleanup, use_free_port, wait_for
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from test_gateway import Mcp, fr
 
-from fracta import agents, project, workspaces
+from fracta import agents, processes, project, workspaces
 from fracta import repo as repo_mod
 from fracta.control import daemon
+from fracta.strategies import sidecar
 
 __all__ = ["fr"]
 
@@ -79,6 +80,30 @@ async def stuck(ctx):
     except asyncio.CancelledError:
         Path(ctx.root, "slow-cancelled").write_text("yes")
         raise
+"""
+
+SPINNING = """
+import os
+import subprocess
+import time
+from pathlib import Path
+
+from fracta.strategies import Strategy
+
+strategy = Strategy("spinning", "A plain step past its timeout, and the process it started.")
+
+
+@strategy.step
+def first(ctx):
+    return {"pid": os.getpid(), "caller": ctx.caller}
+
+
+@strategy.step(timeout=10)  # room for a Python process to start on a loaded machine
+def spin(ctx, first):
+    child = subprocess.Popen(["sleep", "3600"])
+    Path(ctx.root, "spin.pids").write_text(f"{os.getpid()} {child.pid}")
+    while True:
+        time.sleep(0.01)
 """
 
 CYCLE = """
@@ -140,6 +165,7 @@ TEST_STRATEGIES = {
     "noop": NOOP,
     "failing": FAILING,
     "slow": SLOW,
+    "spinning": SPINNING,
     "cycle": CYCLE,
     "broken": BROKEN,
     "unbound": UNBOUND,
@@ -232,6 +258,16 @@ def test_the_conflict_radar_finds_two_agents_conflicting_edits_the_same_for_ever
     commit(beta_ws, "shared.txt", "beta's line\n")
     commit(beta_ws, "beta_only.txt", "b\n")
     commit(gamma_ws, "gamma.txt", "g\n")
+    # Finished agents' unmerged branches count; a lost one's with no worktree or no branch is no error.
+    lost_ws, gone_ws, merged_ws = (make_agent(fr, n) for n in ("lost", "gone", "merged"))
+    commit(lost_ws, "gamma.txt", "lost's own\n")  # both add gamma.txt: gamma and lost conflict
+    commit(merged_ws, "merged.txt", "m\n")
+    git(fr.root, "merge", "-q", "--ff-only", agents.load(fr, "merged").branch or "")
+    for name, ws in (("lost", lost_ws), ("gone", gone_ws)):
+        git(fr.root, "worktree", "remove", "--force", str(ws))
+        agents.update(fr, name, status=agents.Status.LOST)
+    git(fr.root, "branch", "-D", agents.load(fr, "gone").branch or "")
+    agents.update(fr, "merged", status=agents.Status.DONE)
     alpha, beta = agent(fr, served, "alpha"), agent(fr, served, "beta")
 
     listed = alpha.data("strategy_list")["strategies"]
@@ -248,7 +284,15 @@ def test_the_conflict_radar_finds_two_agents_conflicting_edits_the_same_for_ever
         "beta": ["beta_only.txt", "shared.txt"],
         "gamma": ["gamma.txt"],
     }
-    assert report["conflicts"] == [{"agent": "alpha", "with": "beta", "with_agent": True, "files": ["shared.txt"]}]
+    assert report["conflicts"] == [
+        {"agent": "alpha", "with": "beta", "with_agent": True, "files": ["shared.txt"]},
+        {"agent": "gamma", "with": "lost", "with_agent": True, "files": ["gamma.txt"]},
+    ]
+    skipped = {s["agent"]: (s["status"], s["reason"]) for s in report["skipped"]}
+    assert skipped.keys() == {"gone", "lost", "merged"}
+    assert skipped["gone"][0] == "lost" and "is gone" in skipped["gone"][1]
+    assert skipped["lost"] == ("lost", "its worktree is gone: its changes are not listed")
+    assert skipped["merged"][0] == "done" and "merged into main already" in skipped["merged"][1]
     assert first["by"] == "alpha" and first["graph_writes"] == 1
 
     again = beta.data("strategy_run", {"name": "conflict_radar", "params": {}})
@@ -261,10 +305,13 @@ def test_the_conflict_radar_finds_two_agents_conflicting_edits_the_same_for_ever
         "graph_query",
         {
             "query": "MATCH (a:Agent)-[r:CONFLICTS_WITH]->(b:Agent) "
-            "RETURN a.key AS a, b.key AS b, r.files AS files, r._by AS by"
+            "RETURN a.key AS a, b.key AS b, r.files AS files, r._by AS by ORDER BY a"
         },
     )["rows"]
-    assert rows == [{"a": "alpha", "b": "beta", "files": ["shared.txt"], "by": "chessmaster"}]  # the last run's
+    assert rows == [  # the last run's
+        {"a": "alpha", "b": "beta", "files": ["shared.txt"], "by": "chessmaster"},
+        {"a": "gamma", "b": "lost", "files": ["gamma.txt"], "by": "chessmaster"},
+    ]
     changes = alpha.data(
         "graph_query", {"query": "MATCH (:Agent {key: 'beta'})-[r:CHANGES]->(f) RETURN f.key AS f ORDER BY f"}
     )
@@ -273,7 +320,7 @@ def test_the_conflict_radar_finds_two_agents_conflicting_edits_the_same_for_ever
     commit(fr.root, "shared.txt", "main moved on\n")  # now each agent conflicts with main as well
     moved = alpha.data("strategy_run", {"name": "conflict_radar", "params": {"graph": False}})
     found = {(c["agent"], c["with"]) for c in moved["findings"]["report"]["conflicts"]}
-    assert found == {("alpha", "beta"), ("alpha", "main"), ("beta", "main")}
+    assert found == {("alpha", "beta"), ("gamma", "lost"), ("alpha", "main"), ("beta", "main")}
     assert moved["graph_writes"] == 0
 
 
@@ -310,6 +357,14 @@ def test_each_failure_is_a_clear_error(fr: repo_mod.Repo, cli: CliRunner, served
     assert "step 'stuck' failed: ran past stuck's timeout of 0.5s and was cancelled" in text
     assert error["details"]["timed_out"] is True and error["details"]["completed"] == {"quick": "done"}
     assert (fr.root / "slow-cancelled").read_text() == "yes"  # cancelled, not left running
+
+    text, error = error_of(alpha, "strategy_run", {"name": "spinning"})
+    assert "step 'spin' failed: ran past spin's timeout of 10s and was cancelled" in text
+    first = error["details"]["completed"]["first"]
+    assert first["caller"] == "alpha" and first["pid"] != sidecar.serving(fr)  # a process of its own
+    pids = (fr.root / "spin.pids").read_text().split()  # written well within 10s
+    for pid in pids:  # stopped, with what it started: not left spinning in a thread
+        wait_for(f"the timed-out step's process {pid} to be gone", lambda p=int(pid): not processes.alive(p, None))
 
     text, error = error_of(alpha, "strategy_run", {"name": "cycle"})
     assert error["type"] == "StrategyInvalid" and "form a cycle (each needs the next): a -> c -> b -> a" in text

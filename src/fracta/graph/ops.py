@@ -79,14 +79,18 @@ def embedded_socket(repo: Repo) -> Path:
 def query(graph: Graph, cypher: str, params: dict[str, Any] | None = None, limit: int = 100) -> dict[str, Any]:
     """Run read-only Cypher (the server refuses a write); at most `limit` rows and MAX_TEXT of JSON come back."""
     answer = graph.read(cypher, params)
-    rows: list[dict[str, Any]] = []
-    size = 0
-    for row in answer.rows[:limit]:
-        named = dict(zip(answer.columns, row, strict=True))
-        size += len(json.dumps(named, ensure_ascii=False))
-        if size > MAX_TEXT and rows:
-            break
-        rows.append(named)
+    named = [dict(zip(answer.columns, row, strict=True)) for row in answer.rows[:limit]]
+    # One encoding of all the rows, and row by row only when they may not fit (the cut is then the
+    # same: the whole list's JSON is longer than its rows' together). ops.query's own CPU on a fixed
+    # 100-row answer (2 columns), median of 7 x 2000 calls: 0.19 ms (a dumps a row) -> 0.07 ms.
+    rows = named
+    if len(json.dumps(named, ensure_ascii=False)) > MAX_TEXT:
+        rows, size = [], 0
+        for row in named:
+            size += len(json.dumps(row, ensure_ascii=False))
+            if size > MAX_TEXT and rows:
+                break
+            rows.append(row)
     count = len(answer.rows)
     note = None
     if len(rows) < count:

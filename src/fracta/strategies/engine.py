@@ -13,6 +13,7 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -35,6 +36,7 @@ class RunContext:
     caller: str
     bound: Mapping[str, Bound]
     gateway: Gateway | None
+    source: Path | None = None  # the strategy's file: a plain step's process imports it again
     _graph: Any = None
     written: list[dict[str, Any]] = field(default_factory=list)
 
@@ -158,8 +160,8 @@ async def _one(
     try:
         if inspect.iscoroutinefunction(step.run):
             value = await asyncio.wait_for(step.run(ctx, *args), bound)
-        else:  # a plain function runs in a thread: past its timeout it is abandoned, not stopped
-            value = await asyncio.wait_for(asyncio.to_thread(step.run, ctx, *args), bound)
+        else:  # a plain function runs in a process of its own: past its timeout it is killed
+            value = await asyncio.wait_for(_plain(step, ctx, args), bound)
     except TimeoutError:
         setting = f"{step.name}'s timeout" if which == "step" else "the run's timeout (strategies.timeout)"
         raise _failed(step, f"ran past {setting} of {bound:g}s and was cancelled", timed_out=True) from None
@@ -169,6 +171,15 @@ async def _one(
         raise _failed(step, f"{type(exc).__name__}: {exc}") from None
     timings[step.name] = time.monotonic() - started
     return _jsonable(step, value)
+
+
+async def _plain(step: Step, ctx: RunContext, args: list[Any]) -> Any:
+    from . import isolated
+
+    if ctx.source is None:
+        raise FractaError("a plain (synchronous) step runs from its strategy's file, and this one has none")
+    params = ctx.params.model_dump(mode="json")
+    return await isolated.run(ctx.source, ctx.source.stem, step.name, params, ctx.caller, ctx.root, args)
 
 
 def _failed(step: Step, why: str, hint: str = "", *, timed_out: bool = False) -> StepFailed:

@@ -62,7 +62,7 @@ class Loader:
         cached = self._cache.get(path)
         if cached is not None and cached[0] == version:
             return cached[1]
-        loaded = _import(name, path)
+        loaded = import_file(name, path)
         self._cache[path] = (version, loaded)
         return loaded
 
@@ -70,8 +70,9 @@ class Loader:
         return self.load(name).require()
 
 
-def _import(name: str, path: Path) -> Loaded:
-    """Import `path` as a fresh module; any failure becomes a StrategyInvalid naming file and line."""
+def import_file(name: str, path: Path) -> Loaded:
+    """Import `path` as a fresh module (a plain step's process does too, without the cache); any
+    failure becomes a StrategyInvalid naming file and line."""
     module_name = f"fracta_strategy_{name}"
     try:
         spec = importlib.util.spec_from_file_location(module_name, path)

@@ -30,6 +30,7 @@ from .service import Service
 log = logging.getLogger("fracta.strategies")
 
 INFO = "runner.json"
+LOCK = "runner.lock"  # held by the serving runner for its whole life: one runner a repository
 MAX_REQUEST = 16 * 1024 * 1024
 SOCKET_MAX = 100  # AF_UNIX paths stop at 107 bytes (104 on macOS)
 
@@ -94,14 +95,21 @@ async def _handle(service: Service, reader: asyncio.StreamReader, writer: asynci
 
 
 async def serve(repo: Repo, gateway_url: str | None, ready: asyncio.Event | None = None) -> None:
-    """Serve until SIGTERM/SIGINT; runner.json names this process and its socket meanwhile."""
+    """Serve until SIGTERM/SIGINT; runner.json names this process and its socket meanwhile.
+    LockTimeout at once if another runner serves this repository (a control plane's, or a
+    standalone gateway's): the socket and runner.json stay that runner's."""
+    folder(repo).mkdir(parents=True, exist_ok=True)
+    with atomic.lock(folder(repo) / LOCK, timeout=0):
+        await _serve_locked(repo, gateway_url, ready)
+
+
+async def _serve_locked(repo: Repo, gateway_url: str | None, ready: asyncio.Event | None) -> None:
     from ..identity import chessmaster_token
 
     service = Service(repo, Loader.of(repo), gateway_url, chessmaster_token(repo))
     sock = socket_path(repo)
-    folder(repo).mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(FileNotFoundError):
-        sock.unlink()  # a dead runner's (the control plane starts one runner at a time)
+        sock.unlink()  # a dead runner's (this one holds the lock: no other serves)
     old = os.umask(0o177)
     try:
         server = await asyncio.start_unix_server(lambda r, w: _handle(service, r, w), path=str(sock), limit=MAX_REQUEST)

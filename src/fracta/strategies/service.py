@@ -68,14 +68,15 @@ class Service:
         }
 
     async def run(self, name: str, params: dict[str, Any], by: str) -> dict[str, Any]:
-        strategy = self.loader.get(name)
+        loaded = self.loader.load(name)
+        strategy = loaded.require()
         values = parse_params(strategy, params)
         gateway = None
         if any(not _fracta_only(self.repo, strategy, entry) for entry in strategy.requires):
             if self.gateway_url is None:
                 raise InvalidInput(f"{name} needs the gateway's MCP servers, and this runner has no gateway")
             gateway = Gateway(self.gateway_url, self.token)
-        ctx = engine.RunContext(self.repo, values, by, {}, gateway)
+        ctx = engine.RunContext(self.repo, values, by, {}, gateway, loaded.path)
         try:
             ctx.bound = await bindings.resolve(self.repo, strategy, gateway)
             limits = engine.Limits(

@@ -1,7 +1,12 @@
-"""The control plane's side of the strategy runner: start it beside the gateway, stop it with it.
+"""The gateway's side of the strategy runner: start it beside the gateway, stop it with it.
+
+Whatever serves the gateway — the control plane (`fracta up`) or a standalone `fracta gateway`
+(Compose, Kubernetes) — makes sure a runner serves the repository: it uses one that already runs
+(another process's, left alone) or starts its own. One runner a repository: a runner holds
+.fracta/strategies/runner.lock while it lives, and one that cannot take it exits at once.
 
 The runner is a child process in a session of its own (a Ctrl-C meant for `fracta up --foreground`
-is not its); on Linux it gets SIGTERM when the control plane dies, however it dies.
+is not its); on Linux it gets SIGTERM when the process that started it dies, however it dies.
 """
 
 from __future__ import annotations
@@ -15,8 +20,9 @@ import time
 from dataclasses import dataclass
 
 from .. import atomic, processes
-from ..errors import CorruptRecord, StrategyRunnerUnavailable
+from ..errors import EXIT_LOCKED, CorruptRecord, StrategyRunnerUnavailable
 from ..repo import Repo
+from .client import INFO
 
 log = logging.getLogger("fracta.strategies")
 
@@ -38,8 +44,40 @@ class Sidecar:
                 self.proc.wait()
 
 
+def serving(repo: Repo) -> int | None:
+    """The pid of the live runner runner.json names, or None."""
+    try:
+        data = atomic.read_json(repo.state / "strategies" / INFO)
+    except (FileNotFoundError, CorruptRecord):
+        return None
+    pid = data.get("pid")
+    return pid if isinstance(pid, int) and processes.alive(pid, data.get("pid_start")) else None
+
+
+def ensure(repo: Repo, gateway_url: str | None, wait: float = START_WAIT) -> Sidecar | None:
+    """A runner for this repository: the one started here (the caller stops it), or None when
+    another process's runner serves it already (found at once, or winning a race to start)."""
+    if serving(repo) is not None:
+        return None
+    deadline = time.monotonic() + wait
+    try:
+        return start(repo, gateway_url, wait)
+    except StrategyRunnerUnavailable as exc:
+        if (exc.details or {}).get("exit_code") != EXIT_LOCKED:
+            raise
+    while time.monotonic() < deadline:  # another runner holds the lock: wait until it names itself
+        if serving(repo) is not None:
+            return None
+        time.sleep(0.01)
+    raise StrategyRunnerUnavailable(
+        "another strategy runner holds .fracta/strategies/runner.lock but does not answer",
+        f"see {repo.logs_dir / 'strategies.log'}",
+    )
+
+
 def start(repo: Repo, gateway_url: str | None, wait: float = START_WAIT) -> Sidecar:
-    """Start the runner and wait until it listens (runner.json names it)."""
+    """Start the runner and wait until it listens (runner.json names it). The error's `details`
+    carry the runner's exit code (EXIT_LOCKED: another runner serves this repository)."""
     argv = [sys.executable, "-m", "fracta.strategies.runner", str(repo.state)]
     if gateway_url:
         argv += ["--gateway", gateway_url]
@@ -54,7 +92,7 @@ def start(repo: Repo, gateway_url: str | None, wait: float = START_WAIT) -> Side
             start_new_session=True,
             preexec_fn=processes.die_with_parent(),
         )
-    info = repo.state / "strategies" / "runner.json"
+    info = repo.state / "strategies" / INFO
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         # Not written yet, or half-written by an earlier runner: look again until ours names itself.
@@ -69,18 +107,23 @@ def start(repo: Repo, gateway_url: str | None, wait: float = START_WAIT) -> Side
     raise StrategyRunnerUnavailable(
         f"the strategy runner did not start (exit code {proc.returncode})",
         f"see {repo.logs_dir / 'strategies.out'} and {repo.logs_dir / 'strategies.log'}",
+        {"exit_code": proc.returncode},
     )
 
 
-def for_control_plane(repo: Repo, gateway_url: str) -> Sidecar | None:
-    """The runner, or None (logged) if it fails to start: the rest of the control plane works on."""
+def for_gateway(repo: Repo, gateway_url: str) -> Sidecar | None:
+    """The runner this gateway started, or None: another's serves (logged), or it failed to start
+    (logged as a warning: the rest of the gateway works on, strategy_run says the runner is down)."""
     try:
-        sidecar = start(repo, gateway_url)
+        sidecar = ensure(repo, gateway_url)
     except StrategyRunnerUnavailable as exc:
         log.warning(
             "the strategy runner failed to start",
             extra={"event": "strategies.start_failed", "error": exc.message, "hint": exc.hint},
         )
+        return None
+    if sidecar is None:
+        log.info("strategy runner found", extra={"event": "strategies.found", "pid": serving(repo)})
         return None
     log.info("strategy runner started", extra={"event": "strategies.started", "pid": sidecar.proc.pid})
     return sidecar

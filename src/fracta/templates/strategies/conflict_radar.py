@@ -6,6 +6,11 @@ branch's diff from the real `mcp-server-git` (its git_diff tool, run in the agen
 against the point where the branch left the base). Findings go to the knowledge graph:
 (:Agent)-[:CHANGES]->(:File), (:Agent)-[:CONFLICTS_WITH {files}]->(:Agent|:Branch).
 
+Every agent with unmerged work on its branch counts, idle, done, failed or lost alike: that work
+conflicts when merged whatever became of its agent. The report's `skipped` says who was left out
+and why (a branch gone or merged already), and whose changes are not listed (a lost agent whose
+worktree is gone: its branch's conflicts are still found, by git, without the worktree).
+
 Bind `diff` in fracta.yaml (the server is a mcp_servers entry running mcp-server-git):
 
     strategies:
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import re
 from typing import Any
 
@@ -55,32 +61,49 @@ _FILE = re.compile(r"^diff --git a/(.+?) b/(.+)$", re.M)
 
 
 @strategy.step
-async def branches(ctx: Context) -> list[dict[str, Any]]:
-    """The agents that work in a git worktree on a branch of their own (a killed one's is gone)."""
+async def branches(ctx: Context) -> dict[str, list[dict[str, Any]]]:
+    """The agents whose branch has work not yet in the base, whatever their status: an idle, done,
+    failed or lost agent's unmerged branch still conflicts when merged. Skipped, with the reason:
+    a branch that is gone (or shares no history with the base), or merged already."""
     found = await ctx.fetch("agents")
-    return [a for a in found if a["branch"] and a["workspace_kind"] == "git" and a["status"] != "killed"]
+    candidates = [a for a in found if a["branch"] and a["workspace_kind"] == "git" and a["status"] != "killed"]
+
+    async def where(agent: dict[str, Any]) -> dict[str, Any]:
+        parted = (await ctx.fetch("merge_base", a=ctx.params.base, b=agent["branch"]))["sha"]
+        tip = (await ctx.fetch("merge_base", a=agent["branch"], b=agent["branch"]))["sha"]  # the branch's own commit
+        reason = None
+        if parted is None:
+            reason = f"its branch {agent['branch']} is gone, or shares no history with {ctx.params.base}"
+        elif parted == tip:
+            reason = f"its branch {agent['branch']} is merged into {ctx.params.base} already"
+        worktree = bool(agent["workspace"]) and os.path.isdir(agent["workspace"])
+        return {**agent, "merge_base": parted, "worktree": worktree, "skipped": reason}
+
+    placed = await asyncio.gather(*(where(a) for a in candidates))
+    skipped = [{"agent": a["name"], "status": a["status"], "reason": a["skipped"]} for a in placed if a["skipped"]]
+    return {"active": [a for a in placed if a["skipped"] is None], "skipped": skipped}
 
 
 @strategy.step
-async def changes(ctx: Context, branches: list[dict[str, Any]]) -> dict[str, list[str]]:
-    """The files each agent's branch changes since it left the base (its worktree's diff)."""
+async def changes(ctx: Context, branches: dict[str, list[dict[str, Any]]]) -> dict[str, list[str]]:
+    """The files each agent's branch changes since it left the base (its worktree's diff); an
+    agent whose worktree is gone (lost) is left out here, its conflicts are still found."""
 
     async def files_of(agent: dict[str, Any]) -> list[str]:
-        base = (await ctx.fetch("merge_base", a=ctx.params.base, b=agent["branch"]))["sha"]
-        if base is None:
-            return []
-        text = await ctx.fetch("diff", repo_path=agent["workspace"], target=base)
+        text = await ctx.fetch("diff", repo_path=agent["workspace"], target=agent["merge_base"])
         return sorted({m.group(2) for m in _FILE.finditer(text)})
 
-    found = await asyncio.gather(*(files_of(a) for a in branches))
-    return {a["name"]: files for a, files in zip(branches, found, strict=True)}
+    present = [a for a in branches["active"] if a["worktree"]]
+    found = await asyncio.gather(*(files_of(a) for a in present))
+    return {a["name"]: files for a, files in zip(present, found, strict=True)}
 
 
 @strategy.step
-async def conflicts(ctx: Context, branches: list[dict[str, Any]]) -> list[dict[str, Any]]:
+async def conflicts(ctx: Context, branches: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     """Every pair of agents, and each agent with the base, merged dry: the pairs that conflict."""
-    pairs = [(a["name"], a["branch"], b["name"], b["branch"]) for a, b in itertools.combinations(branches, 2)]
-    pairs += [(a["name"], a["branch"], None, ctx.params.base) for a in branches]
+    active = branches["active"]
+    pairs = [(a["name"], a["branch"], b["name"], b["branch"]) for a, b in itertools.combinations(active, 2)]
+    pairs += [(a["name"], a["branch"], None, ctx.params.base) for a in active]
 
     async def merged(pair: tuple[str, str, str | None, str]) -> dict[str, Any]:
         name, branch, other, other_branch = pair
@@ -96,8 +119,13 @@ async def conflicts(ctx: Context, branches: list[dict[str, Any]]) -> list[dict[s
 
 
 @strategy.step
-async def report(ctx: Context, changes: dict[str, list[str]], conflicts: list[dict[str, Any]]) -> dict[str, Any]:
-    """The findings, written to the knowledge graph (when params.graph)."""
+async def report(
+    ctx: Context,
+    branches: dict[str, list[dict[str, Any]]],
+    changes: dict[str, list[str]],
+    conflicts: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The findings, written to the knowledge graph (when params.graph), and the agents left out."""
     if ctx.params.graph:
         nodes = [{"label": "Agent", "key": name} for name in changes]
         rels = [
@@ -115,4 +143,10 @@ async def report(ctx: Context, changes: dict[str, list[str]], conflicts: list[di
             for c in conflicts
         ]
         await ctx.upsert(nodes, rels)
-    return {"changes": changes, "conflicts": conflicts}
+    skipped = list(branches["skipped"])
+    skipped += [
+        {"agent": a["name"], "status": a["status"], "reason": "its worktree is gone: its changes are not listed"}
+        for a in branches["active"]
+        if not a["worktree"]
+    ]
+    return {"changes": changes, "conflicts": conflicts, "skipped": sorted(skipped, key=lambda s: s["agent"])}
