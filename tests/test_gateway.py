@@ -42,7 +42,9 @@ CHESSMASTER_TOOLS = {"fracta_spawn", "fracta_merge", "fracta_kill", "fracta_say"
 
 
 class Mcp:
-    """The official MCP client over streamable HTTP, as one caller (a fresh session per use)."""
+    """The official MCP client over streamable HTTP, as one caller (a fresh session per use).
+    Patient: the client's default 5 s read timeout was hit under a loaded suite by a first
+    tools/list that waits for a backend (mcp-server-time) to start, or by a strategy run."""
 
     def __init__(self, url: str, token: str) -> None:
         self.url = url
@@ -52,7 +54,7 @@ class Mcp:
         async def main() -> Any:
             headers = {"Authorization": f"Bearer {self.token}"}
             async with (
-                httpx2.AsyncClient(headers=headers) as client,
+                httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30.0, read=300.0)) as client,
                 streamable_http_client(self.url, http_client=client) as (read, write),
                 ClientSession(read, write) as session,
             ):

@@ -9,13 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import anyio
-import httpx2
 import pytest
 from conftest import CliRunner, git
 from lifecycle_helpers import cleanup, use_free_port, wait_for
-from mcp import ClientSession
-from mcp.client.streamable_http import streamable_http_client
 from test_gateway import Mcp, fr
 
 from fracta import agents, processes, project, workspaces
@@ -210,25 +206,8 @@ def served(fr: repo_mod.Repo, cli: CliRunner) -> Any:
         yield info.gateway_url
 
 
-class SlowMcp(Mcp):
-    """The official MCP client, patient: a strategy run on a loaded machine may take a while."""
-
-    def _run(self, step: Any) -> Any:
-        async def main() -> Any:
-            headers = {"Authorization": f"Bearer {self.token}"}
-            async with (
-                httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30.0, read=300.0)) as client,
-                streamable_http_client(self.url, http_client=client) as (read, write),
-                ClientSession(read, write) as session,
-            ):
-                init = await session.initialize()
-                return await step(session, init)
-
-        return anyio.run(main)
-
-
-def agent(fr: repo_mod.Repo, url: str, name: str) -> SlowMcp:
-    return SlowMcp(url, project.agent_token(fr, name))
+def agent(fr: repo_mod.Repo, url: str, name: str) -> Mcp:
+    return Mcp(url, project.agent_token(fr, name))
 
 
 def make_agent(r: repo_mod.Repo, name: str) -> Path:

@@ -10,8 +10,7 @@ import sys
 from pathlib import Path
 
 from lifecycle_helpers import use_free_port, wait_for
-from test_gateway import fr
-from test_strategies import SlowMcp
+from test_gateway import Mcp, fr
 
 from fracta import processes
 from fracta import repo as repo_mod
@@ -98,13 +97,13 @@ def test_a_standalone_gateway_starts_a_runner_or_uses_the_one_serving_and_stops_
     first, first_url = start_gateway(fr, "0.0.0.0")
     second = None
     try:
-        found = SlowMcp(first_url, boss).data("strategy_run", {"name": "status"})["findings"]["read"]
+        found = Mcp(first_url, boss).data("strategy_run", {"name": "status"})["findings"]["read"]
         assert "untracked.txt" in found
         runner = sidecar.serving(fr)
         assert runner is not None
 
         second, second_url = start_gateway(fr, "127.0.0.1")  # finds that runner and leaves it alone
-        assert SlowMcp(second_url, boss).data("strategy_run", {"name": "status"})["findings"]["read"] == found
+        assert Mcp(second_url, boss).data("strategy_run", {"name": "status"})["findings"]["read"] == found
         assert sidecar.serving(fr) == runner
         assert stop(second) == 0
         second = None
