@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import mcp.client.session as mcp_session
 import mcp.types as types
 import psutil
+import pytest
 from conftest import CliRunner
 from lifecycle_helpers import cleanup, kill_control_plane_hard, use_free_port, wait_for
 from mcp import Client, ClientSession, StdioServerParameters, stdio_client
@@ -218,10 +220,13 @@ def test_serve_answers_a_request_it_cannot_parse_and_carries_on(initialized: rep
 
 
 def test_serve_bridges_a_client_that_negotiates_the_2026_protocol_across_a_restart(
-    initialized: repo_mod.Repo, tmp_path: Path
+    initialized: repo_mod.Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     r = initialized
     use_free_port(r)
+    # The SDK's probe gives a server 10 s to answer server/discover, then falls back to the
+    # handshake: a loaded suite's first `fracta serve` (starting the control plane) can pass that.
+    monkeypatch.setattr(mcp_session, "DISCOVER_TIMEOUT_SECONDS", 120.0)
     params = StdioServerParameters(
         command=sys.executable, args=["-m", "fracta", "serve"], cwd=str(r.root), env=dict(os.environ)
     )

@@ -44,7 +44,10 @@ Emit = Callable[[Message], None]
 CONNECT_TIMEOUT = 10.0
 RETRY_WINDOW = 60.0  # how long one request keeps trying to reach a restarting control plane
 MAX_ATTEMPTS = 4
-DRAIN_TIMEOUT = 10.0  # after stdin closes, how long requests in flight may still finish
+# After stdin closes, requests in flight may still finish for as long as they would have had with
+# stdin open (a client piping its requests in closes stdin at once, then waits for the replies;
+# 10 s was passed by a control plane starting on a loaded machine); any left then get an error.
+DRAIN_TIMEOUT = RETRY_WINDOW + CONNECT_TIMEOUT
 PROTOCOL_VERSION_META = "io.modelcontextprotocol/protocolVersion"
 NAME_BEARING = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
 _HEADER_SAFE = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?")
@@ -313,7 +316,7 @@ class Bridge:
         self.out = out
         self._out_lock = threading.Lock()
         self.stopping = threading.Event()
-        self._inflight: set[threading.Thread] = set()
+        self._inflight: dict[threading.Thread, Any] = {}  # a request being forwarded -> its id
 
     def emit(self, message: Any) -> None:
         line = json.dumps(message, separators=(",", ":")).encode() + b"\n"
@@ -332,6 +335,9 @@ class Bridge:
             deadline = time.monotonic() + DRAIN_TIMEOUT
             for thread in list(self._inflight):
                 thread.join(max(0.0, deadline - time.monotonic()))
+            for left in list(self._inflight.values()):  # nothing goes unanswered
+                text = f"fracta serve is closing: stdin closed and no reply came within {DRAIN_TIMEOUT:.0f} s"
+                self.emit({"jsonrpc": "2.0", "id": left, "error": {"code": UNAVAILABLE, "message": text}})
         finally:
             self.stopping.set()
             with self.upstream.changed:
@@ -351,7 +357,7 @@ class Bridge:
             if "method" in item and "id" in item:
                 # Requests run concurrently (a long tool call must not hold up a ping or a cancel).
                 thread = threading.Thread(target=self._forward_request, args=(item,), daemon=True)
-                self._inflight.add(thread)
+                self._inflight[thread] = item["id"]
                 thread.start()
             else:
                 self.forward(item)  # notifications and replies keep their order
@@ -360,7 +366,7 @@ class Bridge:
         try:
             self.forward(message)
         finally:
-            self._inflight.discard(threading.current_thread())
+            self._inflight.pop(threading.current_thread(), None)
 
     def forward(self, message: Message) -> None:
         """Send one message upstream, reconnecting and retrying while the control plane comes back."""
