@@ -24,6 +24,7 @@ from pathlib import Path
 
 import bytecode  # bench/bytecode.py, beside this script
 import psutil
+from fleet import wait  # bench/fleet.py, beside this script
 from playwright.sync_api import Page, sync_playwright
 
 BIN = Path(sys.executable).parent
@@ -37,14 +38,6 @@ def fracta(root: Path, *args: str) -> str:
     if done.returncode != 0:
         raise SystemExit(f"fracta {' '.join(args)} failed: {done.stderr}")
     return done.stdout
-
-
-def wait(what: str, check, timeout: float = 600) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def cpu(proc: psutil.Process, seconds: float) -> float:
