@@ -99,3 +99,17 @@ def test_fracta_merge_preview_says_what_merge_would_do_by_its_exit_code(
     shape = cli("merge", "api", "--preview", "--json")
     assert shape.returncode == 4 and json.loads(shape.stdout)["would"] == "conflict"
     assert repo_state(root) == before
+
+
+def test_the_page_marks_a_message_left_unread_past_the_alert_and_escapes_what_agents_wrote() -> None:
+    from fracta.delivery import MessageState
+    from fracta.ui import render
+
+    def message(alert: str | None) -> MessageState:
+        reason = "stored in b's inbox" + (f"; {alert}" if alert else "")
+        return MessageState("m1", "a", "b", "2026-12-03T00:00:00Z", "<b>hi</b>", "stored", None, None, alert, reason)
+
+    late = render._messages([message("unread for 400s while b runs")], "to")
+    assert "delivery-late" in late and "unread for 400s while b runs" in late
+    assert "&lt;b&gt;hi&lt;/b&gt;" in late and "<b>hi</b>" not in late
+    assert "delivery-late" not in render._messages([message(None)], "to")

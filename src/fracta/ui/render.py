@@ -163,6 +163,10 @@ def _commit_line(b: BranchStatus) -> str:
     return f"<code>{esc(c.sha[:10])}</code> {esc(c.subject)} <small>({esc(c.author)}, {esc(c.at)})</small>"
 
 
+# Beside a message its running recipient has left unread past mailbox.unread_alert.
+LATE = ' <span class="delivery delivery-late" title="unread past mailbox.unread_alert">late</span>'
+
+
 def _messages(found: list[MessageState], who: str) -> str:
     if not found:
         return '<p class="none">none</p>'
@@ -170,7 +174,7 @@ def _messages(found: list[MessageState], who: str) -> str:
         f'<tr class="message" data-id="{esc(m.id)}" data-delivery="{esc(m.state)}">'
         f"<td>{esc(m.sender if who == 'from' else m.to)}</td><td>{esc(m.subject or '')}</td>"
         f"<td>{esc(m.sent_at)}</td>"
-        f'<td><span class="delivery delivery-{esc(m.state)}">{esc(m.state)}</span></td>'
+        f'<td><span class="delivery delivery-{esc(m.state)}">{esc(m.state)}</span>{LATE if m.alert else ""}</td>'
         f'<td class="reason">{esc(m.reason)}</td></tr>'
         for m in reversed(found)
     )
