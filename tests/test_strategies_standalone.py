@@ -4,6 +4,7 @@ strategy_run too: it starts a strategy runner, or uses the one already serving t
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -68,6 +69,20 @@ def start_gateway(r: repo_mod.Repo, host: str) -> tuple[subprocess.Popen[str], s
     return proc, f"http://127.0.0.1:{port}/mcp"
 
 
+def new_runner(r: repo_mod.Repo, old: int) -> int:
+    """Wait until a runner other than `old` serves `r`; its pid."""
+    seen: list[int] = []
+
+    def other() -> bool:
+        pid = sidecar.serving(r)
+        if pid is not None and pid != old:
+            seen.append(pid)
+        return bool(seen)
+
+    wait_for(f"a runner in place of {old}", other)
+    return seen[-1]
+
+
 def stop(proc: subprocess.Popen[str]) -> int:
     proc.send_signal(signal.SIGTERM)
     code = proc.wait(timeout=60)
@@ -95,7 +110,7 @@ def test_a_standalone_gateway_starts_a_runner_or_uses_the_one_serving_and_stops_
     # On every address, as in a container: its runner reaches it back on loopback, a Host header
     # gateway.allowed_hosts does not list but a rebinding page could not send.
     first, first_url = start_gateway(fr, "0.0.0.0")
-    second = None
+    second = third = None
     try:
         found = Mcp(first_url, boss).data("strategy_run", {"name": "status"})["findings"]["read"]
         assert "untracked.txt" in found
@@ -103,14 +118,31 @@ def test_a_standalone_gateway_starts_a_runner_or_uses_the_one_serving_and_stops_
         assert runner is not None
 
         second, second_url = start_gateway(fr, "127.0.0.1")  # finds that runner and leaves it alone
+        third, _ = start_gateway(fr, "127.0.0.1")
         assert Mcp(second_url, boss).data("strategy_run", {"name": "status"})["findings"]["read"] == found
         assert sidecar.serving(fr) == runner
+        assert stop(third) == 0
+        third = None
+        assert sidecar.serving(fr) == runner
+
+        # The first gateway stops, and its runner with it: the second starts one of its own.
+        assert stop(first) == 0
+        first = None
+        wait_for("the first gateway's runner to stop with it", lambda: not processes.alive(runner, None))
+        replaced = new_runner(fr, runner)
+        assert Mcp(second_url, boss).data("strategy_run", {"name": "status"})["findings"]["read"] == found
+
+        # Its own runner SIGKILLed: it starts another.
+        os.kill(int(str(replaced)), signal.SIGKILL)
+        again = wait_for(
+            "a runner again", lambda: (sidecar.serving(fr) or 0) not in (0, replaced) and sidecar.serving(fr)
+        )
+        assert Mcp(second_url, boss).data("strategy_run", {"name": "status"})["findings"]["read"] == found
         assert stop(second) == 0
         second = None
-        assert sidecar.serving(fr) == runner
     finally:
-        if second is not None:
-            stop(second)
-        assert stop(first) == 0
-    wait_for("the first gateway's runner to stop with it", lambda: not processes.alive(runner, None))
+        for proc in (first, second, third):
+            if proc is not None:
+                stop(proc)
+    wait_for("the second gateway's runner to stop with it", lambda: not processes.alive(again, None))
     assert sidecar.serving(fr) is None

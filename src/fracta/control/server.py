@@ -364,8 +364,7 @@ def _serve(repo: repo_mod.Repo, instance: str | None) -> int | None:
                 return serve_all([(app, sock, False), (gateway, endpoint.sock, True)], closing)
             finally:
                 supervisor.stop()
-                if strategy_runner is not None:
-                    strategy_runner.stop()
+                strategy_runner.stop()
                 if embedded is not None:
                     embedded.stop()
                 sink.flush()

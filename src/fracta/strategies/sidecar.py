@@ -1,9 +1,10 @@
-"""The gateway's side of the strategy runner: start it beside the gateway, stop it with it.
+"""The gateway's side of the strategy runner: start it beside the gateway, keep one serving, stop it with it.
 
 Whatever serves the gateway — the control plane (`fracta up`) or a standalone `fracta gateway`
 (Compose, Kubernetes) — makes sure a runner serves the repository: it uses one that already runs
-(another process's, left alone) or starts its own. One runner a repository: a runner holds
-.fracta/strategies/runner.lock while it lives, and one that cannot take it exits at once.
+(another process's, left alone) or starts its own, and looks again every CHECK seconds: a runner
+that ended (crashed, or another gateway's that stopped) is replaced. One runner a repository: a
+runner holds .fracta/strategies/runner.lock while it lives, and one that cannot take it exits at once.
 
 The runner is a child process in a session of its own (a Ctrl-C meant for `fracta up --foreground`
 is not its); on Linux it gets SIGTERM when the process that started it dies, however it dies.
@@ -16,6 +17,7 @@ import logging
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 
@@ -28,6 +30,7 @@ log = logging.getLogger("fracta.strategies")
 
 START_WAIT = 30.0
 STOP_WAIT = 10.0
+CHECK = 2.0  # seconds between a Keeper's looks: the longest strategy_run stays down after a crash
 
 
 @dataclass
@@ -111,19 +114,61 @@ def start(repo: Repo, gateway_url: str | None, wait: float = START_WAIT) -> Side
     )
 
 
-def for_gateway(repo: Repo, gateway_url: str) -> Sidecar | None:
-    """The runner this gateway started, or None: another's serves (logged), or it failed to start
-    (logged as a warning: the rest of the gateway works on, strategy_run says the runner is down)."""
-    try:
-        sidecar = ensure(repo, gateway_url)
-    except StrategyRunnerUnavailable as exc:
-        log.warning(
-            "the strategy runner failed to start",
-            extra={"event": "strategies.start_failed", "error": exc.message, "hint": exc.hint},
-        )
-        return None
-    if sidecar is None:
-        log.info("strategy runner found", extra={"event": "strategies.found", "pid": serving(repo)})
-        return None
-    log.info("strategy runner started", extra={"event": "strategies.started", "pid": sidecar.proc.pid})
-    return sidecar
+class Keeper:
+    """Keeps a runner serving the repository while a gateway lives: its own, started here, or
+    another process's. Every CHECK seconds it looks; a runner gone (crashed, SIGKILLed, or another
+    gateway's that stopped with it) is replaced by one of its own, which it stops with itself."""
+
+    def __init__(self, repo: Repo, gateway_url: str) -> None:
+        self.repo = repo
+        self.gateway_url = gateway_url
+        self.own: Sidecar | None = None
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="strategy-runner", daemon=True)
+
+    def start(self) -> Keeper:
+        self.check()
+        self._thread.start()
+        return self
+
+    def check(self) -> None:
+        """Make sure a runner serves: start one if none does (logged; a failure too, and retried)."""
+        if self.own is not None and self.own.proc.poll() is None:
+            return
+        if self.own is not None:
+            log.warning(
+                "the strategy runner ended; starting another",
+                extra={"event": "strategies.ended", "exit_code": self.own.proc.returncode},
+            )
+            self.own = None
+        if serving(self.repo) is not None:
+            return
+        try:
+            self.own = ensure(self.repo, self.gateway_url)
+        except StrategyRunnerUnavailable as exc:
+            log.warning(
+                "the strategy runner failed to start",
+                extra={"event": "strategies.start_failed", "error": exc.message, "hint": exc.hint},
+            )
+            return
+        if self.own is None:
+            log.info("strategy runner found", extra={"event": "strategies.found", "pid": serving(self.repo)})
+        else:
+            log.info("strategy runner started", extra={"event": "strategies.started", "pid": self.own.proc.pid})
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(CHECK):
+            self.check()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        if self.own is not None:
+            self.own.stop()
+
+
+def for_gateway(repo: Repo, gateway_url: str) -> Keeper:
+    """A runner for this gateway's strategy tools, kept serving until the Keeper is stopped: the
+    gateway works on while none can start (strategy_run says the runner is down)."""
+    return Keeper(repo, gateway_url).start()
