@@ -69,8 +69,10 @@ def running(repo: Repo) -> Running | None:
     return Running(pid, started, Path(sock))
 
 
-def answers(sock: Path, timeout: float = 2.0) -> bool:
-    """Does a server answer PING on `sock` (not merely exist, nor still load its data)?"""
+def answers(sock: Path, timeout: float = 10.0) -> bool:
+    """Does a server answer PING on `sock` (not merely exist, nor still load its data)? A refused
+    connection says no at once; a live server gets `timeout` to reply (2 s made a busy server on a
+    loaded 2-core machine look gone: `fracta graph` then said it was not running)."""
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
             s.settimeout(timeout)
