@@ -168,20 +168,28 @@ TEST_STRATEGIES = {
 }
 
 
-def config(root: Path) -> str:
+def git_server(root: Path) -> str:
+    """fracta.yaml's `mcp_servers` with the real mcp-server-git serving `root`."""
     return f"""
 mcp_servers:
   git:
     command: {PY}
     args: [-m, mcp_server_git, --repository, {json.dumps(str(root))}]
-strategies:
+"""
+
+
+def config(root: Path) -> str:
+    return (
+        git_server(root)
+        + """strategies:
   bindings:
     conflict_radar:
-      diff: {{server: git, tool: git_diff, arguments: {{context_lines: 0}}}}
+      diff: {server: git, tool: git_diff, arguments: {context_lines: 0}}
     unbound:
-      status: {{server: git, tool: git_status, arguments: {{repo_path: "${{FRACTA_TEST_UNSET_REPO}}"}}}}
-      agents: {{server: git, tool: git_nothing}}
+      status: {server: git, tool: git_status, arguments: {repo_path: "${FRACTA_TEST_UNSET_REPO}"}}
+      agents: {server: git, tool: git_nothing}
 """
+    )
 
 
 @pytest.fixture

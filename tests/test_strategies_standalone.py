@@ -12,6 +12,7 @@ from pathlib import Path
 
 from lifecycle_helpers import use_free_port, wait_for
 from test_gateway import Mcp, fr
+from test_strategies import git_server
 
 from fracta import processes
 from fracta import repo as repo_mod
@@ -34,16 +35,14 @@ async def read(ctx):
 
 
 def config(root: Path) -> str:
-    return f"""
-mcp_servers:
-  git:
-    command: {PY}
-    args: [-m, mcp_server_git, --repository, {json.dumps(str(root))}]
-strategies:
+    return (
+        git_server(root)
+        + f"""strategies:
   bindings:
     status:
       status: {{server: git, tool: git_status, arguments: {{repo_path: {json.dumps(str(root))}}}}}
 """
+    )
 
 
 def start_gateway(r: repo_mod.Repo, host: str) -> tuple[subprocess.Popen[str], str]:
