@@ -123,6 +123,8 @@ class Keeper:
         self.repo = repo
         self.gateway_url = gateway_url
         self.own: Sidecar | None = None
+        self._seen: int | None = None  # the runner last found or started (logged once)
+        self._failing = False  # starting one failed at the last look (logged once)
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="strategy-runner", daemon=True)
 
@@ -132,7 +134,8 @@ class Keeper:
         return self
 
     def check(self) -> None:
-        """Make sure a runner serves: start one if none does (logged; a failure too, and retried)."""
+        """Make sure a runner serves: start one if none does. Each change is logged once (a runner
+        found, started, ended, or failing to start: retried at the next look)."""
         if self.own is not None and self.own.proc.poll() is None:
             return
         if self.own is not None:
@@ -141,20 +144,33 @@ class Keeper:
                 extra={"event": "strategies.ended", "exit_code": self.own.proc.returncode},
             )
             self.own = None
-        if serving(self.repo) is not None:
+        if self._found(serving(self.repo)):
             return
         try:
             self.own = ensure(self.repo, self.gateway_url)
         except StrategyRunnerUnavailable as exc:
-            log.warning(
-                "the strategy runner failed to start",
-                extra={"event": "strategies.start_failed", "error": exc.message, "hint": exc.hint},
-            )
+            if not self._failing:
+                log.warning(
+                    "the strategy runner failed to start",
+                    extra={"event": "strategies.start_failed", "error": exc.message, "hint": exc.hint},
+                )
+            self._failing = True
             return
-        if self.own is None:
-            log.info("strategy runner found", extra={"event": "strategies.found", "pid": serving(self.repo)})
+        self._failing = False
+        if self.own is None:  # another process's runner won the race to start
+            self._found(serving(self.repo))
         else:
-            log.info("strategy runner started", extra={"event": "strategies.started", "pid": self.own.proc.pid})
+            self._seen = self.own.proc.pid
+            log.info("strategy runner started", extra={"event": "strategies.started", "pid": self._seen})
+
+    def _found(self, pid: int | None) -> bool:
+        """Another process's runner serves (`pid`): logged when it is a new one."""
+        if pid is None:
+            return False
+        if pid != self._seen:
+            self._seen = pid
+            log.info("strategy runner found", extra={"event": "strategies.found", "pid": pid})
+        return True
 
     def _watch(self) -> None:
         while not self._stopping.wait(CHECK):
