@@ -214,6 +214,22 @@ def isolated_env(run_dir: Path) -> dict[str, str]:
     return env
 
 
+def enter_isolated_env(
+    run_dir: Path, monkeypatch: pytest.MonkeyPatch, bin_dir: Path | None = Path(sys.executable).parent
+) -> dict[str, str]:
+    """Make this test's whole environment `isolated_env(run_dir)`, with `bin_dir` (the venv's
+    scripts: fracta, the MCP servers) first on PATH unless None; returns that environment."""
+    env = isolated_env(run_dir)
+    for key in list(os.environ):
+        if key not in env:
+            monkeypatch.delenv(key)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    if bin_dir is not None:
+        monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    return env
+
+
 def claude_env(agent: Agent, api_key: str | None = "sk-ant-test", auth_token: str | None = None) -> dict[str, str]:
     """Variables pointing Claude Code at `agent`, keeping it offline and making it wait for its MCP
     servers (add to an isolated env)."""

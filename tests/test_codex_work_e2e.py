@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ai_clis import isolated_env, runtime_options
+from ai_clis import enter_isolated_env, runtime_options
 from conftest import CliRunner, git
 from lifecycle_helpers import cleanup, use_free_port, wait_for
 from scripted_model import Agent, ScriptedModel, call, say
@@ -40,13 +40,7 @@ def project(
 ) -> Iterator[repo_mod.Repo]:
     """A repo whose codex runtime talks to the scripted model and has no other option: fracta's
     default sandbox. The control plane runs in an isolated environment."""
-    env = isolated_env(tmp_path / "env")
-    for key in list(os.environ):
-        if key not in env:
-            monkeypatch.delenv(key)
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    enter_isolated_env(tmp_path / "env", monkeypatch)
     table = {"codex": runtime_options("codex", llm)}
     assert set(table["codex"]["config"]) == {"model_provider", "model_providers"}  # nothing about the sandbox
     text = initialized.config_path.read_text().replace("agent_runtimes: {}", f"agent_runtimes: {json.dumps(table)}")

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-from ai_clis import CLAUDE_OFFLINE, CODEX_KEY_VAR, OPENCODE_OFFLINE, closed_port, isolated_env, require_cli
+from ai_clis import CLAUDE_OFFLINE, CODEX_KEY_VAR, OPENCODE_OFFLINE, closed_port, enter_isolated_env, require_cli
 from conftest import CliRunner, git
 from helpers.expect import clean_error
 from lifecycle_helpers import cleanup, spawn, use_free_port, wait_status
@@ -344,12 +344,7 @@ def llm() -> Iterator[ScriptedModel]:
 @pytest.fixture
 def isolated(fr: repo_mod.Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> repo_mod.Repo:
     """No host provider variables or login: whatever reaches the model came from fracta.yaml."""
-    env = isolated_env(tmp_path / "env")
-    for key in list(os.environ):
-        monkeypatch.delenv(key)
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("PATH", f"{Path(PY).parent}{os.pathsep}{os.environ['PATH']}")
+    enter_isolated_env(tmp_path / "env", monkeypatch, Path(PY).parent)
     return fr
 
 

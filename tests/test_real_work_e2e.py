@@ -24,7 +24,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from ai_clis import isolated_env, runtime_options
+from ai_clis import enter_isolated_env, runtime_options
 from conftest import CliRunner, git
 from lifecycle_helpers import cleanup, use_free_port, wait_for
 from scripted_model import Agent, ScriptedModel, Step, call, say
@@ -141,11 +141,7 @@ def project(
     environment, a `fracta` that logs each command first on PATH, then this venv (python, pytest)."""
     git(initialized.root, "add", *WIRED)
     git(initialized.root, "commit", "-q", "-m", "wire fracta into the AI CLIs")
-    env = isolated_env(tmp_path / "env")
-    for key in list(os.environ):
-        monkeypatch.delenv(key)
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
+    enter_isolated_env(tmp_path / "env", monkeypatch, None)
     venv = Path(sys.executable).parent
     shim = tmp_path / "shim"
     shim.mkdir()

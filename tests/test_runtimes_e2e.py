@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ai_clis import isolated_env, require_cli, runtime_options
+from ai_clis import enter_isolated_env, require_cli, runtime_options
 from conftest import CliRunner
 from lifecycle_helpers import cleanup, use_free_port, wait_for
 from scripted_model import Agent, ScriptedModel, call, say
@@ -42,12 +41,7 @@ def project(
     initialized: repo_mod.Repo, llm: ScriptedModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[repo_mod.Repo]:
     """A repo whose runtimes all talk to the scripted model; the control plane runs in an isolated env."""
-    env = isolated_env(tmp_path / "env")
-    for key in list(os.environ):
-        monkeypatch.delenv(key)
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    enter_isolated_env(tmp_path / "env", monkeypatch)
     table = {r: runtime_options(r, llm) for r in ("claude", "codex", "opencode")}
     text = initialized.config_path.read_text().replace("agent_runtimes: {}", f"agent_runtimes: {json.dumps(table)}")
     text = text.replace("pricing: {}", f"pricing: {json.dumps({'fake-model': PRICE})}")

@@ -4,13 +4,11 @@ stopping a Claude agent at its turn's end, a refused spawn, and the wake story o
 from __future__ import annotations
 
 import json
-import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ai_clis import isolated_env, runtime_options
+from ai_clis import enter_isolated_env, runtime_options
 from conftest import CliRunner
 from lifecycle_helpers import cleanup, use_free_port, wait_for
 from scripted_model import ScriptedModel, say
@@ -31,12 +29,7 @@ def configure(
     r: repo_mod.Repo, llm: ScriptedModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **edits: str
 ) -> None:
     """Claude pointed at the scripted model, in an isolated environment; `edits` replace fracta.yaml text."""
-    env = isolated_env(tmp_path / "env")
-    for key in list(os.environ):
-        monkeypatch.delenv(key)
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    enter_isolated_env(tmp_path / "env", monkeypatch)
     text = r.config_path.read_text().replace(
         "agent_runtimes: {}", f"agent_runtimes: {json.dumps({'claude': runtime_options('claude', llm)})}"
     )
